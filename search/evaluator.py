@@ -1,0 +1,65 @@
+"""The evaluator interface: how a trial's architecture becomes a reward.
+
+Strategies never train anything themselves; a search loop hands each trial to an evaluator
+(through an executor) and tells the strategy the reward. A tabular benchmark, a real child
+trainer on PTB or CIFAR-10, or a user's own function all implement this one interface.
+
+Evaluators must be picklable (they are shipped to worker processes and Ray tasks), so keep
+heavy state (datasets, models) out of ``__init__`` and build it lazily in ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Callable, Dict, Optional
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """What an evaluation produced. A failed evaluation has ``reward == 0.0`` and an error."""
+
+    reward: float
+    metrics: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    failed: bool = False
+    error: Optional[str] = None
+    seconds: float = 0.0
+
+    @classmethod
+    def failure(cls, error: str, metrics: Optional[Dict[str, Any]] = None,
+                seconds: float = 0.0) -> "EvalResult":
+        return cls(reward=0.0, metrics=dict(metrics or {}), failed=True, error=error,
+                   seconds=seconds)
+
+
+class Evaluator(abc.ABC):
+    """Turns a trial's spec into a reward (higher is better)."""
+
+    #: the name the evaluator registry and the `--evaluator` flag know it by.
+    name: str = ""
+
+    @abc.abstractmethod
+    def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        """Evaluate one architecture. May raise; the caller records the error as a failure."""
+
+    def config(self) -> Dict[str, Any]:
+        """JSON-serializable settings, stored in the run directory and compared on resume."""
+        return {"name": self.name}
+
+    def resources(self) -> Dict[str, float]:
+        """What one evaluation needs from an executor, e.g. {"num_cpus": 1, "num_gpus": 1}."""
+        return {"num_cpus": 1}
+
+
+class FunctionEvaluator(Evaluator):
+    """Wraps a plain ``fn(spec) -> float`` (or -> EvalResult) as an evaluator."""
+
+    name = "function"
+
+    def __init__(self, fn: Callable[[Any], Any], name: str = "function"):
+        self.fn = fn
+        self.name = name
+
+    def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        out = self.fn(spec)
+        return out if isinstance(out, EvalResult) else EvalResult(reward=float(out))
