@@ -1,0 +1,40 @@
+"""nascell.export: a spec (or a trained layer) -> a standalone export folder, and back.
+
+    from nascell.export import export_spec, export_best, load
+    path = export_spec(spec, "exports/cell", units=256, input_dim=128)
+    layer = load(path)            # keras.layers.RNN(TreeCell(...)) with the exported weights
+
+The folder holds ``spec.json``, ``weights.npz``, ``layer.keras``, a ``saved_model/`` with
+named endpoints (TensorFlow alone runs it), ``architecture.dot`` and ``metadata.json``; see
+`nascell.export.exporter` and `nascell.export.artifacts`. The binary ``nascell-export`` does
+the same from the command line.
+
+The names below are imported on first use, so ``import nascell.export.runs`` (what the binary
+needs to check its flags) does not load TensorFlow.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "export_spec": "nascell.export.exporter",
+    "export_best": "nascell.export.exporter",
+    "load": "nascell.export.loader",
+    "load_spec": "nascell.export.loader",
+    "load_metadata": "nascell.export.loader",
+    "ExportFormatError": "nascell.export.artifacts",
+    "WeightsMismatchError": "nascell.export.artifacts",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nascell.export' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))

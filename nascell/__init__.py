@@ -1,10 +1,31 @@
 """nascell: Neural Architecture Search with reinforcement learning for Keras 3.
 
+The cell Zoph & Le found on Penn Treebank, as a drop-in Keras RNN cell:
+
+    import keras
     from nascell import NASCell
+
     layer = keras.layers.RNN(NASCell(units=256), return_sequences=True)
+
+Any searched cell, from its spec:
+
+    from nascell import TreeCell, FIGURE5_SPEC
+    layer = keras.layers.RNN(TreeCell(FIGURE5_SPEC, units=128))
+
+Importing `nascell` registers its layers with Keras, so a `.keras` file that uses them loads
+with `keras.saving.load_model(path)` and no `custom_objects`.
 """
 
-from nascell.spec import (ConvLayer, ConvSpec, NAS_CELL_SPEC, CellIndex, NodeOp, RNNCellSpec,
-                          SpecError, spec_from_json)
+from nascell.spec import (FIGURE5_SPEC, NAS_CELL_SPEC, CellIndex, ConvLayer, ConvSpec, NodeOp,
+                          RNNCellSpec, SpecError, rnn_cell_spec, spec_from_dict, spec_from_json)
+from nascell.tree_cell import TreeCell
+from nascell.nas_cell import NASCell
+from nascell.conv import ConvNet, build_conv_classifier, plan_conv_shapes
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "CellIndex", "ConvLayer", "ConvNet", "ConvSpec", "FIGURE5_SPEC", "NASCell", "NAS_CELL_SPEC",
+    "NodeOp", "RNNCellSpec", "SpecError", "TreeCell", "build_conv_classifier",
+    "plan_conv_shapes", "rnn_cell_spec", "spec_from_dict", "spec_from_json",
+]

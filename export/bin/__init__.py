@@ -1,0 +1,1 @@
+"""Binaries of nascell.export (absl apps installed as console scripts)."""

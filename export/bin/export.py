@@ -1,0 +1,177 @@
+r"""nascell-export: compile a spec, or a search run's best trial, into an export folder.
+
+    nascell-export --run_dir=runs/ptb                    # best trial -> runs/ptb/export/best
+    nascell-export --run_dir=runs/ptb --trial=17 --out=exports/t17
+    nascell-export --spec_json=cell.json --units=256 --input_dim=128 --out=exports/cell
+    nascell-export --spec_json=conv.json --input_shape=32,32,3 --out=exports/conv
+
+The folder holds spec.json, weights.npz, layer.keras, saved_model/ (endpoints ``sequence``,
+``sequence_with_state`` and ``step`` for cells, ``features`` for conv nets), architecture.dot
+and metadata.json (see `nascell.export.exporter`). Every flag is checked before any work; a
+bad one stops the program with a usage message saying what to pass. Accepts --flagfile.
+
+The flags live in this module's own `FlagValues` (parsed first; absl's own flags such as
+--verbosity go to the global ones), so the module can be imported beside other binaries that
+also define --run_dir or --out, and tests can drive `main` in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+from absl import app, flags
+
+FLAGS = flags.FlagValues()
+
+_ = dict(flag_values=FLAGS)
+flags.DEFINE_string("run_dir", None, "A search run directory: export its best trial (or --trial) "
+                    "into <run_dir>/export/best (or trial_<id>) unless --out is given.", **_)
+flags.DEFINE_integer("trial", None, "With --run_dir: the trial id to export, not the best.", **_)
+flags.DEFINE_string("spec_json", None, "A spec to export: the path of a JSON file (or the JSON "
+                    "text itself). Needs --out.", **_)
+flags.DEFINE_integer("units", None, "Recurrent cells: the cell width (c and tree nodes).", **_)
+flags.DEFINE_integer("input_dim", None, "Recurrent cells: the size of each input vector.", **_)
+flags.DEFINE_integer("projection", None, "Recurrent cells: project h_t to this size.", **_)
+flags.DEFINE_boolean("use_bias", None, "Recurrent cells: give the recurrent products a bias "
+                     "(TreeCell's default: yes).", **_)
+flags.DEFINE_string("input_shape", None, "Conv specs: image height,width,channels, e.g. "
+                    "32,32,3.", **_)
+flags.DEFINE_string("out", None, "The export folder to write.", **_)
+flags.DEFINE_boolean("overwrite", False, "Replace --out if it exists.", **_)
+del _
+
+
+def _positive(name: str) -> Optional[int]:
+    value = getattr(FLAGS, name)
+    if value is not None and value < 1:
+        raise app.UsageError(f"--{name} must be a positive integer, got {value}")
+    return value
+
+
+def _input_shape() -> Optional[tuple]:
+    text = FLAGS.input_shape
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise app.UsageError(f"--input_shape must be three positive integers height,width,"
+                             f"channels (e.g. 32,32,3); got {text!r}")
+    return shape
+
+
+def _read_spec(text: str):
+    from nascell.spec import SpecError, spec_from_json
+    is_json = text.lstrip().startswith("{")
+    if not is_json and not os.path.isfile(text):
+        raise app.UsageError(f"--spec_json {text}: no such file (pass a JSON file or JSON text)")
+    try:
+        content = text
+        if not is_json:
+            with open(text, "r", encoding="utf-8") as f:
+                content = f.read()
+        return spec_from_json(content)
+    except (SpecError, ValueError, OSError) as e:
+        raise app.UsageError(f"--spec_json {'(JSON text)' if is_json else text}: {e}") from None
+
+
+def _check_sizes(spec, sizes: Dict[str, Any], from_run: bool) -> None:
+    from nascell.spec import RNNCellSpec
+    if isinstance(spec, RNNCellSpec):
+        if sizes.get("input_shape") is not None:
+            raise app.UsageError("--input_shape is for conv specs; this is a recurrent cell "
+                                 "spec: pass --units and --input_dim")
+        for name in ("units", "input_dim"):
+            if sizes.get(name) is None:
+                where = " (the run config does not record it)" if from_run else ""
+                raise app.UsageError(f"--{name} is required to export a recurrent cell{where}")
+    else:
+        for name in ("units", "input_dim", "projection", "use_bias"):
+            if sizes.get(name) is not None:
+                raise app.UsageError(f"--{name} is for recurrent cell specs; this is a conv "
+                                     f"spec: pass --input_shape=height,width,channels")
+        if sizes.get("input_shape") is None:
+            where = " (the run config does not record it)" if from_run else ""
+            raise app.UsageError(f"--input_shape (e.g. 32,32,3) is required to export a conv "
+                                 f"spec{where}")
+
+
+def _plan() -> Dict[str, Any]:
+    """Check every flag and resolve what to export; raises app.UsageError before any work."""
+    if (FLAGS.run_dir is None) == (FLAGS.spec_json is None):
+        raise app.UsageError("pass exactly one of --run_dir (export a search's best trial) or "
+                             "--spec_json (export a spec file)")
+    if FLAGS.trial is not None and FLAGS.run_dir is None:
+        raise app.UsageError("--trial needs --run_dir")
+    if FLAGS.trial is not None and FLAGS.trial < 0:
+        raise app.UsageError(f"--trial must be a trial id >= 0, got {FLAGS.trial}")
+    sizes = {name: _positive(name) for name in ("units", "input_dim", "projection")}
+    sizes["input_shape"] = _input_shape()
+    sizes["use_bias"] = FLAGS.use_bias
+    explicit = {k: v for k, v in sizes.items() if v is not None}
+
+    if FLAGS.spec_json is not None:
+        if FLAGS.out is None:
+            raise app.UsageError("--out is required with --spec_json (the folder to write)")
+        spec = _read_spec(FLAGS.spec_json)
+        _check_sizes(spec, sizes, from_run=False)
+        out, info = FLAGS.out, None
+    else:
+        from nascell.export import runs
+        try:
+            info = runs.trial_info(FLAGS.run_dir, FLAGS.trial)
+        except (runs.RunExportError, ValueError) as e:
+            raise app.UsageError(f"--run_dir {FLAGS.run_dir}: {e}") from None
+        spec = info["spec"]
+        merged = {**runs.export_sizes(FLAGS.run_dir, spec, info), **explicit}
+        _check_sizes(spec, merged, from_run=True)
+        explicit = merged
+        sub = "best" if FLAGS.trial is None else f"trial_{info['trial_id']}"
+        out = FLAGS.out or os.path.join(FLAGS.run_dir, "export", sub)
+    if os.path.exists(out) and not FLAGS.overwrite:
+        raise app.UsageError(f"--out {out} already exists; pass --overwrite to replace it")
+    return {"spec": spec, "out": out, "sizes": explicit, "info": info}
+
+
+def main(argv: List[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    plan = _plan()
+    from nascell.export.exporter import export_best, export_spec
+    sizes = dict(plan["sizes"])
+    use_bias = sizes.pop("use_bias", None)
+    layer_config = {"use_bias": use_bias} if use_bias is not None else None
+    if plan["info"] is None:
+        path = export_spec(plan["spec"], plan["out"], overwrite=FLAGS.overwrite,
+                           layer_config=layer_config, **sizes)
+    else:
+        path = export_best(FLAGS.run_dir, trial=FLAGS.trial, directory=plan["out"],
+                           overwrite=FLAGS.overwrite, layer_config=layer_config, **sizes)
+    print(f"exported {plan['spec'].kind} spec to {path}", file=sys.stdout, flush=True)
+    return 0
+
+
+def parse_flags(argv: List[str]) -> List[str]:
+    """absl ``flags_parser``: this binary's flags first, then absl's own (logging, help)."""
+    if any(a in ("--help", "-h", "--helpshort", "-?") for a in argv[1:]):
+        print(__doc__ + "\nflags:\n" + FLAGS.get_help(), file=sys.stdout)
+        sys.exit(0)
+    try:
+        rest = FLAGS(argv, known_only=True)
+        return flags.FLAGS(rest)
+    except flags.Error as e:
+        print(f"FATAL Flags parsing error: {e}\nPass --help for usage.", file=sys.stderr)
+        sys.exit(1)
+
+
+def run() -> None:
+    app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+    run()

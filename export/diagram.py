@@ -1,0 +1,142 @@
+"""Architecture diagrams as Graphviz source: the cell tree (paper Figure 8), the conv net (Figure 7).
+
+`cell_graph` draws a recurrent cell bottom-up: the inputs ``x_t`` and ``h_{t-1}`` feed every
+leaf, each node shows its index, combine and activation, the memory ``c_{t-1}`` enters through
+the cell-inject node, and ``c_t`` leaves from the output node (before its activation). The root
+gives ``h_t``.
+
+`conv_graph` draws a conv net top-down: the image, one box per layer (op, filter size, filters,
+strides and, when known, the output shape), an edge per input (skip connections dashed), and
+the final concatenation of the loose ends.
+
+`write_diagram` always writes the ``.dot`` source; it renders PNG and SVG only when Graphviz's
+``dot`` binary is on the PATH, and otherwise logs the command to render them elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import List, Optional
+
+import graphviz
+from absl import logging
+
+from nascell.spec import ConvSpec, RNNCellSpec
+
+_LEAF_COLOR = "#dbe9f6"
+_NODE_COLOR = "#eeeeee"
+_CELL_COLOR = "#fde2c8"
+
+
+def cell_graph(spec: RNNCellSpec, title: Optional[str] = None) -> graphviz.Digraph:
+    """The cell tree of an `RNNCellSpec`, like Figure 8 of Zoph & Le (2017)."""
+    g = graphviz.Digraph("cell", graph_attr={"rankdir": "BT", "fontname": "Helvetica",
+                                             "label": title or f"recurrent cell (base {spec.base})",
+                                             "labelloc": "t"},
+                         node_attr={"fontname": "Helvetica", "shape": "box", "style": "filled,rounded"})
+    with g.subgraph(name="inputs") as s:
+        s.attr(rank="same")
+        s.node("x_t", "x_t", shape="ellipse", fillcolor="white")
+        s.node("h_prev", "h_{t-1}", shape="ellipse", fillcolor="white")
+    inject, output = spec.cell_index.inject, spec.cell_index.output
+    for k, op in enumerate(spec.nodes):
+        leaf = k < spec.base
+        extra = []
+        if k == output:
+            extra.append("c_t = pre-activation")
+        label = "\n".join([f"node {k}" + (" (root)" if k == spec.root else ""),
+                           f"{op.combine}, {op.activation}"] + extra)
+        g.node(f"n{k}", label, fillcolor=_LEAF_COLOR if leaf else _NODE_COLOR,
+               penwidth="2" if k in (inject, output) else "1")
+        if leaf:
+            g.edge("x_t", f"n{k}", label=f"W_{k}", fontsize="9")
+            g.edge("h_prev", f"n{k}", label=f"U_{k}", fontsize="9")
+
+    # The cell inject: node `inject`'s output, combined with c_{t-1}, is what its parent reads.
+    inj = spec.cell_inject
+    g.node("inject", f"cell inject\n{inj.combine}, {inj.activation}", fillcolor=_CELL_COLOR)
+    g.node("c_prev", "c_{t-1}", shape="ellipse", fillcolor=_CELL_COLOR)
+    g.edge(f"n{inject}", "inject")
+    g.edge("c_prev", "inject")
+    for k in range(spec.base, spec.num_nodes):
+        for child in spec.children(k):
+            g.edge("inject" if child == inject else f"n{child}", f"n{k}")
+
+    g.node("h_t", "h_t", shape="ellipse", fillcolor="white")
+    g.edge("inject" if spec.root == inject else f"n{spec.root}", "h_t")
+    g.node("c_t", "c_t", shape="ellipse", fillcolor=_CELL_COLOR)
+    g.edge(f"n{output}", "c_t", style="dashed", label="before activation", fontsize="9")
+    return g
+
+
+def _conv_label(i: int, layer, shape=None) -> str:
+    if layer.op == "conv":
+        lines = [f"layer {i}: conv {layer.filter_height}x{layer.filter_width}",
+                 f"{layer.filters} filters, BN, ReLU"]
+    else:
+        lines = [f"layer {i}: max_pool {layer.filter_height}x{layer.filter_width}"]
+    if (layer.stride_height, layer.stride_width) != (1, 1):
+        lines.append(f"stride {layer.stride_height}x{layer.stride_width}")
+    if shape is not None:
+        lines.append("out " + "x".join(str(d) for d in shape))
+    return "\n".join(lines)
+
+
+def conv_graph(spec: ConvSpec, image_shape=None, output_shapes: Optional[List] = None,
+               features_shape=None, title: Optional[str] = None) -> graphviz.Digraph:
+    """A conv spec's layers and skip connections, like Figure 7 of Zoph & Le (2017)."""
+    g = graphviz.Digraph("convnet", graph_attr={"rankdir": "TB", "fontname": "Helvetica",
+                                                "label": title or f"conv net ({spec.num_layers} layers)",
+                                                "labelloc": "t"},
+                         node_attr={"fontname": "Helvetica", "shape": "box", "style": "filled,rounded"})
+    image_label = "image" + ("\n" + "x".join(str(d) for d in image_shape) if image_shape else "")
+    g.node("image", image_label, shape="ellipse", fillcolor="white")
+    for i, layer in enumerate(spec.layers):
+        shape = output_shapes[i] if output_shapes else None
+        g.node(f"l{i}", _conv_label(i, layer, shape),
+               fillcolor=_LEAF_COLOR if layer.op == "conv" else _NODE_COLOR)
+        if not layer.inputs:
+            g.edge("image", f"l{i}")
+        for j in layer.inputs:
+            skip = j != i - 1
+            g.edge(f"l{j}", f"l{i}", style="dashed" if skip else "solid",
+                   color="#c0504d" if skip else "black")
+    label = "concat loose ends\n(zero-padded)"
+    if features_shape is not None:
+        label += "\nfeatures " + "x".join(str(d) for d in features_shape)
+    g.node("features", label, shape="ellipse", fillcolor=_CELL_COLOR)
+    for i in spec.loose_ends():
+        g.edge(f"l{i}", "features")
+    return g
+
+
+def dot_binary() -> Optional[str]:
+    """The path of Graphviz's ``dot``, or None."""
+    return shutil.which("dot")
+
+
+def write_diagram(graph: graphviz.Digraph, directory: str, stem: str = "architecture",
+                  formats=("png", "svg")) -> List[str]:
+    """Write ``<stem>.dot`` and, if ``dot`` is installed, ``<stem>.<fmt>``; returns the files."""
+    dot_path = os.path.join(directory, f"{stem}.dot")
+    with open(dot_path, "w", encoding="utf-8") as f:
+        f.write(graph.source)
+    written = [dot_path]
+    if dot_binary() is None:
+        logging.info("Graphviz 'dot' is not installed, so %s.dot was written but not "
+                     "rendered. Render it with: dot -Tpng %s.dot -o %s.png (or -Tsvg), where "
+                     "'dot' is installed (the graphviz system package: apt-get install "
+                     "graphviz).", stem, stem, stem)
+        return written
+    for fmt in formats:
+        out = os.path.join(directory, f"{stem}.{fmt}")
+        try:
+            with open(out, "wb") as f:
+                f.write(graph.pipe(format=fmt))
+            written.append(out)
+        except (graphviz.backend.ExecutableNotFound, graphviz.backend.CalledProcessError) as e:
+            logging.warning("could not render %s: %s", out, e)
+            if os.path.exists(out):
+                os.remove(out)
+    return written

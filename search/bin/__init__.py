@@ -1,0 +1,1 @@
+"""The command-line binaries (absl apps installed as console scripts)."""

@@ -1,0 +1,301 @@
+"""nascell-train: the final training stage of a found architecture (Zoph & Le 2017, 4.1).
+
+    nascell-train --run_dir=runs/rnn_cell-reinforce                  # the search's best spec
+    nascell-train --spec_json=best.json --cifar_npz=cifar10.npz \\
+        --lr_grid=0.1,0.05 --weight_decay_grid=1e-4,5e-4 --bn_epsilon_grid=1e-3,1e-5 \\
+        --lr_decay_epoch_grid=none,30 --grid_epochs=20 --epochs=300
+
+The spec is ``--spec_json`` (a file holding a spec, or a best.json-style object with a "spec"
+key), or by default the best trial of ``--run_dir``: ``<run_dir>/best/best.json``, else the
+highest-reward finished row of ``<run_dir>/trials.sqlite``. Its kind picks the trainer:
+``rnn_cell`` specs train language models (`RNNLanguageModelEvaluator`), ``conv`` specs CIFAR-10
+classifiers (`ConvClassifierEvaluator`), at the paper's full size (`child_flags.PAPER_SETTINGS`)
+unless ``--child_*`` flags say otherwise.
+
+1. Grid: every combination of learning rate, weight decay, batch-norm epsilon (conv only) and
+   learning-rate decay epoch is trained for ``--grid_epochs`` epochs and scored on the
+   validation data (the reward: ``80/ppl^2`` or ``acc^3``). Each point's result is written
+   atomically to ``<final_dir>/grid/<point>.json`` when it finishes; a restart skips points
+   already there (a point's name hashes its settings and the spec, so a changed grid or spec
+   is trained afresh).
+2. Final: the best point is trained for ``--epochs`` epochs and the test split is evaluated
+   once; the result goes to ``<final_dir>/final.json`` (present: nothing is retrained).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import sqlite3
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from absl import app, flags
+
+from nascell.search.bin import child_flags
+
+FLAGS = flags.FLAGS
+
+
+def _define_once(define, name: str, *args, **kwargs) -> None:
+    """Define a flag unless another binary imported into this process already has it (the
+    same meaning: e.g. --run_dir), so importing several binaries never clashes."""
+    if name not in FLAGS:
+        define(name, *args, **kwargs)
+
+
+_define_once(flags.DEFINE_string, "run_dir", None, "Run directory of a search: its best spec "
+             "is trained, and results go to <run_dir>/final unless --final_dir is given.")
+_define_once(flags.DEFINE_string, "spec_json", None, "File with the spec to train (a spec "
+             "JSON object, or an object with a 'spec' key such as best/best.json). Default: "
+             "the best trial of --run_dir.")
+flags.DEFINE_string("final_dir", None, "Where the grid and final results go (default "
+                    "<run_dir>/final; required with --spec_json and no --run_dir).")
+flags.DEFINE_list("lr_grid", [], "Learning rates to try (default: the child's --child_lr or "
+                  "the paper's).")
+flags.DEFINE_list("weight_decay_grid", [], "Weight decays to try (default: one, the child's).")
+flags.DEFINE_list("bn_epsilon_grid", [], "Batch-norm epsilons to try (conv specs only).")
+flags.DEFINE_list("lr_decay_epoch_grid", [], "Epochs at which the learning-rate decay starts "
+                  "('none': no decay).")
+flags.DEFINE_integer("grid_epochs", None, "Epochs per grid point (default: --epochs).")
+flags.DEFINE_integer("epochs", None, "Epochs of the final training (default: the paper's "
+                     "child epochs, 35 for cells, 50 for conv nets).")
+
+
+def _usage(message: str) -> None:
+    raise app.UsageError(message)
+
+
+# --- the spec ------------------------------------------------------------------------------------
+
+
+def _spec_of(data: Any, where: str):
+    from nascell.spec import SpecError, spec_from_dict
+
+    if isinstance(data, dict) and "kind" not in data and isinstance(data.get("spec"), dict):
+        data = data["spec"]
+    try:
+        return spec_from_dict(data)
+    except SpecError as e:
+        _usage(f"{where} does not hold a usable spec: {e}")
+
+
+def _best_from_store(path: str):
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = con.execute("SELECT spec FROM trials WHERE status = 'done' AND spec IS NOT "
+                              "NULL AND reward IS NOT NULL ORDER BY reward DESC, id ASC "
+                              "LIMIT 1").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        _usage(f"cannot read {path}: {e}")
+    if row is None:
+        _usage(f"{path} has no finished trial with a spec yet; run the search longer or pass "
+               f"--spec_json")
+    return _spec_of(json.loads(row[0]), path)
+
+
+def resolve_spec():
+    """The spec to train, from --spec_json or --run_dir (see the module docstring)."""
+    if FLAGS.spec_json:
+        path = os.path.expanduser(FLAGS.spec_json)
+        if not os.path.isfile(path):
+            _usage(f"--spec_json={FLAGS.spec_json}: no such file")
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                _usage(f"--spec_json={FLAGS.spec_json} is not JSON ({e.msg} at line {e.lineno})")
+        return _spec_of(data, f"--spec_json={FLAGS.spec_json}")
+    if not FLAGS.run_dir:
+        _usage("pass --run_dir (a search's run directory) or --spec_json (a spec file)")
+    best = os.path.join(FLAGS.run_dir, "best", "best.json")
+    if os.path.isfile(best):
+        with open(best, encoding="utf-8") as f:
+            return _spec_of(json.load(f), best)
+    store = os.path.join(FLAGS.run_dir, "trials.sqlite")
+    if os.path.isfile(store):
+        return _best_from_store(store)
+    _usage(f"--run_dir={FLAGS.run_dir} has neither best/best.json nor trials.sqlite; is it a "
+           f"nascell-search run directory?")
+
+
+# --- the grid ------------------------------------------------------------------------------------
+
+
+def _floats(name: str, values: List[str]) -> List[float]:
+    try:
+        out = [float(v) for v in values]
+    except ValueError:
+        _usage(f"--{name} takes comma-separated numbers, got {','.join(values)}")
+    if any(v < 0 for v in out):
+        _usage(f"--{name} values must be >= 0, got {','.join(values)}")
+    return out
+
+
+def _decay_epochs(values: List[str]) -> List[Optional[int]]:
+    out: List[Optional[int]] = []
+    for v in values:
+        if v.lower() in ("none", "never", "0"):
+            out.append(None)
+        elif v.isdigit():
+            out.append(int(v))
+        else:
+            _usage(f"--lr_decay_epoch_grid takes epochs (positive integers) or 'none', got {v!r}")
+    return out
+
+
+def grid_points(kind: str, base: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Every combination of the grid flags, as evaluator-argument overrides."""
+    lrs = _floats("lr_grid", FLAGS.lr_grid) or [base["lr"]]
+    if any(v == 0 for v in lrs):
+        _usage("--lr_grid values must be > 0")
+    decays = _floats("weight_decay_grid", FLAGS.weight_decay_grid) or [base.get("weight_decay",
+                                                                                0.0)]
+    eps = _floats("bn_epsilon_grid", FLAGS.bn_epsilon_grid)
+    if eps and kind != "conv_classifier":
+        _usage("--bn_epsilon_grid applies to conv specs only (a recurrent cell has no batch "
+               "normalization)")
+    if any(v == 0 for v in eps):
+        _usage("--bn_epsilon_grid values must be > 0")
+    eps = eps or ([base.get("bn_epsilon", 1e-3)] if kind == "conv_classifier" else [None])
+    starts = _decay_epochs(FLAGS.lr_decay_epoch_grid) or [base.get("lr_decay_epoch")]
+    points = []
+    for lr, wd, ep, start in itertools.product(lrs, decays, eps, starts):
+        point = {"lr": lr, "weight_decay": wd, "lr_decay_epoch": start}
+        if ep is not None:
+            point["bn_epsilon"] = ep
+        points.append(point)
+    return points
+
+
+def point_name(index: int, point: Dict[str, Any], spec_json: str, options: Dict[str, Any]) -> str:
+    """File name of a grid point: readable settings plus a hash of everything it depends on."""
+    key = json.dumps({"point": point, "spec": json.loads(spec_json), "options": options},
+                     sort_keys=True, default=str)
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
+    text = "_".join(f"{k}={v}" for k, v in sorted(point.items()))
+    return f"{index:03d}_{text}_{digest}".replace("/", "-")
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+def base_options(kind: str) -> Dict[str, Any]:
+    """Evaluator arguments of the final stage: the paper's full size, then --child_* flags."""
+    options = dict(child_flags.PROXY_DEFAULTS[kind])
+    options.update(child_flags.PAPER_SETTINGS[kind])
+    given = {arg: FLAGS[flag].value for flag, arg in child_flags.FLAG_ARGS[kind].items()
+             if FLAGS[flag].value is not None}
+    if "units" in given:
+        options.pop("target_params", None)
+    if "target_params" in given:
+        options.pop("units", None)
+    options.update(given)
+    for arg in ("steps_per_epoch", "max_valid_steps", "subset"):
+        if options.get(arg) == 0:
+            options[arg] = None
+    if kind == "rnn_lm" and options.get("clipnorm") == 0:
+        options["clipnorm"] = None
+    options["data_dir"] = FLAGS.data_dir
+    options["download"] = FLAGS.download
+    if kind == "conv_classifier":
+        options["cifar_npz"] = FLAGS.cifar_npz
+    return options
+
+
+def _summary(result) -> Dict[str, Any]:
+    return {"reward": result.reward, "failed": result.failed, "error": result.error,
+            "metrics": result.metrics, "seconds": result.seconds}
+
+
+def run_final(spec, final_dir: str, out=sys.stdout) -> Dict[str, Any]:
+    """The grid, then the final training and the one test evaluation (resumable)."""
+    from nascell.search import _io
+    from nascell.search.evaluators import create_evaluator
+
+    kind = {"rnn_cell": "rnn_lm", "conv": "conv_classifier"}.get(getattr(spec, "kind", None))
+    if kind is None:
+        _usage(f"nascell-train trains rnn_cell and conv specs, not {type(spec).__name__}")
+    child_flags.validate_child_flags(kind)
+    options = base_options(kind)
+    final_epochs = FLAGS.epochs or options["epochs"]
+    grid_epochs = FLAGS.grid_epochs or final_epochs
+    for name, value in (("epochs", final_epochs), ("grid_epochs", grid_epochs)):
+        if value < 1:
+            _usage(f"--{name} must be >= 1, got {value}")
+    spec_json = spec.to_json()
+    final_path = os.path.join(final_dir, "final.json")
+    done = _io.read_json_or_none(final_path)
+    if done is not None and done.get("spec") == json.loads(spec_json):
+        print(f"final training already done: {final_path}", file=out)
+        return done
+
+    points = grid_points(kind, options)
+    results = []
+    for index, point in enumerate(points):
+        grid_options = dict(options, **point, epochs=grid_epochs)
+        name = point_name(index, point, spec_json, grid_options)
+        path = os.path.join(final_dir, "grid", name + ".json")
+        record = _io.read_json_or_none(path)
+        if record is not None:
+            print(f"grid point {index + 1}/{len(points)} {point}: done before, reward "
+                  f"{record['reward']:.6g}", file=out)
+        else:
+            start = time.time()
+            evaluator = create_evaluator(kind, **grid_options)
+            result = evaluator.evaluate(spec, trial_id=index)
+            record = {"point": point, "spec": json.loads(spec_json), "options": grid_options,
+                      **_summary(result), "wall_seconds": time.time() - start}
+            _io.atomic_write_json(path, record)
+            status = f"failed ({result.error})" if result.failed else f"reward {result.reward:.6g}"
+            print(f"grid point {index + 1}/{len(points)} {point}: {status}", file=out)
+        results.append(record)
+
+    ok = [r for r in results if not r["failed"]]
+    if not ok:
+        sys.exit(f"nascell-train: every grid point failed (see {final_dir}/grid); the first "
+                 f"error: {results[0]['error']}")
+    best = max(ok, key=lambda r: r["reward"])
+    final_options = dict(options, **best["point"], epochs=final_epochs)
+    evaluator = create_evaluator(kind, **final_options)
+    start = time.time()
+    result = evaluator.train_and_test(spec, trial_id=len(points))
+    record = {"spec": json.loads(spec_json), "kind": kind, "point": best["point"],
+              "grid_reward": best["reward"], "options": final_options, **_summary(result),
+              "wall_seconds": time.time() - start}
+    _io.atomic_write_json(final_path, record)
+    if result.failed:
+        sys.exit(f"nascell-train: the final training failed: {result.error}")
+    test = {k: v for k, v in result.metrics.items() if k.startswith("test_")}
+    print(f"final training with {best['point']}: reward {result.reward:.6g}, test {test}; "
+          f"written to {final_path}", file=out)
+    return record
+
+
+def main(argv: List[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
+    try:
+        spec = resolve_spec()
+        final_dir = FLAGS.final_dir or (os.path.join(FLAGS.run_dir, "final")
+                                        if FLAGS.run_dir else None)
+        if final_dir is None:
+            _usage("with --spec_json and no --run_dir, pass --final_dir for the results")
+        run_final(spec, final_dir)
+    except app.UsageError as e:
+        sys.stderr.write(f"nascell-train: {e}\n")
+        sys.exit(1)
+
+
+def run() -> None:
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,108 @@
+"""What every real child trainer shares: the device strategy, failure isolation, cleanup.
+
+A child that fails must not stop the search (DESIGN.md, "Rewards"): a NaN or infinite loss, a
+spec that cannot be built, or running out of memory becomes ``EvalResult.failure`` with a
+reward of 0 and the reason. Data that cannot be found is not the child's fault and still
+raises, so a misconfigured search stops at its first trial with the message naming the flag.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional
+
+from absl import logging
+
+from nascell.search.evaluator import EvalResult
+
+
+class ChildDiverged(FloatingPointError):
+    """Training produced a NaN or infinite loss."""
+
+
+def distribution_strategy():
+    """`tf.distribute.MirroredStrategy` over the visible GPUs, or the default strategy (one
+    device: the CPU) when there are none. Batch sizes given to the children are global: a
+    mirrored strategy splits each batch across its replicas."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        return tf.distribute.MirroredStrategy([g.name for g in gpus])
+    return tf.distribute.get_strategy()
+
+
+def num_replicas(strategy) -> int:
+    return int(getattr(strategy, "num_replicas_in_sync", 1))
+
+
+def seed_everything(seed: Optional[int]) -> None:
+    if seed is None:
+        return
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
+def clear_child_memory() -> None:
+    """Drop the child's graph and weights so memory does not grow from trial to trial."""
+    import keras
+
+    keras.backend.clear_session(free_memory=True)
+    gc.collect()
+
+
+def check_finite(name: str, values: List[float]) -> None:
+    bad = [v for v in values if v is None or not math.isfinite(v)]
+    if bad:
+        raise ChildDiverged(f"{name} is not finite ({bad[0]}): the child diverged; a lower "
+                            f"learning rate or gradient clipping (--child_clipnorm) may help")
+
+
+def history_values(history: Dict[str, List[float]], key: str) -> List[float]:
+    return [float(v) for v in history.get(key, [])]
+
+
+def nan_callbacks():
+    """Stop training at the first NaN batch loss (the check after training reports it)."""
+    import keras
+
+    return [keras.callbacks.TerminateOnNaN()]
+
+
+def run_isolated(kind: str, trial_id: int, fn: Callable[[], EvalResult]) -> EvalResult:
+    """Run one child's build-and-train ``fn``; its failures become failed results.
+
+    Out of memory, divergence and build/training errors are recorded (reward 0, the error
+    text); the Keras session is cleared afterwards whatever happened.
+    """
+    import tensorflow as tf
+
+    start = time.time()
+    try:
+        result = fn()
+        result.seconds = result.seconds or time.time() - start
+        return result
+    except tf.errors.ResourceExhaustedError as e:
+        error = f"out of memory: {_first_line(e)}; use a smaller child or batch"
+    except ChildDiverged as e:
+        error = f"diverged: {e}"
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # a spec that does not build or train: a failed child
+        error = f"{type(e).__name__}: {_first_line(e)}"
+        logging.debug("child %s trial %d failed:\n%s", kind, trial_id, traceback.format_exc())
+    finally:
+        clear_child_memory()
+    seconds = time.time() - start
+    logging.warning("%s child (trial %d) failed after %.1fs: %s", kind, trial_id, seconds, error)
+    return EvalResult.failure(error=error, metrics={"seconds": seconds}, seconds=seconds)
+
+
+def _first_line(e: Any) -> str:
+    text = str(getattr(e, "message", None) or e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    return line[:500]

@@ -1,0 +1,213 @@
+"""The conv child: a CIFAR-10 classifier built from a sampled `ConvSpec`.
+
+Zoph & Le 2017, section 4.1: each sampled network is trained on 45,000 training images and
+scored on the 5,000 held out; the reward is the maximum validation accuracy of the last 5
+epochs, cubed. Training uses Nesterov momentum SGD (learning rate 0.1, momentum 0.9) with L2
+weight decay on every kernel; the data pipeline (whitening with training statistics, random
+crops of the zero-padded image, horizontal flips) is `nascell.search.data.cifar10`.
+
+Learning-rate schedule: constant ``lr``, multiplied by ``lr_decay`` at every multiple of
+``lr_decay_epoch`` epochs (a step schedule; none when ``lr_decay_epoch`` is None).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Optional, Tuple
+
+from absl import logging
+
+from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.evaluators import _child
+
+REWARD_EPOCHS = 5  # the reward uses the best of the last 5 epochs
+REWARD_POWER = 3
+
+# Loaded and split data, per source and split settings (shared by the trials of a process).
+_SPLITS: Dict[Tuple[Any, ...], Any] = {}
+
+
+def load_splits(data_dir: Optional[str] = None, cifar_npz: Optional[str] = None,
+                subset: Optional[int] = None, validation_fraction: Optional[float] = None,
+                seed: int = 0, download: bool = False):
+    """The whitened `CifarSplits` for these settings (cached)."""
+    from nascell.search.data import cifar10
+
+    fraction = cifar10.VALIDATION_FRACTION if validation_fraction is None else validation_fraction
+    key = (data_dir, cifar_npz, subset, fraction, seed, bool(download))
+    if key not in _SPLITS:
+        arrays = cifar10.load_cifar10(data_dir=data_dir, npz=cifar_npz, download=download)
+        _SPLITS[key] = cifar10.split_cifar10(arrays, subset=subset, validation_fraction=fraction,
+                                             seed=seed)
+    return _SPLITS[key]
+
+
+def conv_reward(valid_accuracies) -> Tuple[float, float]:
+    """``(reward, accuracy)``: the best validation accuracy of the last 5 epochs, and its cube."""
+    accuracy = max(float(a) for a in list(valid_accuracies)[-REWARD_EPOCHS:])
+    return accuracy ** REWARD_POWER, accuracy
+
+
+class ConvClassifierEvaluator(Evaluator):
+    """Trains the CIFAR-10 child of a conv spec; reward ``(max val acc of last 5 epochs)^3``.
+
+    Args:
+        data_dir: folder with ``cifar-10-batches-py/`` or a prepared tfds ``cifar10/``.
+        cifar_npz: an ``.npz`` with x_train, y_train, x_test, y_test (wins over data_dir).
+        download: allow tensorflow-datasets to download CIFAR-10.
+        subset: train on this many training images (10 % of them held out for validation).
+        validation_fraction: share held out (default: the paper's 5,000 / 50,000).
+        epochs, steps_per_epoch: training budget (``steps_per_epoch=None``: a full pass).
+        batch_size: global batch size.
+        lr, momentum, nesterov, weight_decay: the optimizer (the paper: 0.1, 0.9, Nesterov,
+            1e-4 L2 on the kernels).
+        lr_decay, lr_decay_epoch: step schedule, see the module docstring.
+        bn_epsilon, bn_momentum: batch normalization settings of the child.
+        dropout: dropout before the classifier.
+        augment: random crops and flips of the training images.
+        max_valid_steps: cap on validation batches per epoch (None: all of them).
+        seed: seeds the data split, the weights and the augmentation.
+        num_gpus: GPUs one evaluation asks an executor for.
+    """
+
+    name = "conv_classifier"
+
+    def __init__(self, data_dir: Optional[str] = None, cifar_npz: Optional[str] = None,
+                 download: bool = False, subset: Optional[int] = None,
+                 validation_fraction: Optional[float] = None, epochs: int = 50,
+                 steps_per_epoch: Optional[int] = None, batch_size: int = 128, lr: float = 0.1,
+                 momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 1e-4,
+                 lr_decay: float = 0.1, lr_decay_epoch: Optional[int] = None,
+                 bn_epsilon: float = 1e-3, bn_momentum: float = 0.9, dropout: float = 0.0,
+                 augment: bool = True, max_valid_steps: Optional[int] = None,
+                 seed: Optional[int] = 0, num_gpus: float = 0):
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.data_dir = data_dir
+        self.cifar_npz = cifar_npz
+        self.download = bool(download)
+        self.subset = subset
+        self.validation_fraction = validation_fraction
+        self.epochs = int(epochs)
+        self.steps_per_epoch = steps_per_epoch
+        self.batch_size = int(batch_size)
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = float(weight_decay)
+        self.lr_decay = float(lr_decay)
+        self.lr_decay_epoch = lr_decay_epoch
+        self.bn_epsilon = float(bn_epsilon)
+        self.bn_momentum = float(bn_momentum)
+        self.dropout = float(dropout)
+        self.augment = bool(augment)
+        self.max_valid_steps = max_valid_steps
+        self.seed = seed
+        self.num_gpus = num_gpus
+
+    # --- Evaluator API ----------------------------------------------------------------------------
+
+    def config(self) -> Dict[str, Any]:
+        keys = ("data_dir", "cifar_npz", "subset", "validation_fraction", "epochs",
+                "steps_per_epoch", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
+                "lr_decay", "lr_decay_epoch", "bn_epsilon", "bn_momentum", "dropout", "augment",
+                "max_valid_steps", "seed")
+        return {"name": self.name, **{k: getattr(self, k) for k in keys}}
+
+    def resources(self) -> Dict[str, float]:
+        out = {"num_cpus": 1}
+        if self.num_gpus:
+            out["num_gpus"] = self.num_gpus
+        return out
+
+    def _splits(self):
+        return load_splits(self.data_dir, self.cifar_npz, self.subset, self.validation_fraction,
+                           self.seed or 0, self.download)
+
+    def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        splits = self._splits()  # a missing data set raises: not the child's fault
+        return _child.run_isolated("conv_classifier", trial_id,
+                                   lambda: self._train(spec, splits, evaluate_test=False))
+
+    def train_and_test(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        """Like `evaluate`, then the test split is evaluated once (``metrics["test_acc"]``)."""
+        splits = self._splits()
+        return _child.run_isolated("conv_classifier", trial_id,
+                                   lambda: self._train(spec, splits, evaluate_test=True))
+
+    # --- training ---------------------------------------------------------------------------------
+
+    def _lr_schedule(self):
+        def schedule(epoch, lr):  # epoch is 0-based
+            if not self.lr_decay_epoch:
+                return self.lr
+            return self.lr * self.lr_decay ** (epoch // int(self.lr_decay_epoch))
+        return schedule
+
+    def _train(self, spec, splits, evaluate_test: bool) -> EvalResult:
+        import keras
+
+        from nascell.conv import build_conv_classifier
+        from nascell.search.data.cifar10 import cifar_datasets
+
+        start = time.time()
+        _child.seed_everything(self.seed)
+        train, valid, test = cifar_datasets(splits, self.batch_size, augment_train=self.augment,
+                                            seed=self.seed or 0)
+        strategy = _child.distribution_strategy()
+        with strategy.scope():
+            model = build_conv_classifier(
+                spec, input_shape=splits.image_shape, num_classes=splits.num_classes,
+                dropout=self.dropout, weight_decay=self.weight_decay,
+                bn_epsilon=self.bn_epsilon, bn_momentum=self.bn_momentum)
+            optimizer = keras.optimizers.SGD(learning_rate=self.lr, momentum=self.momentum,
+                                             nesterov=self.nesterov)
+            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+        params = int(model.count_params())
+
+        full_epoch = len(splits.x_train) // self.batch_size
+        steps = int(self.steps_per_epoch or full_epoch)
+        valid_steps = -(-len(splits.x_valid) // self.batch_size)
+        if self.max_valid_steps:
+            valid_steps = min(valid_steps, int(self.max_valid_steps))
+            valid = valid.take(valid_steps)
+        callbacks = _child.nan_callbacks()
+        if self.lr_decay_epoch:
+            callbacks.append(keras.callbacks.LearningRateScheduler(self._lr_schedule()))
+        history = model.fit(train.repeat(), epochs=self.epochs, steps_per_epoch=steps,
+                            validation_data=valid, validation_steps=valid_steps,
+                            callbacks=callbacks, shuffle=False, verbose=0).history
+        train_losses = _child.history_values(history, "loss")
+        _child.check_finite("training loss", train_losses)
+        accuracies = _child.history_values(history, "val_accuracy")
+        if len(accuracies) < len(train_losses):
+            raise _child.ChildDiverged("training stopped before validation")
+        valid_losses = _child.history_values(history, "val_loss")
+        _child.check_finite("validation loss", valid_losses)  # NaN outputs still "predict"
+        reward, accuracy = conv_reward(accuracies)
+        metrics: Dict[str, Any] = {
+            "valid_acc": accuracy,
+            "valid_acc_history": accuracies,
+            "valid_loss": valid_losses[-1],
+            "train_loss": train_losses[-1],
+            "train_acc": _child.history_values(history, "accuracy")[-1],
+            "params": params,
+            "epochs": len(train_losses),
+            "steps": steps * len(train_losses),
+            "replicas": _child.num_replicas(strategy),
+        }
+        if evaluate_test:
+            test_loss, test_acc = model.evaluate(test, verbose=0)
+            metrics["test_acc"] = float(test_acc)
+            metrics["test_loss"] = float(test_loss)
+        seconds = time.time() - start
+        metrics["seconds"] = seconds
+        logging.info("conv child: valid acc %.4f, reward %.4g, %d params, %.1fs", accuracy,
+                     reward, params, seconds)
+        return EvalResult(reward=reward, metrics=metrics, seconds=seconds)

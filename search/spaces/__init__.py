@@ -1,0 +1,52 @@
+"""Registry of search spaces: ``create_space(name, **options)``.
+
+Built-in spaces (see each module): ``conv_v1``, ``conv_v2``, ``conv_v3`` (the paper's CIFAR-10
+spaces, decoding to `nascell.spec.ConvSpec`), ``rnn_cell`` (the paper's recurrent cell tree,
+decoding to `nascell.spec.RNNCellSpec`) and ``nasbench201`` (the NAS-Bench-201 cell, decoding
+to its architecture string). Register your own with `register_space`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List
+
+from nascell.search.space import SearchSpace
+
+_SPACES: Dict[str, Callable[..., SearchSpace]] = {}
+
+
+def register_space(name: str, factory: Callable[..., SearchSpace]) -> None:
+    """Make ``factory(**options) -> SearchSpace`` available as ``create_space(name, ...)``."""
+    _SPACES[name] = factory
+
+
+def available_spaces() -> List[str]:
+    return sorted(_SPACES)
+
+
+def create_space(name: str, **options: Any) -> SearchSpace:
+    """A registered search space by name, built with its keyword options."""
+    if name not in _SPACES:
+        raise ValueError(f"unknown search space {name!r}; available: {available_spaces()}")
+    try:
+        return _SPACES[name](**options)
+    except TypeError as e:
+        raise ValueError(f"bad options for search space {name!r}: {e}") from None
+
+
+def space_from_config(config: Dict[str, Any]) -> SearchSpace:
+    """Rebuild a space from `SearchSpace.config()` (its registry name and options)."""
+    return create_space(config["name"], **config.get("options", {}))
+
+
+from nascell.search.spaces import conv as _conv  # noqa: E402
+from nascell.search.spaces import nasbench201 as _nasbench201  # noqa: E402
+from nascell.search.spaces import rnn_cell as _rnn_cell  # noqa: E402
+
+register_space("conv_v1", _conv.conv_v1)
+register_space("conv_v2", _conv.conv_v2)
+register_space("conv_v3", _conv.conv_v3)
+register_space("rnn_cell", _rnn_cell.rnn_cell_space)
+register_space("nasbench201", _nasbench201.nasbench201_space)
+
+__all__ = ["available_spaces", "create_space", "register_space", "space_from_config"]

@@ -1,0 +1,12 @@
+"""Built-in search strategies; importing this package registers them with `create_strategy`.
+
+* ``reinforce``: the LSTM controller trained by REINFORCE (Zoph & Le 2017), `ReinforceStrategy`.
+* ``random``: uniform random sampling (the paper's control experiment 2), `RandomStrategy`.
+* ``evolution``: regularized evolution (Real et al. 2019), `EvolutionStrategy`.
+"""
+
+from nascell.search.strategies.evolution import EvolutionStrategy
+from nascell.search.strategies.random import RandomStrategy
+from nascell.search.strategies.reinforce import ReinforceStrategy
+
+__all__ = ["EvolutionStrategy", "RandomStrategy", "ReinforceStrategy"]

@@ -1,0 +1,233 @@
+"""REINFORCE with the LSTM controller (Zoph & Le 2017): the paper's search strategy.
+
+`ask(n)` samples ``n`` architectures with the controller in one batched call; `tell` buffers
+rewards and, after every ``m`` of them (in tell order), applies one REINFORCE update
+``1/m sum_k grad log P(a_k) (R_k - b)`` with ``b`` an exponential moving average of past
+rewards (see `nascell.search.controller`).
+
+Asynchrony. With parallel executors, rewards arrive for architectures sampled before some
+earlier update. Each trial's ``meta`` keeps the tokens and the log-probability it was sampled
+with. By default the update uses the stored decisions with gradients of the *current*
+parameters and no correction, as the paper's asynchronous replicas did (stale samples are
+treated as on-policy; with one controller and ``m`` trials in flight they are at most one
+update old). ``importance_clip=c`` instead weights each term by the truncated importance
+ratio ``min(c, P_now(a) / P_sampled(a))``, which corrects for staleness at the cost of
+variance. When ask/tell alternate in batches of ``m`` (the benchmark loop), every sample is
+exactly on-policy and both give the same update.
+
+Defaults and why:
+
+* ``m=8``, ``baseline_decay=0.95``, Adam with the paper's learning rate (6e-4 for the conv
+  spaces, 5e-4 otherwise), no logit shaping, no entropy bonus: the paper's controller, for
+  searches of thousands of architectures.
+* Those defaults barely move the controller within a few hundred trials (Adam moves each
+  logit by about ``lr`` per update: 50 updates x 5e-4 is a 0.025 change in a logit), which is
+  why REINFORCE looks no better than random on NAS-Bench-201 in the literature. For small
+  budgets use the ``small_budget`` preset (``preset="small_budget"``), measured on
+  NAS-Bench-201 in benchmarks/search_efficiency.py and documented in benchmarks/README.md:
+  ``learning_rate=0.05, m=4, baseline_decay=0.8, tanh_constant=2.5, entropy_weight=0.0,
+  reward="standardize"`` (rewards divided by the running std of rewards, so the step does not
+  depend on the reward's scale). Explicit options override the preset.
+
+Reward shaping (``reward``): ``"raw"`` uses the reward as given; ``"standardize"`` divides
+the advantage ``R - b`` by a running standard deviation of rewards (EMA with the baseline's
+decay), making the update invariant to the reward's scale (accuracy in [0, 1], accuracy
+cubed, ``c / ppl^2``...).
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import os
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from absl import logging
+
+from nascell.search import _io
+from nascell.search.strategies import _common
+from nascell.search.strategy import Strategy, register_strategy
+from nascell.search.trial import Trial
+
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "paper": {},
+    "small_budget": {"learning_rate": 0.05, "m": 4, "baseline_decay": 0.8,
+                     "tanh_constant": 2.5, "entropy_weight": 0.0, "reward": "standardize"},
+}
+
+_CONTROLLER_OPTIONS = ("units", "num_layers", "init_range", "learning_rate", "baseline_decay",
+                       "temperature", "tanh_constant", "entropy_weight", "skip_target",
+                       "skip_weight", "clipnorm", "jit_compile")
+
+
+def default_learning_rate(space) -> float:
+    """The paper's Adam learning rate: 6e-4 for conv spaces, 5e-4 for cells (and others)."""
+    return 6e-4 if str(getattr(space, "name", "")).startswith("conv") else 5e-4
+
+
+@register_strategy
+class ReinforceStrategy(Strategy):
+    """The controller proposes, rewards train it by REINFORCE every ``m`` tells.
+
+    Options: ``m`` (rewards per update), ``preset`` ("paper" or "small_budget"), ``reward``
+    ("raw" or "standardize"), ``importance_clip`` (None or a float), and the `Controller`
+    options ``units, num_layers, init_range, learning_rate, baseline_decay, temperature,
+    tanh_constant, entropy_weight, skip_target, skip_weight, clipnorm, jit_compile``.
+    """
+
+    name = "reinforce"
+
+    def __init__(self, space, seed: int = 0, **options: Any):
+        preset = options.pop("preset", "paper")
+        if preset not in PRESETS:
+            raise ValueError(f"unknown reinforce preset {preset!r}; known: {sorted(PRESETS)}")
+        merged = {**PRESETS[preset], **options}
+        known = set(_CONTROLLER_OPTIONS) | {"m", "reward", "importance_clip"}
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise ValueError(f"unknown reinforce option(s) {unknown}; known: {sorted(known)}")
+        super().__init__(space, seed=seed, preset=preset, **options)
+        self.m = int(merged.pop("m", 8))
+        if self.m < 1:
+            raise ValueError(f"m (rewards per update) must be >= 1, got {self.m}")
+        self.reward_mode = merged.pop("reward", "raw")
+        if self.reward_mode not in ("raw", "standardize"):
+            raise ValueError(f"reward must be 'raw' or 'standardize', got {self.reward_mode!r}")
+        self.importance_clip: Optional[float] = merged.pop("importance_clip", None)
+        merged.setdefault("learning_rate", default_learning_rate(space))
+        self.controller_options = merged
+        from nascell.search.controller import Controller  # TensorFlow only when needed
+        self.controller = Controller(space, seed=seed, **merged)
+        self.buffer: List[Dict[str, Any]] = []
+        self.num_told = 0
+        self.reward_var: Optional[float] = None  # running variance, for reward="standardize"
+        self.last_stats: Dict[str, float] = {}
+
+    def reseed(self, seed: int) -> None:
+        """Restart the search from scratch with ``seed``, keeping the compiled controller.
+
+        Equivalent to a new strategy with that seed (benchmarks use it to avoid compiling the
+        controller once per seed).
+        """
+        self.seed = seed
+        self.controller.reset(seed)
+        self.next_trial_id, self.num_told, self.buffer = 0, 0, []
+        self.reward_var, self.last_stats = None, {}
+
+    # --- ask -----------------------------------------------------------------------------------
+
+    def ask(self, n: int = 1) -> List[Trial]:
+        if n < 1:
+            return []
+        num_decisions = self.space.num_active(self.next_trial_id)
+        step = self.controller.updates
+        out = self.controller.sample(n, num_decisions)
+        rows = self.controller.tokens_to_rows(out["tokens"], num_decisions)
+        trials = []
+        for k, row in enumerate(rows):
+            decisions = self.space.from_tokens(row)
+            meta = {"tokens": [int(x) for x in out["tokens"][k]],
+                    "num_decisions": num_decisions,
+                    "log_prob": float(out["log_prob"][k]),
+                    "controller_step": step}
+            trials.append(_common.make_trial(self.space, self.next_trial_id, decisions, meta))
+            self.next_trial_id += 1
+        return trials
+
+    # --- tell ----------------------------------------------------------------------------------
+
+    def tell(self, trial: Trial, reward: float) -> None:
+        meta = trial.meta
+        if "tokens" not in meta:
+            # A trial this strategy did not sample (e.g. seeded by hand): score its decisions.
+            decisions = self.space.check(trial.decisions)
+            rows = self.space.to_tokens(decisions)
+            tokens, n = self.controller.rows_to_tokens([rows])
+            meta = {"tokens": [int(x) for x in tokens[0]], "num_decisions": n,
+                    "log_prob": float(self.controller.log_prob(tokens, n)[0][0]),
+                    "controller_step": self.controller.updates}
+        self.buffer.append({"trial_id": trial.trial_id, "tokens": meta["tokens"],
+                            "num_decisions": meta["num_decisions"],
+                            "log_prob": meta["log_prob"],
+                            "reward": _common.check_reward(reward)})
+        self.num_told += 1
+        if len(self.buffer) >= self.m:
+            batch, self.buffer = self.buffer[:self.m], self.buffer[self.m:]
+            self._update(batch)
+
+    def _update(self, batch: List[Dict[str, Any]]) -> None:
+        c = self.controller
+        rewards = np.array([e["reward"] for e in batch], np.float64)
+        weights = None
+        if self.importance_clip is not None:
+            weights = []
+            for e in batch:
+                now = c.log_prob(np.array([e["tokens"]]), e["num_decisions"])[0][0]
+                weights.append(min(self.importance_clip, float(np.exp(now - e["log_prob"]))))
+        scale = 1.0
+        if self.reward_mode == "standardize":
+            # Running variance of rewards around the baseline (same decay); this batch's
+            # advantages are scaled by the spread seen before it (first batch: its own).
+            b = c.baseline if c.baseline is not None else float(rewards.mean())
+            var_batch = float(np.mean((rewards - b) ** 2))
+            var = var_batch if self.reward_var is None else self.reward_var
+            scale = 1.0 / (np.sqrt(var) + 1e-8) if var > 0 else 1.0
+            d = c.baseline_decay
+            self.reward_var = var_batch if self.reward_var is None else (
+                d ** len(rewards) * self.reward_var + (1 - d ** len(rewards)) * var_batch)
+        w = np.full(len(batch), scale) if weights is None else np.asarray(weights) * scale
+        stats = c.update([(np.asarray(e["tokens"], np.int32), e["num_decisions"])
+                          for e in batch], rewards, weights=w)
+        stats["updates"] = c.updates
+        self.last_stats = stats
+        logging.debug("reinforce update %d: %s", c.updates, stats)
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def get_state(self, include_controller: bool = True) -> Dict[str, Any]:
+        state = {"strategy": self.name, "next_trial_id": self.next_trial_id,
+                 "num_told": self.num_told, "buffer": list(self.buffer),
+                 "reward_var": self.reward_var}
+        if include_controller:
+            state["controller"] = base64.b64encode(self.controller.state_bytes()).decode("ascii")
+        return state
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        self.next_trial_id = int(state["next_trial_id"])
+        self.num_told = int(state["num_told"])
+        self.buffer = [dict(e) for e in state["buffer"]]
+        self.reward_var = state.get("reward_var")
+        if "controller" in state:
+            self.controller.load_state_bytes(base64.b64decode(state["controller"]))
+
+    def save(self, directory: str) -> None:
+        """Controller weights + optimizer + baseline to ``controller-<n>.npz``, then the JSON.
+
+        The JSON (written last, atomically) names the weights file it goes with, so a crash
+        between the two writes leaves the previous consistent pair in place; older weight
+        files are removed afterwards.
+        """
+        os.makedirs(directory, exist_ok=True)
+        c = self.controller
+        weights_name = f"controller-{c.updates:08d}-{c.sample_calls:08d}.npz"
+        c.save_state(os.path.join(directory, weights_name))
+        state = self.get_state(include_controller=False)
+        state["controller_file"] = weights_name
+        _io.atomic_write_json(os.path.join(directory, "strategy_state.json"), state)
+        for path in glob.glob(os.path.join(directory, "controller-*.npz")):
+            if os.path.basename(path) != weights_name:
+                os.unlink(path)
+
+    def restore(self, directory: str) -> bool:
+        state = _io.read_json_or_none(os.path.join(directory, "strategy_state.json"))
+        if state is None:
+            return False
+        self.set_state(state)
+        if "controller_file" in state:
+            path = os.path.join(directory, state["controller_file"])
+            if not os.path.exists(path):
+                raise ValueError(f"{directory}/strategy_state.json names {path}, which is "
+                                 "missing; the run directory is damaged")
+            self.controller.load_state(path)
+        return True

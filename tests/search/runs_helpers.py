@@ -1,0 +1,157 @@
+"""Test helpers for the run machinery: a tiny space, a bookkeeping strategy, slow evaluators.
+
+Imported by tests/search/test_{loop,executors,search_cli,...}.py, and by `nascell-search`
+subprocesses through ``--import=runs_helpers`` (with this folder on PYTHONPATH), where it
+registers the space ``toy``, the strategy ``toy_random`` and the evaluator ``toy_slow``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from typing import Any, Dict, List
+
+from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.evaluators import register_evaluator
+from nascell.search.space import Categorical, SearchSpace
+from nascell.search.strategy import Strategy, register_strategy
+from nascell.search.trial import Trial
+
+
+def toy_space(size: int = 10) -> SearchSpace:
+    """Two categorical decisions of `size` choices each; decodes to "a-b"."""
+    return SearchSpace("toy", [Categorical("a", list(range(size))),
+                               Categorical("b", list(range(size)))],
+                       decode=lambda d: f"{d['a']}-{d['b']}", options={"size": size})
+
+
+try:
+    from nascell.search.spaces import register_space
+    register_space("toy", toy_space)
+except ImportError:  # the spaces registry is not there yet
+    pass
+
+
+@register_strategy
+class ToyRandomStrategy(Strategy):
+    """Random sampling that remembers every id it asked and was told (to check resumes)."""
+
+    name = "toy_random"
+
+    def __init__(self, space: Any, seed: int = 0, **options: Any):
+        super().__init__(space, seed=seed, **options)
+        self.asked: List[int] = []
+        self.told: List[int] = []
+        self.rewards: List[float] = []
+
+    def ask(self, n: int = 1) -> List[Trial]:
+        out = []
+        for _ in range(n):
+            tid = self.next_trial_id
+            self.next_trial_id += 1
+            rng = random.Random(self.seed * 100003 + tid)
+            decisions = {d.name: rng.choice(d.choices) for d in self.space.decisions}
+            out.append(Trial(tid, decisions, self.space.decode(decisions),
+                             meta={"asked_at": len(self.asked)}))
+            self.asked.append(tid)
+        return out
+
+    def tell(self, trial: Trial, reward: float) -> None:
+        if trial.trial_id in self.told:
+            raise AssertionError(f"trial {trial.trial_id} told twice")
+        self.told.append(trial.trial_id)
+        self.rewards.append(float(reward))
+
+    def summary_scalars(self) -> Dict[str, float]:
+        return {"num_told": float(len(self.told))}
+
+    def get_state(self) -> Dict[str, Any]:
+        return {"next_trial_id": self.next_trial_id, "asked": self.asked, "told": self.told,
+                "rewards": self.rewards}
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        self.next_trial_id = state["next_trial_id"]
+        self.asked, self.told = list(state["asked"]), list(state["told"])
+        self.rewards = list(state["rewards"])
+
+
+def toy_reward(spec: str) -> float:
+    a, b = (int(x) for x in spec.split("-"))
+    return (a * 10 + b) / 100.0
+
+
+class ToySlowEvaluator(Evaluator):
+    """Deterministic reward from the spec; sleeps `sleep` seconds; logs each completed
+    evaluation's trial id to `log_path` (appended after the work, before returning).
+
+    Options also come from the environment (NASCELL_TEST_SLEEP, NASCELL_TEST_LOG,
+    NASCELL_TEST_FAIL) so the binary can create it with no arguments. `fail_a`: specs whose
+    first decision is this value raise; `nan_a`: those give a NaN reward.
+    """
+
+    name = "toy_slow"
+
+    def __init__(self, sleep: float = None, log_path: str = None, fail_a: int = -1,
+                 nan_a: int = -1):
+        self.sleep = float(os.environ.get("NASCELL_TEST_SLEEP", 0.0) if sleep is None
+                           else sleep)
+        self.log_path = os.environ.get("NASCELL_TEST_LOG") if log_path is None else log_path
+        self.fail_a = int(os.environ.get("NASCELL_TEST_FAIL", fail_a))
+        self.nan_a = nan_a
+
+    def config(self) -> Dict[str, Any]:
+        return {"name": self.name, "fail_a": self.fail_a, "nan_a": self.nan_a}
+
+    def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        if self.sleep:
+            time.sleep(self.sleep)
+        a = int(spec.split("-")[0])
+        if self.log_path:
+            with open(self.log_path, "a") as f:
+                f.write(f"{trial_id} {os.getpid()}\n")
+        if a == self.fail_a:
+            raise RuntimeError(f"toy failure for {spec}")
+        if a == self.nan_a:
+            return EvalResult(reward=math.nan)
+        return EvalResult(reward=toy_reward(spec), metrics={"a": a})
+
+
+register_evaluator("toy_slow", "runs_helpers:ToySlowEvaluator")
+
+
+class BusyEvaluator(Evaluator):
+    """A fixed amount of CPU work per trial (for the executors' equivalence test)."""
+
+    name = "busy"
+
+    def __init__(self, work: int = 20000):
+        self.work = work
+
+    def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        acc = 0
+        for i in range(self.work):
+            acc = (acc * 31 + i) % 1000003
+        return EvalResult(reward=toy_reward(spec), metrics={"pid": os.getpid(), "acc": acc})
+
+
+class DieOnceEvaluator(Evaluator):
+    """Kills its own worker process (os._exit) on the first attempt of each trial in `die_ids`;
+    a marker file per trial remembers the first attempt. Each attempt is logged."""
+
+    name = "die_once"
+
+    def __init__(self, marker_dir: str, die_ids=(0,)):
+        self.marker_dir = marker_dir
+        self.die_ids = tuple(die_ids)
+
+    def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        with open(os.path.join(self.marker_dir, "attempts.log"), "a") as f:
+            f.write(f"{trial_id}\n")
+        marker = os.path.join(self.marker_dir, f"died-{trial_id}")
+        if trial_id in self.die_ids and not os.path.exists(marker):
+            with open(marker, "w") as f:
+                f.write("x")
+            os._exit(1)
+        return EvalResult(reward=toy_reward(spec))

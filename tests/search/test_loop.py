@@ -1,0 +1,187 @@
+"""The search loop: failures, best specs, resume after crashes at every awkward moment."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
+import runs_helpers as h  # noqa: E402
+from nascell.search.loop import run_search
+from nascell.search.run_dir import ConfigMismatchError
+from nascell.search.store import TrialStore
+from nascell.search.trial import TrialStatus
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _store(run_dir):
+    return TrialStore(os.path.join(run_dir, "trials.sqlite"), readonly=True)
+
+
+def _strategy_state(run_dir):
+    root = os.path.join(run_dir, "strategy")
+    newest = sorted(os.listdir(root))[-1]
+    return json.load(open(os.path.join(root, newest, "strategy_state.json")))
+
+
+def test_failures_are_recorded_and_the_search_goes_on(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    space = h.toy_space()
+    strategy = h.ToyRandomStrategy(space, seed=3)
+    result = run_search(space, strategy, h.ToySlowEvaluator(sleep=0, fail_a=9, nan_a=8),
+                        run_dir, num_trials=25, m=4)
+    assert result.num_done + result.num_failed == 25 and result.num_failed > 0
+    for t in result.trials:
+        a = t.decisions["a"]
+        if a in (8, 9):
+            assert t.status == TrialStatus.FAILED and t.reward == 0.0
+            assert ("toy failure" if a == 9 else "non-finite reward") in t.error
+        else:
+            assert t.status == TrialStatus.DONE and t.reward == h.toy_reward(t.spec)
+    assert sorted(strategy.told) == list(range(25))
+    done = [t for t in result.trials if t.status == TrialStatus.DONE]
+    assert result.best_reward == max(t.reward for t in done)
+    best = json.load(open(os.path.join(run_dir, "best", "best.json")))
+    assert best["trial_id"] == result.best.trial_id and best["spec"] == result.best.spec
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("trials 25/25") and f"failed {result.num_failed}" in line
+    assert "trials/min" in line and "ETA" in line
+
+
+def test_resume_extends_and_continues_the_strategy(tmp_path):
+    run_dir = str(tmp_path / "run")
+    space = h.toy_space()
+    run_search(space, h.ToyRandomStrategy(space, seed=1), h.ToySlowEvaluator(sleep=0),
+               run_dir, num_trials=6, m=4, progress=False)
+    strategy = h.ToyRandomStrategy(space, seed=1)
+    result = run_search(space, strategy, h.ToySlowEvaluator(sleep=0), run_dir, num_trials=10,
+                        m=4, progress=False)
+    assert result.resumed and len(result.trials) == 10
+    # The restored strategy knew the first run's trials; it was told each trial exactly once.
+    assert strategy.told == sorted(strategy.told) == list(range(10))
+    assert strategy.asked[:8] == list(range(8))  # 2 asks of 4 in the first run
+    # Asking for fewer trials than are done evaluates nothing more.
+    again = run_search(space, h.ToyRandomStrategy(space, seed=1), h.ToySlowEvaluator(sleep=0),
+                       run_dir, num_trials=5, m=4, progress=False)
+    assert len(again.trials) == 10
+
+
+def test_a_different_search_is_refused(tmp_path):
+    run_dir = str(tmp_path / "run")
+    space = h.toy_space()
+    run_search(space, h.ToyRandomStrategy(space, seed=1), h.ToySlowEvaluator(sleep=0),
+               run_dir, num_trials=2, progress=False)
+    with pytest.raises(ConfigMismatchError, match="strategy.seed"):
+        run_search(space, h.ToyRandomStrategy(space, seed=2), h.ToySlowEvaluator(sleep=0),
+                   run_dir, num_trials=4, progress=False)
+    assert _store(run_dir).counts()["done"] == 2
+
+
+class _Crash(BaseException):
+    """Stands for the process dying: not an Exception, so nothing catches it."""
+
+
+class _CrashingEvaluator(h.ToySlowEvaluator):
+    def __init__(self, crash_on, log_path):
+        super().__init__(sleep=0, log_path=log_path)
+        self.crash_on = crash_on
+
+    def config(self):
+        return {"name": self.name, "fail_a": -1, "nan_a": -1}
+
+    def evaluate(self, spec, trial_id=0):
+        if trial_id == self.crash_on:
+            raise _Crash()
+        return super().evaluate(spec, trial_id)
+
+
+@pytest.mark.parametrize("checkpoint_every", [1, 4])
+def test_crash_mid_trial_reevaluates_same_decisions_once(tmp_path, checkpoint_every):
+    run_dir, log = str(tmp_path / "run"), str(tmp_path / "evals.log")
+    space = h.toy_space()
+    first = h.ToyRandomStrategy(space, seed=5)
+    with pytest.raises(_Crash):
+        run_search(space, first, _CrashingEvaluator(6, log), run_dir, num_trials=12, m=3,
+                   progress=False, checkpoint_every=checkpoint_every)
+    store = _store(run_dir)
+    crashed = store.get(6)
+    assert crashed.status == TrialStatus.RUNNING
+    assert store.counts()["done"] == 6
+    store.close()
+    strategy = h.ToyRandomStrategy(space, seed=5)
+    result = run_search(space, strategy, _CrashingEvaluator(-1, log), run_dir, num_trials=12,
+                        m=3, progress=False, checkpoint_every=checkpoint_every)
+    ids = [int(line.split()[0]) for line in open(log)]
+    assert sorted(ids) == list(range(12))  # every trial evaluated to the end exactly once
+    assert result.trials[6].decisions == crashed.decisions
+    assert strategy.told == sorted(strategy.told) or sorted(strategy.told) == list(range(12))
+    assert sorted(strategy.told) == list(range(12))
+    assert len(strategy.told) == 12  # re-told from the store, never twice
+    assert _store(run_dir).attempts(6) == 2
+
+
+def _loop_script(run_dir, log, num_trials, workers):
+    return textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {HERE!r})
+        import runs_helpers as h
+        from nascell.search.executors import LocalExecutor
+        from nascell.search.loop import run_search
+        space = h.toy_space()
+        ex = LocalExecutor(workers={workers})
+        r = run_search(space, h.ToyRandomStrategy(space, seed=2),
+                       h.ToySlowEvaluator(sleep=0.15, log_path={log!r}), {run_dir!r},
+                       num_trials={num_trials}, m=3, executor=ex, progress=False)
+        ex.shutdown()
+        print("FINISHED", len(r.trials))
+    """)
+
+
+def _kill_mid_run(script, run_dir, at_least):
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    store_path = os.path.join(run_dir, "trials.sqlite")
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(store_path):
+            try:
+                counts = _store(run_dir).counts()
+                if counts["done"] >= at_least:
+                    break
+            except Exception:  # the schema may not be there yet
+                pass
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    proc.kill()  # SIGKILL: no cleanup, no atexit
+    proc.wait()
+
+
+@pytest.mark.parametrize("workers", [2])  # sequential: tests/search/test_search_cli.py
+def test_kill_9_and_resume(tmp_path, workers):
+    run_dir, log = str(tmp_path / "run"), str(tmp_path / "evals.log")
+    script = _loop_script(run_dir, log, 14, workers)
+    _kill_mid_run(script, run_dir, at_least=5)
+    store = _store(run_dir)
+    done_before = {t.trial_id for t in store.finished()}
+    assert 5 <= len(done_before) < 14
+    store.close()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert "FINISHED 14" in out.stdout, out.stderr[-2000:]
+    store = _store(run_dir)
+    finished = store.finished()
+    assert len(finished) == 14 and len({t.trial_id for t in finished}) == 14
+    assert sorted(t.trial_id for t in finished) == list(range(14))
+    completed = [int(line.split()[0]) for line in open(log)]
+    # No finished trial ran again; an abandoned (killed) process pool worker may have
+    # completed the trial it held, but the run only counted and stored it once.
+    assert all(completed.count(i) == 1 for i in done_before)
+    assert set(completed) == set(range(14))
+    state = _strategy_state(run_dir)
+    assert sorted(state["told"]) == list(range(14)) and len(state["told"]) == 14
+    assert state["next_trial_id"] >= 14

@@ -1,0 +1,188 @@
+"""nascell-search: bad flags, kill -9 and resume, refused reuse, corrupt run dirs, NB201."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from nascell.search.store import TrialStore
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CLI = [sys.executable, "-m", "nascell.search.bin.search"]
+TOY = ["--import=runs_helpers", "--space=toy", "--strategy=toy_random", "--evaluator=toy_slow",
+       "--noexport"]
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([HERE] + [p for p in env.get("PYTHONPATH", "").split(
+        os.pathsep) if p])
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env.pop("NASCELL_NB201_CSV", None)
+    env.pop("NASCELL_DATA_DIR", None)
+    env.update(extra)
+    return env
+
+
+def _cli(args, timeout=240, cwd=HERE, **env):
+    return subprocess.run(CLI + args, capture_output=True, text=True, timeout=timeout,
+                          env=_env(**env), cwd=str(cwd))
+
+
+# Each case: flags, and a piece of the one-line error it must give.
+BAD_FLAGS = {
+    "trials": (["--num_trials=0"], "--num_trials must be > 0, got 0"),
+    "m": (["--m=-2"], "--m must be > 0, got -2"),
+    "space": (["--space=transformer"], "--space=transformer: unknown search space; known:"),
+    "strategy": (["--strategy=annealing"], "--strategy=annealing: unknown strategy; known:"),
+    "evaluator": (["--strategy=random", "--space=nasbench201", "--evaluator=oracle"], "--evaluator=oracle: unknown evaluator"),
+    "pair": (["--strategy=random", "--space=nasbench201", "--evaluator=rnn_lm"],
+             "--evaluator=rnn_lm cannot evaluate --space=nasbench201"),
+    "dataset": (["--dataset=cifar10", "--space=rnn_cell"],
+                "--space=rnn_cell searches ptb architectures, not --dataset=cifar10"),
+    "csv_missing": (["--strategy=random", "--space=nasbench201", "--nb201_csv=/no/such/nb201.csv"],
+                    "--nb201_csv=/no/such/nb201.csv: no such file"),
+    "csv_absent": (["--strategy=random", "--space=nasbench201"], "needs its table: pass --nb201_csv"),
+    "controller": (["--strategy=random", "--lr=0.1"], "--lr sets the controller"),
+    "executor": (TOY + ["--executor=slurm"], "--executor=slurm: unknown executor"),
+    "workers": (TOY + ["--workers=0"], "--workers must be >= 1"),
+    "ray_address": (TOY + ["--ray_address=auto"], "--ray_address needs --executor=ray"),
+    "good": (TOY, "OK"),
+    "positional": (["ptb"], "unexpected arguments ['ptb']"),
+    "import": (["--import=no_such_module_xyz"], "--import=no_such_module_xyz: cannot import"),
+    "type": (["--num_trials=many"], "flag --num_trials=many"),
+}
+
+
+def test_every_bad_flag_gets_its_message(tmp_path):
+    # One process parses every case in turn (absl flags are process-global).
+    script = textwrap.dedent(f"""
+        import io, json, sys
+        from absl import app, flags
+        from nascell.search.bin import search
+        cases = json.loads(sys.argv[1])
+        out = {{}}
+        for name, (argv, _) in cases.items():
+            flags.FLAGS.unparse_flags()
+            try:
+                rest = flags.FLAGS(["nascell-search"] + argv)
+                search.resolve(rest)
+                out[name] = "OK"
+            except app.UsageError as e:
+                out[name] = str(e)
+            except flags.Error as e:
+                out[name] = str(e)
+        # What main() (the binary) prints for a bad flag, and its exit status.
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["nascell-search", "--num_trials=0", "--run_dir=never"])
+        sys.stderr, err = io.StringIO(), sys.stderr
+        try:
+            search.main(["nascell-search"])
+        except SystemExit as e:
+            out["exit"] = [e.code, sys.stderr.getvalue()]
+        sys.stderr = err
+        print(json.dumps(out))
+    """)
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text("{truncated")
+    cases = dict(BAD_FLAGS, corrupt=(TOY + [f"--run_dir={corrupt}"],
+                                     f"{corrupt}/config.json is unreadable"))
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(cases)],
+                          capture_output=True, text=True, env=_env(), timeout=240,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name, (_, message) in cases.items():
+        assert message in got[name], (name, got[name])
+    assert "pick a new --run_dir" in got["corrupt"]
+    assert (corrupt / "config.json").read_text() == "{truncated"
+    # The binary: exit status 1, the message on one line, no work done.
+    code, stderr = got["exit"]
+    assert code == 1 and stderr.splitlines() == [
+        "nascell-search: --num_trials must be > 0, got 0",
+        "Pass --helpshort or --helpfull to see help on flags."]
+    assert not (tmp_path / "never").exists()
+    assert not (tmp_path / "never").exists()
+
+
+def _wait_for_done(run_dir, proc, at_least, limit=120):
+    path = os.path.join(run_dir, "trials.sqlite")
+    deadline = time.time() + limit
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(path):
+            try:
+                if TrialStore(path, readonly=True).counts()["done"] >= at_least:
+                    return
+            except Exception:  # still being created
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"the search never reached {at_least} trials: "
+                         f"{proc.communicate()[1][-3000:] if proc.poll() is not None else ''}")
+
+
+def test_kill_9_resume_and_refused_reuse(tmp_path):
+    run_dir, log = str(tmp_path / "run"), str(tmp_path / "evals.log")
+    args = TOY + [f"--run_dir={run_dir}", "--num_trials=12", "--m=3", "--seed=4"]
+    env = {"NASCELL_TEST_SLEEP": "0.2", "NASCELL_TEST_LOG": log}
+    proc = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_env(**env), cwd=str(tmp_path))
+    try:
+        _wait_for_done(run_dir, proc, at_least=4)
+    finally:
+        proc.kill()  # SIGKILL, mid-trial
+        proc.wait()
+    store = TrialStore(os.path.join(run_dir, "trials.sqlite"), readonly=True)
+    before = {t.trial_id: t.decisions for t in store.finished()}
+    unfinished = {t.trial_id: t.decisions for t in store.unfinished()}
+    store.close()
+    assert 4 <= len(before) < 12
+
+    done = _cli(args, **env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "12 trials in" in done.stdout and "best reward" in done.stdout
+    store = TrialStore(os.path.join(run_dir, "trials.sqlite"), readonly=True)
+    finished = store.finished()
+    assert sorted(t.trial_id for t in finished) == list(range(12))
+    for t in finished:  # killed trials ran again with the same decisions, not resampled
+        if t.trial_id in unfinished:
+            assert t.decisions == unfinished[t.trial_id]
+        if t.trial_id in before:
+            assert t.decisions == before[t.trial_id]
+    completed = [int(line.split()[0]) for line in open(log)]
+    assert sorted(completed) == list(range(12)), completed  # none evaluated twice
+    gens = sorted(os.listdir(os.path.join(run_dir, "strategy")))
+    state = json.load(open(os.path.join(run_dir, "strategy", gens[-1], "strategy_state.json")))
+    assert sorted(state["told"]) == list(range(12)) and state["next_trial_id"] == 12
+    best = json.load(open(os.path.join(run_dir, "best", "best.json")))
+    assert best["reward"] == max(t.reward for t in finished)
+
+    # The same directory with a different search is refused, and nothing changes.
+    refused = _cli(TOY + [f"--run_dir={run_dir}", "--num_trials=20", "--seed=5"], **env)
+    assert refused.returncode != 0
+    assert "differing keys: m, strategy.seed;" in refused.stderr
+    assert "pick a new --run_dir" in refused.stderr
+    counts = TrialStore(os.path.join(run_dir, "trials.sqlite"), readonly=True).counts()
+    assert counts["done"] + counts["failed"] == 12 and counts["pending"] == 0
+
+
+
+def test_nasbench201_with_the_example_flagfile(tmp_path, shared_data):
+    csv_path = shared_data("nasbench201", "nb201_cifar10.csv")
+    run_dir = tmp_path / "nb201"
+    proc = _cli([f"--flagfile={os.path.join(ROOT, 'configs', 'nasbench201.cfg')}",
+                 "--strategy=random", "--num_trials=30", f"--nb201_csv={csv_path}",
+                 f"--run_dir={run_dir}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    store = TrialStore(str(run_dir / "trials.sqlite"), readonly=True)
+    finished = store.finished()
+    assert len(finished) == 30 and all(t.status.value == "done" for t in finished)
+    best = json.load(open(run_dir / "best" / "best.json"))
+    assert best["reward"] == max(t.reward for t in finished) and 0 < best["reward"] < 0.95
+    assert "nothing to export" not in proc.stdout
+    assert os.listdir(run_dir / "tensorboard")
