@@ -9,8 +9,9 @@ load from other processes on the machine hits all of them alike.
     python benchmarks/cell_throughput.py --warmup 5 --steps 10 --repeats 3
     python benchmarks/cell_throughput.py --jit --units 200   # XLA, smaller model
 
-Prints one line per timed repeat, then a table: median steps/s over the repeats, and each
-model's step time as a multiple of the LSTM's (the median of the per-repeat ratios).
+Prints one line per timed repeat, then a table: median steps/s over the repeats, each model's
+step time as a multiple of the LSTM's (the median of the per-repeat ratios), and the same for
+process CPU time per step, which other processes' load disturbs much less than wall time.
 """
 
 import os
@@ -71,14 +72,19 @@ def build_model(kind: str) -> keras.Model:
     return model
 
 
-def time_steps(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int) -> float:
-    """Seconds for `steps` training steps (train_on_batch returns host numbers: it syncs)."""
-    start = time.perf_counter()
+def time_steps(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int):
+    """(wall seconds, process CPU seconds) for `steps` training steps.
+
+    train_on_batch returns host numbers, so each step has finished when it returns. CPU time
+    (all threads of this process) is reported too: on a shared machine it moves much less
+    with other processes' load than wall time does.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         loss = model.train_on_batch(x, y)
     if not np.isfinite(loss):
         raise RuntimeError(f"{model.name}: loss is {loss}")
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main(argv):
@@ -96,24 +102,30 @@ def main(argv):
         print(f"{kind}: {models[kind].count_params():,} parameters, warmup "
               f"{time.perf_counter() - start:.1f}s", flush=True)
 
-    rates = {kind: [] for kind in models}
+    rates = {kind: [] for kind in models}       # wall-clock steps/s, one per repeat
+    cpu_ms = {kind: [] for kind in models}      # process CPU ms per step, one per repeat
     for repeat in range(FLAGS.repeats):
         for kind, model in models.items():
-            rates[kind].append(FLAGS.steps / time_steps(model, x, y, FLAGS.steps))
-        print(f"repeat {repeat + 1}: " + "  ".join(f"{k} {r[-1]:.3f} steps/s"
-                                                   for k, r in rates.items()), flush=True)
+            wall, cpu = time_steps(model, x, y, FLAGS.steps)
+            rates[kind].append(FLAGS.steps / wall)
+            cpu_ms[kind].append(1000 * cpu / FLAGS.steps)
+        print(f"repeat {repeat + 1}: " + "  ".join(
+            f"{k} {rates[k][-1]:.3f} steps/s ({cpu_ms[k][-1]:.0f} cpu ms/step)" for k in models),
+              flush=True)
 
     first = next(iter(models))
     print(f"\nbatch {FLAGS.batch}, seq_len {FLAGS.seq_len}, units {FLAGS.units}, vocab "
           f"{FLAGS.vocab}, layers {FLAGS.layers}, jit {FLAGS.jit}, unroll {FLAGS.unroll}; "
           f"{FLAGS.steps} steps x {FLAGS.repeats} interleaved repeats")
-    print(f"| model | params | steps/s (median) | step ms | step time vs {first} |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"| model | params | steps/s (median) | step ms | step time vs {first} "
+          f"| CPU ms/step | CPU time vs {first} |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for kind, model in models.items():
         ratio = statistics.median(a / b for a, b in zip(rates[first], rates[kind]))
+        cpu_ratio = statistics.median(b / a for a, b in zip(cpu_ms[first], cpu_ms[kind]))
         median = statistics.median(rates[kind])
         print(f"| {kind} | {model.count_params():,} | {median:.3f} | {1000 / median:.0f} | "
-              f"{ratio:.2f}x |")
+              f"{ratio:.2f}x | {statistics.median(cpu_ms[kind]):.0f} | {cpu_ratio:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ Each trial is a deterministic, CPU-bound busy loop of fixed work (`--work` itera
 integer recurrence in pure Python; no sleeping, no I/O), so every configuration does exactly
 the same computation and the ratio between them measures what the executor and the loop
 cost: process start-up, pickling, the trial store's commits and strategy checkpoints, and
-how well the workers overlap. Scaling efficiency = (rate with k workers / rate with 1) / k;
+how well the workers overlap. Each configuration first runs a search of `workers` trials on a
+fresh executor (reported as start-up: spawning workers that import nascell, and with it
+TensorFlow), then the timed search of `--trials` trials on the warm executor. Scaling efficiency = (rate with k workers / rate with 1) / k;
 1.0 is perfect, and it cannot exceed the machine's free cores / k.
 """
 
@@ -51,10 +53,12 @@ class BusyEvaluator(Evaluator):
         return {"name": self.name, "work": self.work}
 
     def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        cpu = time.process_time()
         acc = 0
         for i in range(self.work):
             acc = (acc * 31 + i) % 1_000_003
-        return EvalResult(reward=(spec["a"] + 1) / 10.0, metrics={"acc": acc})
+        return EvalResult(reward=(spec["a"] + 1) / 10.0,
+                          metrics={"acc": acc, "cpu_seconds": time.process_time() - cpu})
 
 
 class UniformStrategy(Strategy):
@@ -81,28 +85,38 @@ class UniformStrategy(Strategy):
         self.next_trial_id = state["next_trial_id"]
 
 
-def measure(executor_name: str, workers: int, root: str) -> Dict[str, float]:
+def _search(executor, workers: int, run_dir: str, num_trials: int):
     space = SearchSpace("bench", [Categorical("a", list(range(10))),
                                   Categorical("b", list(range(10)))])
+    return run_search(space, UniformStrategy(space, seed=0), BusyEvaluator(FLAGS.work),
+                      run_dir, num_trials=num_trials, m=workers, executor=executor,
+                      progress=False, tensorboard=False)
+
+
+def measure(executor_name: str, workers: int, root: str) -> Dict[str, float]:
+    """Cold: a fresh executor (worker start-up included). Warm: the same executor again."""
     if executor_name == "ray":
         executor = create_executor("ray", max_in_flight=workers)
     else:
         executor = create_executor("local", workers=workers)
-    run_dir = os.path.join(root, f"{executor_name}-{workers}")
-    start = time.perf_counter()
     try:
-        result = run_search(space, UniformStrategy(space, seed=0), BusyEvaluator(FLAGS.work),
-                            run_dir, num_trials=FLAGS.trials, m=workers, executor=executor,
-                            progress=False, tensorboard=False)
+        start = time.perf_counter()
+        cold = _search(executor, workers, os.path.join(root, f"{executor_name}-{workers}-cold"),
+                       workers)
+        cold_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        result = _search(executor, workers, os.path.join(root, f"{executor_name}-{workers}"),
+                         FLAGS.trials)
+        seconds = time.perf_counter() - start
     finally:
         if executor_name == "local":
             executor.shutdown()
-    seconds = time.perf_counter() - start
-    assert result.num_done == FLAGS.trials, result
+    assert result.num_done == FLAGS.trials and cold.num_done == workers, result
     evaluate = sum(t.timings["evaluate"] for t in result.trials) / len(result.trials)
-    return {"workers": workers, "seconds": seconds,
+    cpu = sum(t.metrics["cpu_seconds"] for t in result.trials) / len(result.trials)
+    return {"workers": workers, "seconds": seconds, "startup_seconds": cold_seconds,
             "trials_per_hour": FLAGS.trials / seconds * 3600.0,
-            "seconds_per_evaluation": evaluate}
+            "seconds_per_evaluation": evaluate, "cpu_seconds_per_evaluation": cpu}
 
 
 def main(argv: List[str]) -> None:
@@ -116,8 +130,6 @@ def main(argv: List[str]) -> None:
     root = tempfile.mkdtemp(prefix="nascell-scaling-")
     rows = []
     try:
-        if FLAGS.executor == "ray":  # warm the Ray workers up once, outside the timings
-            measure("ray", max(counts), os.path.join(root, "warmup"))
         for k in counts:
             rows.append(measure(FLAGS.executor, k, root))
     finally:
@@ -125,13 +137,19 @@ def main(argv: List[str]) -> None:
     base = rows[0]["trials_per_hour"]
     print(f"executor={FLAGS.executor} trials={FLAGS.trials} work={FLAGS.work} "
           f"cpus={os.cpu_count()}")
-    print(f"{'workers':>7} {'seconds':>8} {'trials/hour':>12} {'s/eval':>7} {'speedup':>8} "
-          f"{'efficiency':>10}")
+    print(f"{'workers':>7} {'startup_s':>9} {'seconds':>8} {'trials/hour':>12} {'s/eval':>7} "
+          f"{'cpu_s/eval':>10} {'speedup':>8} {'efficiency':>10}")
     for row in rows:
         speedup = row["trials_per_hour"] / base
         row["speedup"], row["efficiency"] = speedup, speedup / row["workers"]
-        print(f"{row['workers']:>7} {row['seconds']:>8.2f} {row['trials_per_hour']:>12.0f} "
-              f"{row['seconds_per_evaluation']:>7.3f} {speedup:>8.2f} {row['efficiency']:>10.2f}")
+        print(f"{row['workers']:>7} {row['startup_seconds']:>9.2f} {row['seconds']:>8.2f} "
+              f"{row['trials_per_hour']:>12.0f} {row['seconds_per_evaluation']:>7.3f} "
+              f"{row['cpu_seconds_per_evaluation']:>10.3f} {speedup:>8.2f} "
+              f"{row['efficiency']:>10.2f}")
+    print("startup_s: a first search of `workers` trials on the fresh executor (worker "
+          "processes starting, imports); the timed search reuses the warm executor. "
+          "s/eval is wall time inside the evaluator, cpu_s/eval its CPU time: a ratio well "
+          "above 1 means other processes compete for the cores.")
     if FLAGS.out:
         with open(FLAGS.out, "w") as f:
             json.dump(rows, f, indent=2)

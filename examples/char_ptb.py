@@ -41,9 +41,9 @@ class Config:
     projection: Optional[int] = None
     batch_size: int = 32
     seq_len: int = 50
-    steps: int = 150                   # training steps per epoch; 0: a full pass
+    steps: int = 200                   # training steps per epoch; 0: a full pass
     epochs: int = 1
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
     clipnorm: float = 1.0
     dropout: float = 0.0               # on the recurrent outputs, both models
     max_train_chars: int = 100_000     # 0: all
@@ -141,7 +141,8 @@ def train_and_evaluate(model, data: Dict[str, Any], cfg: Config) -> Dict[str, fl
     steps = cfg.steps or num_lm_batches(len(data["train"]), cfg.batch_size, cfg.seq_len)
     start = time.time()
     history = model.fit(lm_dataset(data["train"], cfg.batch_size, cfg.seq_len).repeat(),
-                        epochs=cfg.epochs, steps_per_epoch=steps, verbose=0).history
+                        epochs=cfg.epochs, steps_per_epoch=steps, shuffle=False,
+                        verbose=0).history
     seconds = time.time() - start
     return {"params": int(model.count_params()),
             "train_bpc": history["loss"][-1] / math.log(2.0),
@@ -186,6 +187,8 @@ def run(cfg: Config, workdir: Optional[str] = None) -> Dict[str, Dict[str, float
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # the library's INFO lines, unless asked
     cfg = Config(**{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(Config)})
     if cfg.export_dir is not None and cfg.spec_json is not None:
         raise app.UsageError("pass --export_dir or --spec_json, not both")

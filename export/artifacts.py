@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from nascell.conv import ConvNet
-from nascell.spec import ConvSpec, RNNCellSpec, SpecError, spec_from_dict, spec_from_json
+from nascell.spec import ConvSpec, RNNCellSpec, spec_from_dict, spec_from_json
 from nascell.tree_cell import TreeCell
 
 SPEC_FILE = "spec.json"

@@ -1,4 +1,4 @@
-"""Architecture diagrams as Graphviz source: the cell tree (paper Figure 8), the conv net (Figure 7).
+"""Architecture diagrams as Graphviz source: a cell tree (paper Figure 8), a conv net (Figure 7).
 
 `cell_graph` draws a recurrent cell bottom-up: the inputs ``x_t`` and ``h_{t-1}`` feed every
 leaf, each node shows its index, combine and activation, the memory ``c_{t-1}`` enters through
@@ -27,14 +27,18 @@ from nascell.spec import ConvSpec, RNNCellSpec
 _LEAF_COLOR = "#dbe9f6"
 _NODE_COLOR = "#eeeeee"
 _CELL_COLOR = "#fde2c8"
+_NL = "\\n"  # a line break inside a DOT label (the two characters backslash, n)
+_NODE_ATTR = {"fontname": "Helvetica", "shape": "box", "style": "filled,rounded"}
+
+
+def _graph_attr(rankdir: str, label: str):
+    return {"rankdir": rankdir, "fontname": "Helvetica", "label": label, "labelloc": "t"}
 
 
 def cell_graph(spec: RNNCellSpec, title: Optional[str] = None) -> graphviz.Digraph:
     """The cell tree of an `RNNCellSpec`, like Figure 8 of Zoph & Le (2017)."""
-    g = graphviz.Digraph("cell", graph_attr={"rankdir": "BT", "fontname": "Helvetica",
-                                             "label": title or f"recurrent cell (base {spec.base})",
-                                             "labelloc": "t"},
-                         node_attr={"fontname": "Helvetica", "shape": "box", "style": "filled,rounded"})
+    g = graphviz.Digraph("cell", graph_attr=_graph_attr(
+        "BT", title or f"recurrent cell (base {spec.base})"), node_attr=_NODE_ATTR)
     with g.subgraph(name="inputs") as s:
         s.attr(rank="same")
         s.node("x_t", "x_t", shape="ellipse", fillcolor="white")
@@ -45,7 +49,7 @@ def cell_graph(spec: RNNCellSpec, title: Optional[str] = None) -> graphviz.Digra
         extra = []
         if k == output:
             extra.append("c_t = pre-activation")
-        label = "\n".join([f"node {k}" + (" (root)" if k == spec.root else ""),
+        label = _NL.join([f"node {k}" + (" (root)" if k == spec.root else ""),
                            f"{op.combine}, {op.activation}"] + extra)
         g.node(f"n{k}", label, fillcolor=_LEAF_COLOR if leaf else _NODE_COLOR,
                penwidth="2" if k in (inject, output) else "1")
@@ -55,7 +59,7 @@ def cell_graph(spec: RNNCellSpec, title: Optional[str] = None) -> graphviz.Digra
 
     # The cell inject: node `inject`'s output, combined with c_{t-1}, is what its parent reads.
     inj = spec.cell_inject
-    g.node("inject", f"cell inject\n{inj.combine}, {inj.activation}", fillcolor=_CELL_COLOR)
+    g.node("inject", f"cell inject{_NL}{inj.combine}, {inj.activation}", fillcolor=_CELL_COLOR)
     g.node("c_prev", "c_{t-1}", shape="ellipse", fillcolor=_CELL_COLOR)
     g.edge(f"n{inject}", "inject")
     g.edge("c_prev", "inject")
@@ -80,17 +84,15 @@ def _conv_label(i: int, layer, shape=None) -> str:
         lines.append(f"stride {layer.stride_height}x{layer.stride_width}")
     if shape is not None:
         lines.append("out " + "x".join(str(d) for d in shape))
-    return "\n".join(lines)
+    return _NL.join(lines)
 
 
 def conv_graph(spec: ConvSpec, image_shape=None, output_shapes: Optional[List] = None,
                features_shape=None, title: Optional[str] = None) -> graphviz.Digraph:
     """A conv spec's layers and skip connections, like Figure 7 of Zoph & Le (2017)."""
-    g = graphviz.Digraph("convnet", graph_attr={"rankdir": "TB", "fontname": "Helvetica",
-                                                "label": title or f"conv net ({spec.num_layers} layers)",
-                                                "labelloc": "t"},
-                         node_attr={"fontname": "Helvetica", "shape": "box", "style": "filled,rounded"})
-    image_label = "image" + ("\n" + "x".join(str(d) for d in image_shape) if image_shape else "")
+    g = graphviz.Digraph("convnet", graph_attr=_graph_attr(
+        "TB", title or f"conv net ({spec.num_layers} layers)"), node_attr=_NODE_ATTR)
+    image_label = "image" + (_NL + "x".join(str(d) for d in image_shape) if image_shape else "")
     g.node("image", image_label, shape="ellipse", fillcolor="white")
     for i, layer in enumerate(spec.layers):
         shape = output_shapes[i] if output_shapes else None
@@ -102,9 +104,9 @@ def conv_graph(spec: ConvSpec, image_shape=None, output_shapes: Optional[List] =
             skip = j != i - 1
             g.edge(f"l{j}", f"l{i}", style="dashed" if skip else "solid",
                    color="#c0504d" if skip else "black")
-    label = "concat loose ends\n(zero-padded)"
+    label = f"concat loose ends{_NL}(zero-padded)"
     if features_shape is not None:
-        label += "\nfeatures " + "x".join(str(d) for d in features_shape)
+        label += f"{_NL}features " + "x".join(str(d) for d in features_shape)
     g.node("features", label, shape="ellipse", fillcolor=_CELL_COLOR)
     for i in spec.loose_ends():
         g.edge(f"l{i}", "features")

@@ -20,8 +20,12 @@ SavedModel endpoints (every variable stays trainable and is reachable as
     - ``step(x, h, c)``: one time step, ``x`` ``[batch, input_dim]`` ->
       ``{"output": [batch, h_dim], "h": ..., "c": ...}`` (``output`` is the new ``h``, as a Keras
       cell returns ``h, [h, c]``);
-* conv nets: ``features(images)``: ``[batch, height, width, channels]`` -> the feature map
-  (inference mode: batch normalization uses its moving statistics).
+* conv nets: ``features(images)``: ``[batch, height, width, channels]`` ->
+  ``{"features": [batch, H, W, C]}`` (inference mode: batch normalization uses its moving
+  statistics).
+
+Every endpoint returns a dict of named tensors, so its serving signature has named outputs;
+``metadata.json`` lists each endpoint's inputs (in order), outputs and shapes.
 
 The first endpoint is also the SavedModel's ``serving_default`` signature.
 """
@@ -43,11 +47,9 @@ from absl import logging
 import nascell
 from nascell.conv import ConvNet, plan_conv_shapes
 from nascell.export import artifacts, diagram
-from nascell.export.artifacts import (CONV_LAYER_NAME, CELL_LAYER_NAME, DOT_FILE, KERAS_FILE,
-                                      METADATA_FILE, SAVED_MODEL_DIR, SPEC_FILE, WEIGHTS_FILE,
-                                      ExportFormatError)
+from nascell.export.artifacts import (CELL_LAYER_NAME, CONV_LAYER_NAME, DOT_FILE, KERAS_FILE,
+                                      METADATA_FILE, SAVED_MODEL_DIR, SPEC_FILE, WEIGHTS_FILE)
 from nascell.spec import ConvSpec, RNNCellSpec
-from nascell.tree_cell import TreeCell
 
 __all__ = ["export_spec", "export_best", "cell_endpoints", "conv_endpoints"]
 
@@ -225,17 +227,21 @@ def cell_endpoints(rnn: keras.layers.RNN) -> Dict[str, Any]:
 def conv_endpoints(convnet: ConvNet) -> Dict[str, Any]:
     """``{"features": (fn, input_signature)}`` for a `ConvNet` built for one image shape."""
     def features(images):
-        return convnet(images, training=False)
+        return {"features": convnet(images, training=False)}
 
     return {"features": (features,
                          [_tensor_spec((None,) + tuple(convnet.plan.image_shape), "images")])}
 
 
-def _signature_doc(fn_and_sig, outputs) -> Dict[str, Any]:
-    fn, sig = fn_and_sig
-    return {"inputs": {s.name: {"shape": list(s.shape.as_list()), "dtype": s.dtype.name}
-                       for s in sig},
-            "outputs": outputs}
+def _signature_doc(name: str, fn_and_sig, outputs) -> Dict[str, Any]:
+    """An endpoint's positional inputs (in order), its named outputs, and how to call it."""
+    _, sig = fn_and_sig
+    names = [s.name for s in sig]
+    return {"inputs": [{"name": s.name, "shape": list(s.shape.as_list()), "dtype": s.dtype.name}
+                       for s in sig],
+            "outputs": outputs,
+            "call": f"tf.saved_model.load(path).{name}({', '.join(names)}) -> "
+                    f"{{{', '.join(repr(k) for k in outputs)}}}"}
 
 
 # --- the writing steps (each one file or folder, in the temporary folder) -------------------------
@@ -308,7 +314,8 @@ def _metadata(prepared: Dict[str, Any], endpoints: Dict[str, Any], weight_shapes
         "parameters": artifacts.parameter_count(core),
         "weights": {"file": WEIGHTS_FILE, "source": prepared["weights_source"],
                     "variables": weight_shapes},
-        "endpoints": {name: _signature_doc(endpoints[name], outs[name]) for name in endpoints},
+        "endpoints": {name: _signature_doc(name, endpoints[name], outs[name])
+                      for name in endpoints},
         "serving_default": next(iter(endpoints)),
         "files": sorted(files),
         "provenance": provenance or {},
@@ -320,6 +327,32 @@ def _fsync_tree(root: str) -> None:
         for name in names:
             with open(os.path.join(folder, name), "rb") as f:
                 os.fsync(f.fileno())
+        _fsync_dir(folder)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux), else the common 022."""
+    try:
+        with open("/proc/self/status", "r", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # --- the public entry points ----------------------------------------------------------------------
@@ -370,6 +403,7 @@ def export_spec(spec: Any, directory: str, units: Optional[int] = None,
     parent, name = os.path.split(directory)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.tmp-")
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; an export is a normal folder
     try:
         _write_spec(tmp, spec)
         weight_shapes = _write_weights(tmp, core)
@@ -396,6 +430,7 @@ def _move_into_place(tmp: str, directory: str, overwrite: bool) -> None:
     """Rename the finished folder to ``directory``; an old one is moved aside, then deleted."""
     if not os.path.exists(directory):
         os.rename(tmp, directory)
+        _fsync_dir(os.path.dirname(directory))
         return
     if not overwrite:
         raise FileExistsError(f"{directory} appeared while exporting; nothing was replaced")
@@ -408,6 +443,7 @@ def _move_into_place(tmp: str, directory: str, overwrite: bool) -> None:
     except BaseException:
         os.rename(old, directory)  # put the previous export back
         raise
+    _fsync_dir(parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -130,7 +130,7 @@ class TreeCell(keras.layers.Layer, DropoutRNNCell):
     # --- the compiled tree -----------------------------------------------------------------------
 
     def _compile_plan(self) -> None:
-        """Turn the spec into flat Python lists that `call` walks (no per-step lookups)."""
+        """Turn the spec into flat tuples of ops and child indices that `call` walks in order."""
         spec = self.spec
         base, units = spec.base, self.units
         combines = [spec.nodes[i].combine for i in range(base)]

@@ -167,15 +167,14 @@ class Controller(keras.Model):
         padded = tf.TensorSpec([None, None, self._pad], tf.int32)
         train_sig = [padded, scalar, tf.TensorSpec([None], tf.float32),
                      tf.TensorSpec([], tf.float32)]
-        self._sample_tf = tf.function(self._sample_graph, jit_compile=jit_compile,
+        self._sample_tf = tf.function(self._sample_graph, jit_compile=jit_compile, autograph=False,
                                       input_signature=[scalar, scalar,
                                                        tf.TensorSpec([2], tf.int64)])
-        self._score_tf = tf.function(self._score_graph, jit_compile=jit_compile,
+        self._score_tf = tf.function(self._score_graph, jit_compile=jit_compile, autograph=False,
                                      input_signature=[padded, scalar])
-        self._grad_tf = tf.function(self._grad_graph, jit_compile=jit_compile,
+        self._grad_tf = tf.function(self._grad_graph, jit_compile=jit_compile, autograph=False,
                                     input_signature=train_sig)
-        self._train_tf = tf.function(self._train_graph, jit_compile=jit_compile,
-                                     input_signature=train_sig)
+
         self._apply_fn = None
 
     def reset(self, seed: int) -> None:
@@ -364,11 +363,6 @@ class Controller(keras.Model):
                  for g, v in zip(grads, variables)]
         return loss, grads, log_prob, entropy
 
-    def _train_graph(self, tokens, num_decisions, advantages, total):
-        loss, grads, _, _ = self._grad_graph(tokens, num_decisions, advantages, total)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return loss
-
     def call(self, tokens, num_decisions: Optional[int] = None):
         """Keras entry point: log P of a compact token matrix (all decisions by default)."""
         n = self._check_n(num_decisions)
@@ -487,17 +481,6 @@ class Controller(keras.Model):
         for k, (_, n) in enumerate(batches):
             groups.setdefault(int(n), []).append(k)
         total_grads, loss = None, 0.0
-        if len(groups) == 1:  # the common case: one compiled step computes and applies
-            n = next(iter(groups))
-            padded = self._to_padded(np.stack([np.asarray(t, np.int32) for t, _ in batches]), n)
-            loss = float(self._train_tf(tf.constant(padded), tf.constant(n),
-                                        tf.constant(adv.astype(np.float32)),
-                                        tf.constant(float(m), tf.float32)))
-            self.updates += 1
-            self.update_baseline(rewards)
-            return {"loss": loss, "reward": float(np.mean(rewards)),
-                    "baseline": float(np.mean(rewards)) if baseline is None else baseline,
-                    "advantage": float(np.mean(adv))}
         for n, idx in sorted(groups.items()):
             tokens = np.stack([np.asarray(batches[k][0], np.int32) for k in idx])
             l, grads, _, _ = self.gradients(tokens, adv[idx], n, total=m)
@@ -522,11 +505,11 @@ class Controller(keras.Model):
                 "decisions": [d.config() for d in self.decision_list]}
 
     def state_bytes(self) -> bytes:
-        """Weights, optimizer slots, baseline and counters as one .npz blob."""
+        """Weights, optimizer slots, baseline, counters and seed as one .npz blob."""
         arrays = {f"weight_{i}": np.asarray(v) for i, v in enumerate(self.weights)}
         arrays.update({f"optimizer_{i}": np.asarray(v)
                        for i, v in enumerate(self.optimizer.variables)})
-        arrays["counters"] = np.array([self.sample_calls, self.updates], np.int64)
+        arrays["counters"] = np.array([self.sample_calls, self.updates, self.seed], np.int64)
         arrays["baseline"] = np.array([np.nan if self.baseline is None else self.baseline])
         buf = io.BytesIO()
         np.savez(buf, **arrays)
@@ -548,7 +531,7 @@ class Controller(keras.Model):
                         raise ValueError(f"controller checkpoint {prefix} {i} ({v.path}) has "
                                          f"shape {value.shape}, expected {tuple(v.shape)}")
                     v.assign(value)
-            self.sample_calls, self.updates = (int(x) for x in f["counters"])
+            self.sample_calls, self.updates, self.seed = (int(x) for x in f["counters"])
             b = float(f["baseline"][0])
             self.baseline = None if np.isnan(b) else b
 

@@ -222,6 +222,9 @@ class _Loop:
 
     def _ask(self, n: int) -> List[Trial]:
         trials = list(self.strategy.ask(n))
+        for trial in trials:
+            if trial.spec is None and hasattr(self.space, "decode"):
+                trial.spec = self.space.decode(trial.decisions)
         ids = [t.trial_id for t in trials]
         if len(set(ids)) != len(ids):
             raise RuntimeError(f"{type(self.strategy).__name__}.ask returned duplicate trial "

@@ -53,13 +53,20 @@ class ConfigMismatchError(RunDirError):
         keys = ", ".join(k for k, _, _ in differences)
         detail = "; ".join(f"{k}: stored {_short(a)} vs now {_short(b)}"
                            for k, a, b in differences[:6])
+        if len(differences) > 6:
+            detail += "; ..."
         super().__init__(
             f"{path} holds a different search (differing keys: {keys}; {detail}). Refusing to "
             "mix two searches in one run directory: pick a new --run_dir, or pass the same "
             "flags as the run that created it to resume it.")
 
 
+_UNSET = "(unset)"
+
+
 def _short(value: Any, limit: int = 60) -> str:
+    if value is _UNSET:
+        return _UNSET
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -94,7 +101,7 @@ def config_differences(stored: Dict[str, Any], new: Dict[str, Any]) -> List[Tupl
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key, missing), b.get(key, missing)
         if va != vb:
-            diffs.append((key, None if va is missing else va, None if vb is missing else vb))
+            diffs.append((key, _UNSET if va is missing else va, _UNSET if vb is missing else vb))
     return diffs
 
 
@@ -223,6 +230,10 @@ class RunDir:
         for old in self._generations():
             if old < generation - (_KEEP_GENERATIONS - 1):
                 shutil.rmtree(self._gen_dir(old), ignore_errors=True)
+        root = os.path.join(self.path, STRATEGY_DIR)
+        for name in os.listdir(root):  # half-written checkpoints of a crashed run
+            if name.endswith(".tmp"):
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
         return generation
 
     def restore_strategy(self, strategy: Any) -> int:

@@ -33,4 +33,4 @@ def shared_data():
 def _clear_keras_session():
     yield
     import keras
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)

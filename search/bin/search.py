@@ -179,9 +179,16 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
             _usage(f"--nb201_csv={csv_path}: no such file; pass the path of nb201_cifar10.csv")
     elif FLAGS.nb201_csv is not None:
         _usage(f"--nb201_csv is only used by the nasbench201 evaluator, not {evaluator}")
-    if evaluator in ("rnn_lm", "conv_classifier") and child_flags is None:
-        _usage(f"the {evaluator} evaluator needs nascell.search.bin.child_flags, which did not "
-               f"import: {_CHILD_FLAGS_ERROR}")
+    if evaluator in ("rnn_lm", "conv_classifier"):
+        if child_flags is None:
+            _usage(f"the {evaluator} evaluator needs nascell.search.bin.child_flags, which did "
+                   f"not import: {_CHILD_FLAGS_ERROR}")
+        child_flags.validate_child_flags(evaluator)  # app.UsageError naming the flag
+    elif child_flags is not None:
+        given = sorted(name for name in FLAGS if name.startswith("child_") and FLAGS[name].present)
+        if given:
+            _usage(f"{', '.join('--' + g for g in given)} configure the rnn_lm / "
+                   f"conv_classifier children, not --evaluator={evaluator}")
 
     from nascell.search.executors import available_executors
     if FLAGS.executor not in available_executors():

@@ -217,12 +217,17 @@ class RNNSupernet(keras.Model):
                    clipnorm: Optional[float] = 0.25, h0=None):
         """One SGD step on the variables ``spec`` reads (ENAS: plain SGD, clipped gradients).
 
-        Returns (loss, last state). Variables outside the subgraph are not assigned at all.
+        Returns (loss, last state). Variables outside the subgraph are not assigned at all; a
+        non-finite loss or gradient skips the step (and returns a None state).
         """
         loss, h, pairs = self.gradients(spec, inputs, targets, h0)
         grads = [g for g, _ in pairs]
+        norm = tf.linalg.global_norm(grads)
+        if not (np.isfinite(float(loss)) and np.isfinite(float(norm))):
+            # A diverging cell must not poison the weights every other cell shares.
+            return float(loss), None
         if clipnorm:
-            grads, _ = tf.clip_by_global_norm(grads, clipnorm)
+            grads, _ = tf.clip_by_global_norm(grads, clipnorm, use_norm=norm)
         for (_, v), g in zip(pairs, grads):
             v.assign_sub(learning_rate * g)
         return float(loss), h

@@ -297,7 +297,7 @@ class ENASTrainer:
             spec = self.sample(1)[0][0]
             losses.append(self.task.train_step(spec, self.train_pos))
             self.train_pos += 1
-        return float(np.mean(losses)) if losses else float("nan")
+        return _finite_mean(losses)
 
     def train_controller(self, steps: int) -> Dict[str, float]:
         """Phase 2: ``steps`` REINFORCE updates on validation batches, shared weights fixed."""
@@ -315,19 +315,24 @@ class ENASTrainer:
             self.controller.update([(row, n) for row in out["tokens"]], batch_rewards)
             rewards += batch_rewards
             entropies += list(out["entropy"])
-        return {"reward": float(np.mean(rewards)) if rewards else float("nan"),
-                self.task.metric_name: float(np.mean(metrics)) if metrics else float("nan"),
-                "entropy": float(np.mean(entropies)) if entropies else float("nan"),
+        return {"reward": _finite_mean(rewards), self.task.metric_name: _finite_mean(metrics),
+                "entropy": _finite_mean(entropies),
                 "baseline": float(self.controller.baseline or 0.0)}
 
     def run_epoch(self) -> Dict[str, float]:
+        """Phase 1, phase 2, then `end_epoch` (statistics, summaries, checkpoint)."""
         start = time.time()
         loss = self.train_shared(self.options.shared_steps)
         stats = self.train_controller(self.options.controller_steps)
+        return self.end_epoch(loss, stats, time.time() - start)
+
+    def end_epoch(self, train_loss: float, stats: Dict[str, float],
+                  seconds: float = 0.0) -> Dict[str, float]:
+        """Count the epoch, log it (absl + TensorBoard scalars) and checkpoint the run."""
         self.epoch += 1
-        stats.update({"epoch": self.epoch, "train_loss": loss,
-                      "train_ppl": float(np.exp(min(loss, 50.0))),
-                      "seconds": time.time() - start})
+        stats = dict(stats)
+        stats.update({"epoch": self.epoch, "train_loss": train_loss,
+                      "train_ppl": float(np.exp(min(train_loss, 50.0))), "seconds": seconds})
         self.history.append(stats)
         self.run.write_scalars(self.epoch, {f"enas/{k}": v for k, v in stats.items()
                                             if k != "epoch"})
@@ -364,7 +369,15 @@ class ENASTrainer:
         for t in trials:
             t.status = TrialStatus.DONE
             self.run.store.finish(t)
-        self.run.update_best()
+        # best/ holds this derivation's candidates, best first (an earlier derivation of a
+        # shorter run stays in the store but is superseded), in the run directory's format.
+        ranked = sorted(trials, key=lambda t: -t.reward)
+        entries = [{"trial_id": t.trial_id, "reward": t.reward,
+                    "spec": json.loads(t.spec.to_json()), "decisions": _jsonable(t.decisions),
+                    "metrics": t.metrics} for t in ranked]
+        best_dir = os.path.join(self.run.path, "best")
+        _io.atomic_write_json(os.path.join(best_dir, "top_k.json"), entries[:5])
+        _io.atomic_write_json(os.path.join(best_dir, "best.json"), entries[0])
         metric, reward, spec, dec = best
         saved = {"spec": json.loads(spec.to_json()), "decisions": _jsonable(dec),
                  "metric": float(metric), "metric_name": self.task.metric_name,
@@ -428,6 +441,12 @@ class ENASTrainer:
 
     def close(self) -> None:
         self.run.close()
+
+
+def _finite_mean(values: Sequence[float]) -> float:
+    """Mean of the finite values (a diverged cell's inf/NaN is reported by its reward of 0)."""
+    finite = [float(v) for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def _jsonable(decisions: Dict[str, Any]) -> Dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any, Dict, List
 
 from nascell.search.executors.base import Executor, evaluate_trial
 from nascell.search.executors.local import LocalExecutor
+from nascell.search.executors.ray_executor import RayExecutor  # imports ray only when created
 
 _EXECUTORS: Dict[str, str] = {
     "local": "nascell.search.executors.local:LocalExecutor",
@@ -34,5 +35,5 @@ def create_executor(name: str, **options: Any) -> Executor:
     return getattr(importlib.import_module(module), cls)(**options)
 
 
-__all__ = ["Executor", "LocalExecutor", "available_executors", "create_executor",
-           "evaluate_trial", "register_executor"]
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "available_executors",
+           "create_executor", "evaluate_trial", "register_executor"]

@@ -5,7 +5,8 @@ method (TensorFlow is not fork-safe), each evaluating one trial at a time; the e
 pickled to the worker with each trial, so keep heavy state out of its ``__init__``. A worker
 that dies mid-trial (killed, out of memory, a crash in native code) breaks the pool: the pool
 is rebuilt and the trials that were in flight are submitted again, up to `max_retries` times
-each, after which the trial is recorded as failed.
+each, after which the trial is recorded as failed. Workers end with the search process, even
+when it is killed with SIGKILL, so a resumed run never races an orphan for the same trial.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from typing import Deque, Dict, List, Optional, Tuple
 
 from absl import logging
@@ -22,23 +28,52 @@ from nascell.search.executors.base import Executor, Finished, evaluate_trial
 from nascell.search.trial import Trial
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: end this worker when the search process dies, even by SIGKILL,
+    so no orphaned child keeps training (and holding a GPU) after a crash. Linux uses the
+    kernel's parent-death signal; elsewhere a watchdog thread polls the parent's pid."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, name="nascell-parent-watchdog", daemon=True).start()
+
+
 class LocalExecutor(Executor):
     """Evaluates trials on this machine.
 
     Args:
-      workers: 1 evaluates in the calling process, in `wait`, one trial at a time (no
-        concurrency, no pickling: the simplest and the easiest to debug). More starts a pool
-        of that many spawned worker processes.
+      workers: how many trials run at once. 1 (without `processes`) evaluates in the calling
+        process, in `wait`, one trial at a time (no concurrency, no pickling: the simplest
+        and the easiest to debug). More starts a pool of that many spawned worker processes.
       max_retries: how many times a trial whose worker process died is submitted again.
+      processes: run even a single worker in its own process (so a child that crashes the
+        interpreter, e.g. in native code, cannot take the search down). Default: workers > 1.
     """
 
     name = "local"
 
-    def __init__(self, workers: int = 1, max_retries: int = 1):
+    def __init__(self, workers: int = 1, max_retries: int = 1,
+                 processes: Optional[bool] = None):
         if int(workers) < 1:
             raise ValueError(f"LocalExecutor: workers must be >= 1, got {workers}")
         self.workers = int(workers)
         self.max_retries = int(max_retries)
+        self.processes = self.workers > 1 if processes is None else bool(processes)
         self._queue: Deque[Tuple[Trial, Evaluator]] = collections.deque()
         self._pool: Optional[cf.ProcessPoolExecutor] = None
         self._futures: Dict[cf.Future, Tuple[Trial, Evaluator]] = {}
@@ -57,7 +92,7 @@ class LocalExecutor(Executor):
         return {"num_cpus": float(multiprocessing.cpu_count()), "workers": float(self.workers)}
 
     def submit(self, trial: Trial, evaluator: Evaluator) -> None:
-        if self.workers == 1:
+        if not self.processes:
             self._queue.append((trial, evaluator))
         else:
             self._submit_to_pool(trial, evaluator)
@@ -65,7 +100,8 @@ class LocalExecutor(Executor):
     def _submit_to_pool(self, trial: Trial, evaluator: Evaluator) -> None:
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with_parent)
         try:
             future = self._pool.submit(evaluate_trial, evaluator, trial.spec, trial.trial_id)
         except cf.process.BrokenProcessPool as e:
@@ -77,9 +113,7 @@ class LocalExecutor(Executor):
         """A worker died and broke the pool: start a new pool, resubmit what was in flight."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-        self._pool = cf.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = None  # `_submit_to_pool` starts a new one when a trial goes again
         for future, (trial, evaluator) in list(self._futures.items()):
             if future.done() and not future.cancelled() and future.exception() is None:
                 continue  # finished before the break: `wait` returns its result
@@ -93,7 +127,7 @@ class LocalExecutor(Executor):
                 self._submit_to_pool(trial, evaluator)
 
     def wait(self, timeout: Optional[float] = None) -> List[Finished]:
-        if self.workers == 1:
+        if not self.processes:
             if not self._queue:
                 return []
             trial, evaluator = self._queue.popleft()

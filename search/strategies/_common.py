@@ -38,3 +38,9 @@ def rng_from_state(state: Dict[str, Any]) -> np.random.Generator:
     rng = np.random.default_rng()
     rng.bit_generator.state = state
     return rng
+
+
+def key(decisions: Dict[str, Any]) -> str:
+    """A canonical string for a decisions dict (for "seen before?" sets kept in JSON state)."""
+    import json
+    return json.dumps(jsonable(decisions), sort_keys=True)

@@ -14,6 +14,10 @@
 Defaults: ``population_size=20``, ``tournament_size=5`` (Real et al. used 100/25 with 20,000
 trials; these keep the same 1/4 ratio for budgets of hundreds of trials). With a growing
 space, a parent from an earlier stage gets random values for the decisions added since.
+``dedupe=True`` redraws (a new tournament and mutation, up to 100 times) any architecture
+proposed before, so no child is evaluated twice.
+``dedupe=True`` redraws (a new tournament and mutation, up to 100 times) any architecture
+proposed before, so no child is evaluated twice.
 """
 
 from __future__ import annotations
@@ -36,17 +40,20 @@ class EvolutionStrategy(Strategy):
     name = "evolution"
 
     def __init__(self, space, seed: int = 0, population_size: int = 20,
-                 tournament_size: int = 5, **options: Any):
+                 tournament_size: int = 5, dedupe: bool = False, **options: Any):
         if options:
             raise ValueError(f"unknown evolution option(s) {sorted(options)}; known: "
-                             "population_size, tournament_size")
+                             "population_size, tournament_size, dedupe")
         if population_size < 1:
             raise ValueError(f"population_size must be >= 1, got {population_size}")
         if not 1 <= tournament_size <= population_size:
             raise ValueError(f"tournament_size must be in [1, population_size="
                              f"{population_size}], got {tournament_size}")
         super().__init__(space, seed=seed, population_size=population_size,
-                         tournament_size=tournament_size)
+                         tournament_size=tournament_size,
+                         **({"dedupe": True} if dedupe else {}))
+        self.dedupe = dedupe
+        self.seen: set = set()
         self.population_size = population_size
         self.tournament_size = tournament_size
         self.rng = np.random.default_rng(seed)
@@ -59,13 +66,18 @@ class EvolutionStrategy(Strategy):
     def ask(self, n: int = 1) -> List[Trial]:
         trials = []
         for _ in range(n):
-            if self.num_told < self.population_size:
-                decisions = self.space.sample(self.rng, num_samples=self.next_trial_id)
-                meta: Dict[str, Any] = {"origin": "random"}
-            else:
-                parent = self._tournament()
-                decisions, mutated = self._mutate(parent[1])
-                meta = {"origin": "mutation", "parent": parent[0], "mutated": mutated}
+            for _ in range(100 if self.dedupe else 1):  # dedupe: redraw what was seen
+                if self.num_told < self.population_size:
+                    decisions = self.space.sample(self.rng, num_samples=self.next_trial_id)
+                    meta: Dict[str, Any] = {"origin": "random"}
+                else:
+                    parent = self._tournament()
+                    decisions, mutated = self._mutate(parent[1])
+                    meta = {"origin": "mutation", "parent": parent[0], "mutated": mutated}
+                if _common.key(decisions) not in self.seen:
+                    break
+            if self.dedupe:
+                self.seen.add(_common.key(decisions))
             trials.append(_common.make_trial(self.space, self.next_trial_id, decisions, meta))
             self.next_trial_id += 1
         return trials
@@ -108,11 +120,13 @@ class EvolutionStrategy(Strategy):
     def get_state(self) -> Dict[str, Any]:
         return {"strategy": self.name, "next_trial_id": self.next_trial_id,
                 "num_told": self.num_told, "rng": _common.rng_state(self.rng),
-                "population": [[tid, _common.jsonable(d), r] for tid, d, r in self.population]}
+                "population": [[tid, _common.jsonable(d), r] for tid, d, r in self.population],
+                "seen": sorted(self.seen)}
 
     def set_state(self, state: Dict[str, Any]) -> None:
         self.next_trial_id = int(state["next_trial_id"])
         self.num_told = int(state["num_told"])
         self.rng = _common.rng_from_state(state["rng"])
+        self.seen = set(state.get("seen", []))
         self.population = collections.deque(
             (int(tid), self.space.check(d), float(r)) for tid, d, r in state["population"])

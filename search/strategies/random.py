@@ -3,6 +3,8 @@
 Each decision is drawn independently and uniformly (a Categorical's choices, each skip
 candidate with probability 1/2), which is uniform over the space. Growing spaces sample the
 decisions active after ``next_trial_id`` samples. Seeded; `get_state` holds the RNG state.
+``dedupe=True`` samples without replacement (redraws an architecture proposed before, up to
+100 times), the fair control when the other strategies dedupe too.
 """
 
 from __future__ import annotations
@@ -22,17 +24,24 @@ class RandomStrategy(Strategy):
 
     name = "random"
 
-    def __init__(self, space, seed: int = 0, **options: Any):
+    def __init__(self, space, seed: int = 0, dedupe: bool = False, **options: Any):
         if options:
-            raise ValueError(f"random strategy takes no options, got {sorted(options)}")
-        super().__init__(space, seed=seed)
+            raise ValueError(f"unknown random option(s) {sorted(options)}; known: dedupe")
+        super().__init__(space, seed=seed, **({"dedupe": True} if dedupe else {}))
+        self.dedupe = dedupe
         self.rng = np.random.default_rng(seed)
         self.num_told = 0
+        self.seen: set = set()
 
     def ask(self, n: int = 1) -> List[Trial]:
         trials = []
         for _ in range(n):
-            decisions = self.space.sample(self.rng, num_samples=self.next_trial_id)
+            for _ in range(100 if self.dedupe else 1):  # dedupe: sample without replacement
+                decisions = self.space.sample(self.rng, num_samples=self.next_trial_id)
+                if _common.key(decisions) not in self.seen:
+                    break
+            if self.dedupe:
+                self.seen.add(_common.key(decisions))
             trials.append(_common.make_trial(self.space, self.next_trial_id, decisions, {}))
             self.next_trial_id += 1
         return trials
@@ -43,9 +52,11 @@ class RandomStrategy(Strategy):
 
     def get_state(self) -> Dict[str, Any]:
         return {"strategy": self.name, "next_trial_id": self.next_trial_id,
-                "num_told": self.num_told, "rng": _common.rng_state(self.rng)}
+                "num_told": self.num_told, "rng": _common.rng_state(self.rng),
+                "seen": sorted(self.seen)}
 
     def set_state(self, state: Dict[str, Any]) -> None:
         self.next_trial_id = int(state["next_trial_id"])
         self.num_told = int(state["num_told"])
         self.rng = _common.rng_from_state(state["rng"])
+        self.seen = set(state.get("seen", []))

@@ -52,8 +52,9 @@ from nascell.search.trial import Trial
 
 PRESETS: Dict[str, Dict[str, Any]] = {
     "paper": {},
-    "small_budget": {"learning_rate": 0.05, "m": 4, "baseline_decay": 0.8,
-                     "tanh_constant": 2.5, "entropy_weight": 0.0, "reward": "standardize"},
+    "small_budget": {"learning_rate": 0.02, "m": 4, "baseline_decay": 0.8,
+                     "tanh_constant": 2.5, "entropy_weight": 0.0, "reward": "standardize",
+                     "dedupe": True},
 }
 
 _CONTROLLER_OPTIONS = ("units", "num_layers", "init_range", "learning_rate", "baseline_decay",
@@ -78,12 +79,15 @@ class ReinforceStrategy(Strategy):
 
     name = "reinforce"
 
+    #: with ``dedupe``, after this many sampling rounds in one `ask` repeats are allowed.
+    MAX_DEDUPE_ROUNDS = 8
+
     def __init__(self, space, seed: int = 0, **options: Any):
         preset = options.pop("preset", "paper")
         if preset not in PRESETS:
             raise ValueError(f"unknown reinforce preset {preset!r}; known: {sorted(PRESETS)}")
         merged = {**PRESETS[preset], **options}
-        known = set(_CONTROLLER_OPTIONS) | {"m", "reward", "importance_clip"}
+        known = set(_CONTROLLER_OPTIONS) | {"m", "reward", "importance_clip", "dedupe"}
         unknown = sorted(set(merged) - known)
         if unknown:
             raise ValueError(f"unknown reinforce option(s) {unknown}; known: {sorted(known)}")
@@ -95,12 +99,16 @@ class ReinforceStrategy(Strategy):
         if self.reward_mode not in ("raw", "standardize"):
             raise ValueError(f"reward must be 'raw' or 'standardize', got {self.reward_mode!r}")
         self.importance_clip: Optional[float] = merged.pop("importance_clip", None)
+        self.dedupe = bool(merged.pop("dedupe", False))
         merged.setdefault("learning_rate", default_learning_rate(space))
         self.controller_options = merged
         from nascell.search.controller import Controller  # TensorFlow only when needed
         self.controller = Controller(space, seed=seed, **merged)
         self.buffer: List[Dict[str, Any]] = []
         self.num_told = 0
+        self.known: Dict[str, float] = {}  # dedupe: token key -> reward of a told trial
+        self.pending: set = set()  # token keys asked and not yet told
+        self.num_cached = 0  # samples answered from `known` (no trial)
         self.reward_var: Optional[float] = None  # running variance, for reward="standardize"
         self.last_stats: Dict[str, float] = {}
 
@@ -113,6 +121,7 @@ class ReinforceStrategy(Strategy):
         self.seed = seed
         self.controller.reset(seed)
         self.next_trial_id, self.num_told, self.buffer = 0, 0, []
+        self.known, self.pending, self.num_cached = {}, set(), 0
         self.reward_var, self.last_stats = None, {}
 
     # --- ask -----------------------------------------------------------------------------------
@@ -121,19 +130,41 @@ class ReinforceStrategy(Strategy):
         if n < 1:
             return []
         num_decisions = self.space.num_active(self.next_trial_id)
-        step = self.controller.updates
-        out = self.controller.sample(n, num_decisions)
-        rows = self.controller.tokens_to_rows(out["tokens"], num_decisions)
-        trials = []
-        for k, row in enumerate(rows):
-            decisions = self.space.from_tokens(row)
-            meta = {"tokens": [int(x) for x in out["tokens"][k]],
-                    "num_decisions": num_decisions,
-                    "log_prob": float(out["log_prob"][k]),
-                    "controller_step": step}
-            trials.append(_common.make_trial(self.space, self.next_trial_id, decisions, meta))
-            self.next_trial_id += 1
+        trials: List[Trial] = []
+        rounds = 0
+        while len(trials) < n:
+            need = n - len(trials)
+            step = self.controller.updates
+            # with dedupe, draw a few extra: repeats are answered from the cache or dropped
+            out = self.controller.sample(need * (4 if self.dedupe else 1), num_decisions)
+            rows = self.controller.tokens_to_rows(out["tokens"], num_decisions)
+            rounds += 1
+            give_up = rounds > self.MAX_DEDUPE_ROUNDS  # a collapsed policy: allow repeats
+            for k, row in enumerate(rows):
+                entry = {"tokens": [int(x) for x in out["tokens"][k]],
+                         "num_decisions": num_decisions,
+                         "log_prob": float(out["log_prob"][k])}
+                key = self._key(entry)
+                if self.dedupe and not give_up:
+                    if key in self.known:  # evaluated before: learn from the cached reward
+                        self._add({**entry, "trial_id": -1, "reward": self.known[key]})
+                        self.num_cached += 1
+                        continue
+                    if key in self.pending:  # in flight: drop the sample, draw again
+                        continue
+                self.pending.add(key)
+                decisions = self.space.from_tokens(row)
+                meta = {**entry, "controller_step": step}
+                trials.append(_common.make_trial(self.space, self.next_trial_id, decisions,
+                                                 meta))
+                self.next_trial_id += 1
+                if len(trials) == n:
+                    break
         return trials
+
+    @staticmethod
+    def _key(entry: Dict[str, Any]) -> str:
+        return f"{entry['num_decisions']}:" + ",".join(str(t) for t in entry["tokens"])
 
     # --- tell ----------------------------------------------------------------------------------
 
@@ -145,13 +176,20 @@ class ReinforceStrategy(Strategy):
             rows = self.space.to_tokens(decisions)
             tokens, n = self.controller.rows_to_tokens([rows])
             meta = {"tokens": [int(x) for x in tokens[0]], "num_decisions": n,
-                    "log_prob": float(self.controller.log_prob(tokens, n)[0][0]),
-                    "controller_step": self.controller.updates}
-        self.buffer.append({"trial_id": trial.trial_id, "tokens": meta["tokens"],
-                            "num_decisions": meta["num_decisions"],
-                            "log_prob": meta["log_prob"],
-                            "reward": _common.check_reward(reward)})
+                    "log_prob": float(self.controller.log_prob(tokens, n)[0][0])}
+        reward = _common.check_reward(reward)
+        entry = {"trial_id": trial.trial_id, "tokens": meta["tokens"],
+                 "num_decisions": meta["num_decisions"], "log_prob": meta["log_prob"],
+                 "reward": reward}
+        key = self._key(entry)
+        self.pending.discard(key)
+        if self.dedupe:
+            self.known[key] = reward
         self.num_told += 1
+        self._add(entry)
+
+    def _add(self, entry: Dict[str, Any]) -> None:
+        self.buffer.append(entry)
         if len(self.buffer) >= self.m:
             batch, self.buffer = self.buffer[:self.m], self.buffer[self.m:]
             self._update(batch)
@@ -188,7 +226,8 @@ class ReinforceStrategy(Strategy):
     def get_state(self, include_controller: bool = True) -> Dict[str, Any]:
         state = {"strategy": self.name, "next_trial_id": self.next_trial_id,
                  "num_told": self.num_told, "buffer": list(self.buffer),
-                 "reward_var": self.reward_var}
+                 "reward_var": self.reward_var, "known": dict(self.known),
+                 "pending": sorted(self.pending), "num_cached": self.num_cached}
         if include_controller:
             state["controller"] = base64.b64encode(self.controller.state_bytes()).decode("ascii")
         return state
@@ -198,6 +237,9 @@ class ReinforceStrategy(Strategy):
         self.num_told = int(state["num_told"])
         self.buffer = [dict(e) for e in state["buffer"]]
         self.reward_var = state.get("reward_var")
+        self.known = {k: float(v) for k, v in state.get("known", {}).items()}
+        self.pending = set(state.get("pending", []))
+        self.num_cached = int(state.get("num_cached", 0))
         if "controller" in state:
             self.controller.load_state_bytes(base64.b64decode(state["controller"]))
 

@@ -149,6 +149,9 @@ def test_single_step_matches_reference_for_many_specs():
     rng = np.random.default_rng(0)
     cases = random_cases()
     assert {spec.base for spec, _, _ in cases} == {2, 4, 8}
+    used = {op for spec, _, _ in cases for node in spec.nodes + (spec.cell_inject,)
+            for op in (node.combine, node.activation)}
+    assert used == set(EXTENDED_COMBINES) | set(EXTENDED_ACTIVATIONS)
     for spec, projection, use_bias in cases:
         units, input_dim, batch = 5, 3, 4
         cell, weights = build_random_cell(rng, spec, units, input_dim, projection, use_bias)

@@ -24,10 +24,12 @@ def test_cell_export_folder(cell_export):
     assert meta["shapes"] == {"input_dim": 5, "units": 6, "projection": 4, "h_dim": 4,
                               "state_size": [4, 6]}
     assert set(meta["endpoints"]) == {"sequence", "sequence_with_state", "step"}
-    assert meta["endpoints"]["step"]["inputs"] == {
-        "x": {"shape": [None, 5], "dtype": "float32"},
-        "h": {"shape": [None, 4], "dtype": "float32"},
-        "c": {"shape": [None, 6], "dtype": "float32"}}
+    assert meta["endpoints"]["step"]["inputs"] == [
+        {"name": "x", "shape": [None, 5], "dtype": "float32"},
+        {"name": "h", "shape": [None, 4], "dtype": "float32"},
+        {"name": "c", "shape": [None, 6], "dtype": "float32"}]
+    assert [i["name"] for i in meta["endpoints"]["sequence_with_state"]["inputs"]] == [
+        "inputs", "h", "c"]
     assert meta["endpoints"]["sequence"]["outputs"]["outputs"] == [None, None, 4]
     assert meta["weights"]["variables"] == {"kernel": [5, 48], "recurrent_kernel": [4, 48],
                                             "bias": [48], "projection_kernel": [6, 4]}
@@ -53,7 +55,8 @@ def test_conv_export_folder_and_diagram(conv_export):
     assert meta["kind"] == "conv"
     assert list(meta["endpoints"]) == ["features"]
     assert meta["shapes"]["input_shape"] == [9, 8, 3]
-    assert meta["endpoints"]["features"]["inputs"]["images"]["shape"] == [None, 9, 8, 3]
+    assert meta["endpoints"]["features"]["inputs"] == [
+        {"name": "images", "shape": [None, 9, 8, 3], "dtype": "float32"}]
     assert "layer1_bn/moving_mean" in meta["weights"]["variables"]
     with open(os.path.join(path, "architecture.dot")) as f:
         dot = f.read()
@@ -85,9 +88,11 @@ if kind == "rnn_cell":
                                c=tf.constant(r["c0"]))
     out["signature:step_c"] = float(np.abs(sig["c"].numpy() - r["step_c"]).max())
 else:
-    out["saved_model:features"] = float(np.abs(m.features(r["images"]).numpy() - r["features"]).max())
+    got = m.features(r["images"])["features"].numpy()
+    out["saved_model:features"] = float(np.abs(got - r["features"]).max())
     layer = keras.layers.TFSMLayer(path + "/saved_model", call_endpoint="features")
-    out["tfsm:features"] = float(np.abs(np.asarray(layer(r["images"])) - r["features"]).max())
+    got = np.asarray(layer(r["images"])["features"])
+    out["tfsm:features"] = float(np.abs(got - r["features"]).max())
 """
 
 # Then, in the same fresh interpreter with nascell unblocked: the .keras file and `load`.
@@ -239,3 +244,31 @@ def test_export_best_and_trial(tmp_path, make_run):
     path2 = export_best(str(run_dir), trial=2, units=3, input_dim=4)
     assert path2 == str(run_dir / "export" / "trial_2")
     assert load(path2).cell.units == 3
+
+
+def test_export_best_takes_the_trials_saved_weights(tmp_path, make_run):
+    """A trial that saved its child model (<run_dir>/weights/trial_<id>.keras) is exported
+    with the trained weights of its first recurrent layer."""
+    import keras
+
+    from nascell.export import export_best, load
+    from nascell.spec import FIGURE5_SPEC
+    from nascell.tree_cell import TreeCell
+    run_dir = tmp_path / "run"
+    make_run(run_dir, FIGURE5_SPEC, {0: 0.5}, units=4)
+    tokens = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(11, 4)(tokens)
+    for i in range(2):
+        x = keras.layers.RNN(TreeCell(FIGURE5_SPEC, 4, name=f"tree_cell_{i}"),
+                             return_sequences=True, name=f"rnn_{i}")(x)
+    model = keras.Model(tokens, keras.layers.Dense(11)(x))
+    os.makedirs(run_dir / "weights")
+    model.save(str(run_dir / "weights" / "trial_0.keras"))
+    path = export_best(str(run_dir))
+    with open(os.path.join(path, "metadata.json")) as f:
+        assert json.load(f)["weights"]["source"].endswith("trial_0.keras")
+    first = model.get_layer("rnn_0").cell
+    got = artifacts.weight_arrays(load(path).cell)
+    want = artifacts.weight_arrays(first)
+    assert got.keys() == want.keys()
+    assert all(np.array_equal(got[k], want[k]) for k in want)

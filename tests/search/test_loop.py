@@ -1,11 +1,11 @@
-"""The search loop: failures, best specs, resume after crashes at every awkward moment."""
+"""The search loop: failures, best specs, resume after crashes at awkward moments.
+
+A real `kill -9` of a (parallel) search and its resume: tests/search/test_search_cli.py.
+"""
 
 import json
 import os
-import subprocess
 import sys
-import textwrap
-import time
 
 import pytest
 
@@ -15,8 +15,6 @@ from nascell.search.loop import run_search
 from nascell.search.run_dir import ConfigMismatchError
 from nascell.search.store import TrialStore
 from nascell.search.trial import TrialStatus
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _store(run_dir):
@@ -123,65 +121,3 @@ def test_crash_mid_trial_reevaluates_same_decisions_once(tmp_path, checkpoint_ev
     assert sorted(strategy.told) == list(range(12))
     assert len(strategy.told) == 12  # re-told from the store, never twice
     assert _store(run_dir).attempts(6) == 2
-
-
-def _loop_script(run_dir, log, num_trials, workers):
-    return textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {HERE!r})
-        import runs_helpers as h
-        from nascell.search.executors import LocalExecutor
-        from nascell.search.loop import run_search
-        space = h.toy_space()
-        ex = LocalExecutor(workers={workers})
-        r = run_search(space, h.ToyRandomStrategy(space, seed=2),
-                       h.ToySlowEvaluator(sleep=0.15, log_path={log!r}), {run_dir!r},
-                       num_trials={num_trials}, m=3, executor=ex, progress=False)
-        ex.shutdown()
-        print("FINISHED", len(r.trials))
-    """)
-
-
-def _kill_mid_run(script, run_dir, at_least):
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    store_path = os.path.join(run_dir, "trials.sqlite")
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if os.path.exists(store_path):
-            try:
-                counts = _store(run_dir).counts()
-                if counts["done"] >= at_least:
-                    break
-            except Exception:  # the schema may not be there yet
-                pass
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.communicate()
-    proc.kill()  # SIGKILL: no cleanup, no atexit
-    proc.wait()
-
-
-@pytest.mark.parametrize("workers", [2])  # sequential: tests/search/test_search_cli.py
-def test_kill_9_and_resume(tmp_path, workers):
-    run_dir, log = str(tmp_path / "run"), str(tmp_path / "evals.log")
-    script = _loop_script(run_dir, log, 14, workers)
-    _kill_mid_run(script, run_dir, at_least=5)
-    store = _store(run_dir)
-    done_before = {t.trial_id for t in store.finished()}
-    assert 5 <= len(done_before) < 14
-    store.close()
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120)
-    assert "FINISHED 14" in out.stdout, out.stderr[-2000:]
-    store = _store(run_dir)
-    finished = store.finished()
-    assert len(finished) == 14 and len({t.trial_id for t in finished}) == 14
-    assert sorted(t.trial_id for t in finished) == list(range(14))
-    completed = [int(line.split()[0]) for line in open(log)]
-    # No finished trial ran again; an abandoned (killed) process pool worker may have
-    # completed the trial it held, but the run only counted and stored it once.
-    assert all(completed.count(i) == 1 for i in done_before)
-    assert set(completed) == set(range(14))
-    state = _strategy_state(run_dir)
-    assert sorted(state["told"]) == list(range(14)) and len(state["told"]) == 14
-    assert state["next_trial_id"] >= 14

@@ -26,9 +26,10 @@ def parsed_flags():
 def _tiny_lm_flags(f, ptb_dir):
     f.data_dir = str(ptb_dir)
     f.child_units = 4
+    f.child_num_layers = 1
     f.child_steps_per_epoch = 2
-    f.child_batch_size = 64
-    f.child_seq_len = 8
+    f.child_batch_size = 128
+    f.child_seq_len = 5
     f.child_max_valid_steps = 2
     f.child_optimizer = "sgd"
     f.epochs = 1
