@@ -9,8 +9,9 @@ the same computation and the ratio between them measures what the executor and t
 cost: process start-up, pickling, the trial store's commits and strategy checkpoints, and
 how well the workers overlap. Each configuration first runs a search of `workers` trials on a
 fresh executor (reported as start-up: spawning workers that import nascell, and with it
-TensorFlow), then the timed search of `--trials` trials on the warm executor. Scaling efficiency = (rate with k workers / rate with 1) / k;
-1.0 is perfect, and it cannot exceed the machine's free cores / k.
+TensorFlow), then the timed search of `--trials` trials on the warm executor.
+Scaling efficiency = (rate with k workers / rate with 1) / k; 1.0 is perfect, and it cannot
+exceed the machine's free cores / k.
 """
 
 from __future__ import annotations

@@ -79,7 +79,10 @@ def coerce_spec(spec: Any) -> AnySpec:
         return spec_from_dict(spec)
     if isinstance(spec, (str, bytes, bytearray, os.PathLike)):
         text = os.fspath(spec) if isinstance(spec, os.PathLike) else spec
-        if isinstance(text, str) and not text.lstrip().startswith("{") and os.path.isfile(text):
+        if isinstance(text, str) and not text.lstrip().startswith("{"):
+            if not os.path.isfile(text):
+                raise FileNotFoundError(f"spec {text!r} is neither JSON text nor an existing "
+                                        f"JSON file")
             with open(text, "r", encoding="utf-8") as f:
                 text = f.read()
         return spec_from_json(text)

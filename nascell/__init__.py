@@ -21,11 +21,16 @@ from nascell.spec import (FIGURE5_SPEC, NAS_CELL_SPEC, CellIndex, ConvLayer, Con
 from nascell.tree_cell import TreeCell
 from nascell.nas_cell import NASCell
 from nascell.conv import ConvNet, build_conv_classifier, plan_conv_shapes
+from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroLayer, ENASMacroSpec,
+                               ENASRNNCellSpec, ENASRNNNode)
+from nascell.enas_cells import ENASConvNet, ENASMacroNet, ENASRNNCell
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CellIndex", "ConvLayer", "ConvNet", "ConvSpec", "FIGURE5_SPEC", "NASCell", "NAS_CELL_SPEC",
+    "CellIndex", "ConvLayer", "ConvNet", "ConvSpec", "ENASConvCellSpec", "ENASConvNet",
+    "ENASConvNode", "ENASMacroLayer", "ENASMacroNet", "ENASMacroSpec", "ENASRNNCell",
+    "ENASRNNCellSpec", "ENASRNNNode", "FIGURE5_SPEC", "NASCell", "NAS_CELL_SPEC",
     "NodeOp", "RNNCellSpec", "SpecError", "TreeCell", "build_conv_classifier",
     "plan_conv_shapes", "rnn_cell_spec", "spec_from_dict", "spec_from_json",
 ]

@@ -28,7 +28,6 @@ both its inputs with a `FactorizedReduce` (ReLU -> two offset 1x1 stride-2 convs
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import keras

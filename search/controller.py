@@ -24,8 +24,9 @@ Sampling is batched (m architectures at once), seeded and reproducible: call ``k
 `sample` uses the stateless seed ``(seed, k)``. The per-decision heads and embedding tables
 are stored stacked (slice ``t`` belongs to decision ``t``, padded to the largest choice count
 and masked), so the whole pass is one `tf.while_loop` traced once by `tf.function` for every
-prefix length: sampling m architectures and an update take milliseconds, and tracing a
-100-decision space takes about a second rather than the minute an unrolled graph needs.
+prefix length: sampling m architectures and an update take milliseconds (see
+benchmarks/controller_cost.py), and tracing takes seconds whatever the space's length (an
+unrolled graph of the 60-decision conv space took 10-40 s to trace on the same machine).
 
 Tokens: an int32 matrix with one column per `Categorical` decision (the choice index) and
 ``k`` columns per `Skips` decision with ``k`` candidates (0/1), in decision order.
@@ -58,7 +59,8 @@ class Controller(keras.Model):
       clipnorm: optional global-norm gradient clipping.
       seed: sampling and initialization seed.
       jit_compile: compile the sampling, scoring and gradient graphs with XLA (each compiles
-        once per batch size, in about a second; steps then run several times faster).
+        once per batch size, in a few seconds; steps then run several times faster). Tests
+        with many short-lived controllers may prefer ``False``.
     """
 
     def __init__(self, decisions: Union[SearchSpace, Sequence[Any]], units: int = 35,
@@ -501,7 +503,7 @@ class Controller(keras.Model):
                 "baseline_decay": self.baseline_decay, "temperature": self.temperature,
                 "tanh_constant": self.tanh_constant, "entropy_weight": self.entropy_weight,
                 "skip_target": self.skip_target, "skip_weight": self.skip_weight,
-                "clipnorm": self.clipnorm, "seed": self.seed,
+                "clipnorm": self.clipnorm, "seed": self.seed, "jit_compile": self.jit_compile,
                 "decisions": [d.config() for d in self.decision_list]}
 
     def state_bytes(self) -> bytes:

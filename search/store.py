@@ -195,6 +195,16 @@ class TrialStore:
     def mark_running(self, trial_id: int, detail: Optional[str] = None) -> None:
         """A trial was handed to an executor (again, after a crash: `attempts` counts)."""
         now = time.time()
+        # Not fsynced on its own (WAL, synchronous=NORMAL: safe against a crash of the
+        # process, not of the machine): pending and running trials are resumed alike, and the
+        # next finish() commit makes it durable anyway. Saves one fsync per trial.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._mark_running(trial_id, now, detail)
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
+
+    def _mark_running(self, trial_id: int, now: float, detail: Optional[str]) -> None:
         with self._transaction():
             cur = self._db.execute(
                 "UPDATE trials SET status = ?, started = ?, attempts = attempts + 1 "

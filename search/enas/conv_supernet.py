@@ -17,7 +17,7 @@ changes a weight. Kept small on purpose (default 8 filters, one cell per stage):
 from __future__ import annotations
 
 import io
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import keras
 import numpy as np

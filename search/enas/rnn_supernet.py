@@ -147,7 +147,6 @@ class RNNSupernet(keras.Model):
         u = self.units
         stacks = self._node_stacks()
         weights = [None] + [tf.gather(stacks[j], widx[j]) for j in range(1, self.num_nodes)]
-        inputs_of = None  # filled below from widx
         acts = len(ENAS_RNN_ACTIVATIONS) if self.per_activation else 1
         inputs_of = [None] + [widx[j] // acts for j in range(1, self.num_nodes)]
         emb = tf.gather(self.embedding, inputs)

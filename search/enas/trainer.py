@@ -331,8 +331,9 @@ class ENASTrainer:
         """Count the epoch, log it (absl + TensorBoard scalars) and checkpoint the run."""
         self.epoch += 1
         stats = dict(stats)
-        stats.update({"epoch": self.epoch, "train_loss": train_loss,
-                      "train_ppl": float(np.exp(min(train_loss, 50.0))), "seconds": seconds})
+        stats.update({"epoch": self.epoch, "train_loss": train_loss, "seconds": seconds})
+        if self.task.metric_name == "valid_ppl":
+            stats["train_ppl"] = float(np.exp(min(train_loss, 50.0)))
         self.history.append(stats)
         self.run.write_scalars(self.epoch, {f"enas/{k}": v for k, v in stats.items()
                                             if k != "epoch"})

@@ -112,8 +112,11 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
     init = keras.initializers.RandomUniform(-0.1, 0.1, seed=seed)
 
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    embedding = keras.layers.Embedding(vocab_size, embedding_dim, embeddings_initializer=init,
-                                       name="embedding")
+    if tie_weights:
+        embedding = _tied_embedding_class()(vocab_size, embedding_dim, init, name="embedding")
+    else:
+        embedding = keras.layers.Embedding(vocab_size, embedding_dim,
+                                           embeddings_initializer=init, name="embedding")
     x = embedding(tokens)
     if embedding_dropout:
         x = keras.layers.Dropout(embedding_dropout, seed=seed, name="embedding_dropout")(x)
@@ -126,35 +129,44 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
         x = keras.layers.Dropout(dropout, noise_shape=(None, 1, units), seed=seed,
                                  name="output_dropout")(x)
     if tie_weights:
-        logits = _tied_output_class()(embedding, vocab_size, name="softmax")(x)
+        logits = embedding(x, logits=True)
     else:
         logits = keras.layers.Dense(vocab_size, kernel_initializer=init, name="softmax")(x)
     return keras.Model(tokens, logits, name="language_model")
 
 
 @functools.lru_cache(maxsize=None)
-def _tied_output_class():
-    """The softmax layer tied to an embedding (made on first use, so importing this module
-    does not import Keras)."""
+def _tied_embedding_class():
+    """The embedding whose matrix is also the softmax's (made on first use, so importing this
+    module does not import Keras)."""
     import keras
 
-    class TiedOutput(keras.layers.Layer):
-        """Logits ``x @ embeddings^T + bias``: the softmax shares the embedding matrix."""
+    class TiedEmbedding(keras.layers.Layer):
+        """``call(ids)``: embeddings; ``call(x, logits=True)``: ``x @ embeddings^T + bias``.
 
-        def __init__(self, embedding, vocab_size, **kwargs):
+        One layer owns both weights and is called twice, which keeps the model free of
+        layers that reference each other (such references kept every child's weights alive
+        after `keras.backend.clear_session`).
+        """
+
+        def __init__(self, vocab_size, dim, embeddings_initializer, **kwargs):
             super().__init__(**kwargs)
-            self._embedding = [embedding]  # in a list: not tracked again as a sublayer
-            self.vocab_size = int(vocab_size)
+            self.vocab_size, self.dim = int(vocab_size), int(dim)
+            self.embeddings_initializer = embeddings_initializer
 
         def build(self, input_shape):
+            self.embeddings = self.add_weight(shape=(self.vocab_size, self.dim),
+                                              initializer=self.embeddings_initializer,
+                                              name="embeddings")
             self.bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros",
-                                        name="bias")
+                                        name="softmax_bias")
 
-        def call(self, x):
-            table = self._embedding[0].embeddings
-            return keras.ops.matmul(x, keras.ops.transpose(table)) + self.bias
+        def call(self, inputs, logits=False):
+            if logits:
+                return keras.ops.matmul(inputs, keras.ops.transpose(self.embeddings)) + self.bias
+            return keras.ops.take(self.embeddings, keras.ops.cast(inputs, "int32"), axis=0)
 
-    return TiedOutput
+    return TiedEmbedding
 
 
 class RNNLanguageModelEvaluator(Evaluator):

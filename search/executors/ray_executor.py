@@ -7,7 +7,8 @@ Each task asks Ray for the evaluator's `Evaluator.resources()` (``num_cpus``, ``
 custom resources), so a GPU child lands on a GPU node and Ray's scheduler does the packing.
 Results are consumed as they arrive (``ray.wait``), so the strategy learns asynchronously. A
 worker lost mid-trial (a node gone, a process killed) is retried by Ray up to `max_retries`
-times; the result of a trial is returned once, whatever happened (deduplicated by trial id).
+times, on the same task (one object ref per trial): the result of a trial is returned once,
+whatever happened, and a trial id can be in flight only once.
 Ray is an optional dependency: ``pip install nascell[ray]``.
 """
 
@@ -65,8 +66,7 @@ class RayExecutor(Executor):
         self.max_retries = int(max_retries)
         self._max_in_flight = max_in_flight
         self._started_ray = False
-        self._refs: Dict[Any, Trial] = {}
-        self._returned: Set[int] = set()
+        self._refs: Dict[Any, Trial] = {}  # one ref per submitted trial, until it returns
         self._per_task_cpus = 1.0
 
     def _init(self) -> None:
@@ -99,8 +99,8 @@ class RayExecutor(Executor):
 
     def submit(self, trial: Trial, evaluator: Evaluator) -> None:
         self._init()
-        if trial.trial_id in self._returned:
-            raise ValueError(f"trial {trial.trial_id} was already evaluated by this executor")
+        if any(t.trial_id == trial.trial_id for t in self._refs.values()):
+            raise ValueError(f"trial {trial.trial_id} is already in flight; submit it once")
         options = _task_options(evaluator.resources())
         self._per_task_cpus = options.get("num_cpus", 1.0) or 1e-9
         task = _remote_evaluate(self._ray).options(max_retries=self.max_retries,
@@ -115,6 +115,7 @@ class RayExecutor(Executor):
         if ready:  # collect everything else that is ready too
             ready, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
         out: List[Finished] = []
+        seen: Set[int] = set()
         for ref in ready:
             trial = self._refs.pop(ref)
             try:
@@ -123,10 +124,10 @@ class RayExecutor(Executor):
                 logging.warning("trial %d: Ray task failed: %s", trial.trial_id, e)
                 result = EvalResult.failure(f"Ray task failed after {self.max_retries} "
                                             f"retries: {type(e).__name__}: {e}")
-            if trial.trial_id in self._returned:
+            if trial.trial_id in seen:
                 logging.warning("trial %d came back twice; counting it once", trial.trial_id)
                 continue
-            self._returned.add(trial.trial_id)
+            seen.add(trial.trial_id)
             out.append((trial, result))
         return out
 

@@ -2,8 +2,9 @@
 
 Built-in spaces (see each module): ``conv_v1``, ``conv_v2``, ``conv_v3`` (the paper's CIFAR-10
 spaces, decoding to `nascell.spec.ConvSpec`), ``rnn_cell`` (the paper's recurrent cell tree,
-decoding to `nascell.spec.RNNCellSpec`) and ``nasbench201`` (the NAS-Bench-201 cell, decoding
-to its architecture string). Register your own with `register_space`.
+decoding to `nascell.spec.RNNCellSpec`), ``nasbench201`` (the NAS-Bench-201 cell, decoding
+to its architecture string) and the ENAS spaces ``enas_rnn``, ``enas_conv``, ``enas_macro``
+(`nascell.search.spaces.enas`). Register your own with `register_space`.
 """
 
 from __future__ import annotations
@@ -48,5 +49,11 @@ register_space("conv_v2", _conv.conv_v2)
 register_space("conv_v3", _conv.conv_v3)
 register_space("rnn_cell", _rnn_cell.rnn_cell_space)
 register_space("nasbench201", _nasbench201.nasbench201_space)
+
+try:  # the ENAS spaces (enas_rnn, enas_conv, enas_macro) register themselves on import
+    from nascell.search.spaces import enas as _enas  # noqa: E402,F401
+except ImportError as e:  # pragma: no cover - only while that module is being written
+    from absl import logging
+    logging.warning("ENAS search spaces unavailable: %s", e)
 
 __all__ = ["available_spaces", "create_space", "register_space", "space_from_config"]

@@ -249,6 +249,22 @@ def test_derived_cell_round_trips_as_keras_file(tmp_path, straight):
     assert back.layers[-1].cell.spec == result.spec
 
 
+def test_conv_enas_run_derives_a_buildable_network(tmp_path):
+    from nascell.enas_cells import ENASConvNet
+    rng = np.random.default_rng(0)
+    x = rng.random((24, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, 24).astype("int32")
+    data = {"train": (x[:16], y[:16]), "valid": (x[16:], y[16:]), "num_classes": 3}
+    result = run_enas("enas_conv", str(tmp_path / "run"), data=data, epochs=1, shared_steps=2,
+                      controller_steps=1, controller_batch=2, derive_samples=2,
+                      derive_batches=1, num_nodes=2, filters=4, batch_size=4,
+                      controller_jit_compile=False)
+    assert isinstance(result.spec, ENASConvCellSpec) and 0.0 <= result.metric <= 1.0
+    assert result.history[0]["reward"] == result.history[0]["valid_acc"]
+    net = ENASConvNet(result.spec, num_classes=3, filters=4)
+    assert tuple(net(x[:2]).shape) == (2, 3)
+
+
 def test_unknown_space_and_option_errors(tmp_path):
     with pytest.raises(ValueError, match="macro space has no supernet"):
         run_enas("enas_macro", str(tmp_path / "m"), data=_data())

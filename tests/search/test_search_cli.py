@@ -7,8 +7,6 @@ import sys
 import textwrap
 import time
 
-import pytest
-
 from nascell.search.store import TrialStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,14 +38,16 @@ BAD_FLAGS = {
     "m": (["--m=-2"], "--m must be > 0, got -2"),
     "space": (["--space=transformer"], "--space=transformer: unknown search space; known:"),
     "strategy": (["--strategy=annealing"], "--strategy=annealing: unknown strategy; known:"),
-    "evaluator": (["--strategy=random", "--space=nasbench201", "--evaluator=oracle"], "--evaluator=oracle: unknown evaluator"),
+    "evaluator": (["--strategy=random", "--space=nasbench201", "--evaluator=oracle"],
+                  "--evaluator=oracle: unknown evaluator"),
     "pair": (["--strategy=random", "--space=nasbench201", "--evaluator=rnn_lm"],
              "--evaluator=rnn_lm cannot evaluate --space=nasbench201"),
     "dataset": (["--dataset=cifar10", "--space=rnn_cell"],
                 "--space=rnn_cell searches ptb architectures, not --dataset=cifar10"),
     "csv_missing": (["--strategy=random", "--space=nasbench201", "--nb201_csv=/no/such/nb201.csv"],
                     "--nb201_csv=/no/such/nb201.csv: no such file"),
-    "csv_absent": (["--strategy=random", "--space=nasbench201"], "needs its table: pass --nb201_csv"),
+    "csv_absent": (["--strategy=random", "--space=nasbench201"],
+                   "needs its table: pass --nb201_csv"),
     "controller": (["--strategy=random", "--lr=0.1"], "--lr sets the controller"),
     "executor": (TOY + ["--executor=slurm"], "--executor=slurm: unknown executor"),
     "workers": (TOY + ["--workers=0"], "--workers must be >= 1"),
@@ -64,12 +64,12 @@ BAD_FLAGS = {
 
 def test_every_bad_flag_gets_its_message(tmp_path):
     # One process parses every case in turn (absl flags are process-global).
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import io, json, sys
         from absl import app, flags
         from nascell.search.bin import search
         cases = json.loads(sys.argv[1])
-        out = {{}}
+        out = {}
         for name, (argv, _) in cases.items():
             flags.FLAGS.unparse_flags()
             try:

@@ -1,8 +1,6 @@
 """The SQLite trial store: rows, events, finality, crash safety, corrupt files."""
 
 import math
-import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -29,7 +27,8 @@ def test_lifecycle_and_events(tmp_path):
     t.status, t.reward, t.metrics, t.timings = TrialStatus.DONE, 0.5, {"ppl": 80.0}, {"e": 1.0}
     store.finish(t)
     back = store.get(0)
-    assert back.reward == 0.5 and back.metrics == {"ppl": 80.0} and back.meta == {"tokens": [1, 2, 3]}
+    assert back.reward == 0.5 and back.metrics == {"ppl": 80.0}
+    assert back.meta == {"tokens": [1, 2, 3]}
     assert [e["status"] for e in store.events(0)] == ["pending", "running", "done"]
     # A registered spec kind comes back as the spec object.
     assert store.get(1).spec == NAS_CELL_SPEC
