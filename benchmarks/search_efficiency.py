@@ -139,6 +139,7 @@ def main(argv):
             cells.append(f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}")
             cells.append(f"{r['regret_mean']:.2f} [{r['regret_q1']:.2f}, {r['regret_q3']:.2f}]")
         print(f"| {b} | " + " | ".join(cells) + " |")
+    np.savez(os.path.splitext(FLAGS.plot)[0] + "_curves.npz", best=best, **curves)
     if FLAGS.json_out:
         with open(FLAGS.json_out, "w") as f:
             json.dump({"seeds": FLAGS.seeds, "stats": stats,
@@ -156,6 +157,7 @@ def main(argv):
         ax.fill_between(x, q1, q3, alpha=0.2, color=line.get_color())
     ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("trials")
     ax.set_ylabel(f"regret to {BEST}% (test accuracy points)")
     ax.set_title(f"NAS-Bench-201 CIFAR-10, {FLAGS.seeds} seeds (band: IQR)")

@@ -2,7 +2,10 @@ r"""Character-level Penn Treebank: an exported cell against an LSTM of equal par
 
 The recurrent layer comes from an export folder (`nascell.export.load`): one you pass with
 --export_dir (its trained weights are the starting point), or one made here from --spec_json
-or, by default, from the NAS cell (`NAS_CELL_SPEC`, no bias, as TensorFlow's NASCell). The
+or, by default, from the NAS cell (`NAS_CELL_SPEC`, no bias, as TensorFlow's NASCell). A tree
+cell (``rnn_cell``) or an ENAS cell (``enas_rnn_cell``, e.g. exported from an ENAS run) both
+work: the layer is loaded with ``return_state=False``, so how many states the cell carries
+(``h, c`` or ``h``) does not matter here (--projection is for tree cells only). The
 baseline is ``keras.layers.LSTM`` whose units are solved so that the whole language model
 (embedding + recurrent layer + softmax) has the same number of parameters. Both are trained
 the same way (Adam, gradient clipping, the same batches) and reported in bits per character

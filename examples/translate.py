@@ -1,8 +1,9 @@
 r"""Encoder-decoder translation with attention, whose recurrent layers are an exported cell.
 
 The encoder and the decoder are each a copy of an exported cell (`nascell.export.load`, in
-place of ``keras.layers.LSTM``): the encoder reads the source, its final ``[h, c]`` starts the
-decoder, and ``keras.layers.Attention`` (or ``AdditiveAttention``) lets every decoder step
+place of ``keras.layers.LSTM``): the encoder reads the source, its final state starts the
+decoder (``[h, c]`` for a tree cell or an LSTM, ``[h]`` for an ENAS cell, whose only state is
+its output; --export_dir and --spec_json take either kind), and ``keras.layers.Attention`` (or ``AdditiveAttention``) lets every decoder step
 look at all encoder outputs; ``[decoder output, context]`` feeds the softmax. Training uses
 teacher forcing; the held-out split is scored by token accuracy and perplexity (teacher
 forced) and by corpus BLEU of greedy decodes.
@@ -196,8 +197,8 @@ def prepare(pairs: List[Tuple[str, str]], cfg: Config) -> Dict:
 
 
 def recurrent_layers(cfg: Config, workdir: str):
-    """Two recurrent layers (encoder, decoder) returning ``outputs, h, c``, and the embedding
-    size they read."""
+    """Two recurrent layers (encoder, decoder) returning ``outputs, *states`` (``h, c`` for a
+    tree cell or the LSTM, ``h`` for an ENAS cell), and the embedding size they read."""
     import keras
     if cfg.cell == "lstm":
         return (keras.layers.LSTM(cfg.units, return_sequences=True, return_state=True,
@@ -222,11 +223,13 @@ def build_model(cfg: Config, src_vocab: int, tgt_vocab: int, workdir: str):
     encoder, decoder, embedding_dim = recurrent_layers(cfg, workdir)
     src = keras.Input((None,), dtype="int32", name="source")
     tgt_in = keras.Input((None,), dtype="int32", name="target_in")
-    enc_out, h, c = encoder(keras.layers.Embedding(src_vocab, embedding_dim, mask_zero=True,
-                                                   name="source_embedding")(src))
-    dec_out, _, _ = decoder(keras.layers.Embedding(tgt_vocab, embedding_dim, mask_zero=True,
-                                                   name="target_embedding")(tgt_in),
-                            initial_state=[h, c])
+    # However many states the cell has (h, c for a tree cell or an LSTM; h for an ENAS
+    # cell), the encoder's final ones start the decoder.
+    enc_out, *states = encoder(keras.layers.Embedding(src_vocab, embedding_dim, mask_zero=True,
+                                                      name="source_embedding")(src))
+    dec_out, *_ = decoder(keras.layers.Embedding(tgt_vocab, embedding_dim, mask_zero=True,
+                                                 name="target_embedding")(tgt_in),
+                          initial_state=list(states))
     attention = (keras.layers.Attention(name="attention") if cfg.attention == "dot"
                  else keras.layers.AdditiveAttention(name="attention"))
     context = attention([dec_out, enc_out])

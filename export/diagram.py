@@ -9,6 +9,17 @@ gives ``h_t``.
 strides and, when known, the output shape), an edge per input (skip connections dashed), and
 the final concatenation of the loose ends.
 
+`enas_rnn_graph` draws an ENAS recurrent cell (Pham et al. 2018, Figure 1): ``x_t`` and
+``h_{t-1}`` feed node 0, each later node reads the node it picked, every node shows its
+activation (each is a highway unit), and the loose ends are averaged into ``h_t``, the cell's
+output and only state.
+
+`enas_conv_graph` draws the two cells of the ENAS micro space side by side (Figure 5 style):
+the cell inputs ``h[i-2]`` and ``h[i-1]``, one box per op of each node, the node's sum, and the
+concatenation of the loose ends. `enas_macro_graph` draws the macro network: stem, the layers
+in a chain with their ops, the skip connections (dashed, summed into a layer's output), the
+resolution halvings, and the pooled features.
+
 `write_diagram` always writes the ``.dot`` source; it renders PNG and SVG only when Graphviz's
 ``dot`` binary is on the PATH, and otherwise logs the command to render them elsewhere.
 """
@@ -22,6 +33,8 @@ from typing import List, Optional
 import graphviz
 from absl import logging
 
+from nascell.enas_spec import (ENASConvCellSpec, ENASMacroSpec, ENASRNNCellSpec,
+                               conv_cell_loose_ends)
 from nascell.spec import ConvSpec, RNNCellSpec
 
 _LEAF_COLOR = "#dbe9f6"
@@ -110,6 +123,105 @@ def conv_graph(spec: ConvSpec, image_shape=None, output_shapes: Optional[List] =
     g.node("features", label, shape="ellipse", fillcolor=_CELL_COLOR)
     for i in spec.loose_ends():
         g.edge(f"l{i}", "features")
+    return g
+
+
+def _shape_text(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def enas_rnn_graph(spec: ENASRNNCellSpec, title: Optional[str] = None) -> graphviz.Digraph:
+    """The DAG of an `ENASRNNCellSpec`: nodes with their activations, the loose ends averaged."""
+    g = graphviz.Digraph("enas_cell", graph_attr=_graph_attr(
+        "BT", title or f"ENAS recurrent cell ({spec.num_nodes} nodes)"), node_attr=_NODE_ATTR)
+    with g.subgraph(name="inputs") as s:
+        s.attr(rank="same")
+        s.node("x_t", "x_t", shape="ellipse", fillcolor="white")
+        s.node("h_prev", "h_{t-1}", shape="ellipse", fillcolor="white")
+    loose = spec.loose_ends()
+    for i, node in enumerate(spec.nodes):
+        g.node(f"n{i}", f"node {i}{_NL}{node.activation} (highway)",
+               fillcolor=_LEAF_COLOR if i == 0 else _NODE_COLOR,
+               penwidth="2" if i in loose else "1")
+        if node.input is None:
+            g.edge("x_t", "n0")
+            g.edge("h_prev", "n0")
+        else:
+            g.edge(f"n{node.input}", f"n{i}")
+    g.node("avg", f"average{_NL}({len(loose)} loose end{'s' if len(loose) != 1 else ''})",
+           fillcolor=_CELL_COLOR)
+    for i in loose:
+        g.edge(f"n{i}", "avg")
+    g.node("h_t", "h_t (output and state)", shape="ellipse", fillcolor="white")
+    g.edge("avg", "h_t")
+    return g
+
+
+def _enas_cell_cluster(g: graphviz.Digraph, prefix: str, label: str, nodes) -> None:
+    with g.subgraph(name=f"cluster_{prefix}") as s:
+        s.attr(label=label, style="rounded", color="#999999")
+        s.node(f"{prefix}_in0", "h[i-2]", shape="ellipse", fillcolor="white")
+        s.node(f"{prefix}_in1", "h[i-1]", shape="ellipse", fillcolor="white")
+        for k, node in enumerate(nodes):
+            add = f"{prefix}_n{k}"
+            s.node(add, f"node {k}{_NL}add", fillcolor=_NODE_COLOR)
+            for slot, (index, op) in enumerate(zip(node.inputs, node.ops)):
+                box = f"{prefix}_n{k}_op{slot}"
+                s.node(box, op, fillcolor=_LEAF_COLOR, fontsize="10")
+                src = f"{prefix}_in{index}" if index < 2 else f"{prefix}_n{index - 2}"
+                s.edge(src, box)
+                s.edge(box, add)
+        out = f"{prefix}_out"
+        s.node(out, f"concat{_NL}(loose ends)", shape="ellipse", fillcolor=_CELL_COLOR)
+        for k in conv_cell_loose_ends(nodes):
+            s.edge(f"{prefix}_n{k}", out)
+
+
+def enas_conv_graph(spec: ENASConvCellSpec, image_shape=None, features_shape=None,
+                    title: Optional[str] = None) -> graphviz.Digraph:
+    """The normal and the reduction cell of an `ENASConvCellSpec`, each node with its ops."""
+    suffix = ""
+    if image_shape is not None:
+        suffix = f", images {_shape_text(image_shape)}"
+    if features_shape is not None:
+        suffix += f" -> features {_shape_text(features_shape)}"
+    g = graphviz.Digraph("enas_conv", graph_attr=_graph_attr(
+        "TB", title or f"ENAS micro cells ({spec.num_nodes} nodes each){suffix}"),
+        node_attr=_NODE_ATTR)
+    _enas_cell_cluster(g, "normal", "normal cell", spec.normal)
+    _enas_cell_cluster(g, "reduction", "reduction cell (inputs halved first)", spec.reduction)
+    return g
+
+
+def enas_macro_graph(spec: ENASMacroSpec, image_shape=None, features_shape=None,
+                     title: Optional[str] = None) -> graphviz.Digraph:
+    """The layers of an `ENASMacroSpec` in a chain, with their skip connections."""
+    from nascell.enas_cells import macro_pool_layers
+    g = graphviz.Digraph("enas_macro", graph_attr=_graph_attr(
+        "TB", title or f"ENAS macro network ({spec.num_layers} layers)"), node_attr=_NODE_ATTR)
+    label = "image" + (_NL + _shape_text(image_shape) if image_shape else "")
+    g.node("image", label, shape="ellipse", fillcolor="white")
+    g.node("stem", f"stem{_NL}conv 3x3, BN", fillcolor=_NODE_COLOR)
+    g.edge("image", "stem")
+    pools = set(macro_pool_layers(spec.num_layers))
+    prev = "stem"
+    for i, layer in enumerate(spec.layers):
+        lines = [f"layer {i}: {layer.op}"]
+        if layer.skips:
+            lines.append(f"+ skips {', '.join(str(j) for j in layer.skips)}, BN")
+        if i in pools:
+            lines.append("then halve (avg pool 2x2)")
+        g.node(f"l{i}", _NL.join(lines),
+               fillcolor=_NODE_COLOR if "pool" in layer.op else _LEAF_COLOR)
+        g.edge(prev, f"l{i}")
+        for j in layer.skips:
+            g.edge(f"l{j}", f"l{i}", style="dashed", color="#c0504d")
+        prev = f"l{i}"
+    label = "global average pool"
+    if features_shape is not None:
+        label += f"{_NL}features " + _shape_text(features_shape)
+    g.node("features", label, shape="ellipse", fillcolor=_CELL_COLOR)
+    g.edge(prev, "features")
     return g
 
 

@@ -20,9 +20,23 @@ SavedModel endpoints (every variable stays trainable and is reachable as
     - ``step(x, h, c)``: one time step, ``x`` ``[batch, input_dim]`` ->
       ``{"output": [batch, h_dim], "h": ..., "c": ...}`` (``output`` is the new ``h``, as a Keras
       cell returns ``h, [h, c]``);
+* ENAS recurrent cells (``enas_rnn_cell``): the same three endpoints, but the cell's state is
+  ``h`` alone (of size ``units``; there is no memory ``c``, and the output is the state):
+    - ``sequence(inputs)`` -> ``{"outputs": [batch, time, units], "h": [batch, units]}``;
+    - ``sequence_with_state(inputs, h)``;
+    - ``step(x, h)`` -> ``{"output": [batch, units], "h": [batch, units]}``;
+  ``metadata.json`` names the states of every cell export (``layer.states``: ``["h", "c"]``
+  for a tree cell, ``["h"]`` for an ENAS cell), so a caller can feed them generically;
 * conv nets: ``features(images)``: ``[batch, height, width, channels]`` ->
   ``{"features": [batch, H, W, C]}`` (inference mode: batch normalization uses its moving
-  statistics).
+  statistics);
+* ENAS micro / macro nets (``enas_conv_cell``, ``enas_macro``): ``features(images)`` ->
+  ``{"features": [batch, C]}``, the globally pooled features (or the logits, when exported
+  with ``layer_config={"include_top": True, "num_classes": K}``), in inference mode.
+
+Endpoints run as TensorFlow graphs. The graph optimizer may reorder float operations (its
+arithmetic rewrites), so an endpoint can differ from the eager Python layer by float rounding
+(about 1e-7 for an ENAS micro net); it equals the layer run under ``tf.function`` exactly.
 
 Every endpoint returns a dict of named tensors, so its serving signature has named outputs;
 ``metadata.json`` lists each endpoint's inputs (in order), outputs and shapes.
@@ -47,11 +61,14 @@ from absl import logging
 import nascell
 from nascell.conv import ConvNet, plan_conv_shapes
 from nascell.export import artifacts, diagram
-from nascell.export.artifacts import (CELL_LAYER_NAME, CONV_LAYER_NAME, DOT_FILE, KERAS_FILE,
-                                      METADATA_FILE, SAVED_MODEL_DIR, SPEC_FILE, WEIGHTS_FILE)
+from nascell.export.artifacts import (CELL_LAYER_NAME, CONV_LAYER_NAME, DOT_FILE,
+                                      ENAS_RNN_LAYER_NAME, KERAS_FILE, METADATA_FILE,
+                                      SAVED_MODEL_DIR, SPEC_FILE, WEIGHTS_FILE)
+from nascell.enas_spec import ENASConvCellSpec, ENASMacroSpec, ENASRNNCellSpec
 from nascell.spec import ConvSpec, RNNCellSpec
 
-__all__ = ["export_spec", "export_best", "cell_endpoints", "conv_endpoints"]
+__all__ = ["export_spec", "export_best", "cell_endpoints", "enas_cell_endpoints",
+           "conv_endpoints", "features_endpoints"]
 
 
 # --- argument checking --------------------------------------------------------------------------
@@ -96,7 +113,7 @@ def _same(name: str, given: Any, found: Any, where: str) -> Any:
 
 
 def _source_core(weights_from: Any) -> Optional[keras.layers.Layer]:
-    """The core layer (TreeCell / ConvNet) whose weights to export, or None for a fresh init."""
+    """The core layer (a cell or an image net) whose weights to export, or None."""
     if weights_from is None:
         return None
     if isinstance(weights_from, keras.layers.Layer):
@@ -176,7 +193,40 @@ def _prepare(spec: Any, units, input_dim, projection, input_shape, weights_from,
         layer = artifacts.build_conv_layer(spec, input_shape, config)
         shapes = {"input_shape": list(input_shape), "output_shape": list(plan.output_shape),
                   "layer_output_shapes": [list(s) for s in plan.output_shapes]}
-    else:  # coerce_spec only returns the two kinds above
+    elif isinstance(spec, ENASRNNCellSpec):
+        if input_shape is not None:
+            raise ValueError("input_shape is for conv specs; a recurrent cell takes input_dim")
+        if projection is not None:
+            raise ValueError("projection is for tree cells (rnn_cell specs); an ENAS cell's "
+                             "output is its state h, of size units: leave projection out")
+        if source is not None:
+            units = _same("units", units, source.units, f"layer {source.name!r}")
+            input_dim = _same("input_dim", input_dim, int(source.kernel.shape[0]),
+                              f"layer {source.name!r}")
+            config = {**artifacts.stored_config(source), **config}
+        units = _positive_int("units", units)
+        input_dim = _positive_int("input_dim", input_dim)
+        config.pop("units", None)
+        layer = _build(artifacts.build_enas_cell_layer, spec, units, input_dim, config)
+        shapes = {"input_dim": input_dim, "units": units, "h_dim": units,
+                  "state_size": [units]}
+    elif isinstance(spec, (ENASConvCellSpec, ENASMacroSpec)):
+        for name, value in (("units", units), ("input_dim", input_dim),
+                            ("projection", projection)):
+            if value is not None:
+                raise ValueError(f"{name} is for recurrent cell specs; an {spec.kind} spec "
+                                 f"takes input_shape=(height, width, channels)")
+        if source is not None:
+            input_shape = _same("input_shape", None if input_shape is None
+                                else _image_shape(input_shape),
+                                artifacts.image_shape_of(source), f"layer {source.name!r}")
+            config = {**artifacts.stored_config(source), **config}
+        input_shape = _image_shape(input_shape)
+        layer = _build(artifacts.build_enas_image_layer, spec, input_shape, config)
+        out = layer(np.zeros((1,) + input_shape, np.float32), training=False)
+        shapes = {"input_shape": list(input_shape),
+                  "output_shape": [int(d) for d in out.shape[1:]]}
+    else:  # coerce_spec only returns the kinds above
         raise ValueError(f"cannot export a spec of kind {getattr(spec, 'kind', '?')!r}")
 
     core = artifacts.core_of(layer)
@@ -187,6 +237,14 @@ def _prepare(spec: Any, units, input_dim, projection, input_shape, weights_from,
                                  os.fspath(weights_from))
     return {"spec": spec, "layer": layer, "core": core, "shapes": shapes,
             "weights_source": weights_desc}
+
+
+def _build(builder, *args):
+    """Call a layer builder; a bad ``layer_config`` key becomes a ValueError naming it."""
+    try:
+        return builder(*args)
+    except (TypeError, ValueError) as e:  # e.g. an argument the layer does not take
+        raise ValueError(f"layer_config does not fit this layer: {e}") from None
 
 
 # --- endpoints ------------------------------------------------------------------------------------
@@ -224,13 +282,56 @@ def cell_endpoints(rnn: keras.layers.RNN) -> Dict[str, Any]:
     }
 
 
-def conv_endpoints(convnet: ConvNet) -> Dict[str, Any]:
-    """``{"features": (fn, input_signature)}`` for a `ConvNet` built for one image shape."""
+def enas_cell_endpoints(rnn: keras.layers.RNN) -> Dict[str, Any]:
+    """``{name: (fn, input_signature)}`` for a layer built by `build_enas_cell_layer`: the
+    endpoints of `cell_endpoints` with the single state ``h`` (no ``c``)."""
+    cell = rnn.cell
+    input_dim = int(cell.kernel.shape[0])
+    units = int(cell.units)
+
+    def sequence(inputs):
+        outputs, h = rnn(inputs, training=False)
+        return {"outputs": outputs, "h": h}
+
+    def sequence_with_state(inputs, h):
+        outputs, h = rnn(inputs, initial_state=[h], training=False)
+        return {"outputs": outputs, "h": h}
+
+    def step(x, h):
+        output, (h,) = cell(x, [h], training=False)
+        return {"output": output, "h": h}
+
+    seq = _tensor_spec((None, None, input_dim), "inputs")
+    h = _tensor_spec((None, units), "h")
+    return {
+        "sequence": (sequence, [seq]),
+        "sequence_with_state": (sequence_with_state, [seq, h]),
+        "step": (step, [_tensor_spec((None, input_dim), "x"), h]),
+    }
+
+
+def features_endpoints(layer: keras.layers.Layer, image_shape: Sequence[int]) -> Dict[str, Any]:
+    """``{"features": (fn, input_signature)}`` for an image layer built for one image shape."""
     def features(images):
-        return {"features": convnet(images, training=False)}
+        return {"features": layer(images, training=False)}
 
     return {"features": (features,
-                         [_tensor_spec((None,) + tuple(convnet.plan.image_shape), "images")])}
+                         [_tensor_spec((None,) + tuple(int(d) for d in image_shape),
+                                       "images")])}
+
+
+def conv_endpoints(convnet: ConvNet) -> Dict[str, Any]:
+    """``{"features": (fn, input_signature)}`` for a `ConvNet` built for one image shape."""
+    return features_endpoints(convnet, convnet.plan.image_shape)
+
+
+def endpoints_for(spec, layer, shapes: Dict[str, Any]) -> Dict[str, Any]:
+    """The SavedModel endpoints of an exported layer, by spec kind."""
+    if isinstance(spec, RNNCellSpec):
+        return cell_endpoints(layer)
+    if isinstance(spec, ENASRNNCellSpec):
+        return enas_cell_endpoints(layer)
+    return features_endpoints(layer, shapes["input_shape"])
 
 
 def _signature_doc(name: str, fn_and_sig, outputs) -> Dict[str, Any]:
@@ -256,12 +357,12 @@ def _write_weights(tmp: str, core) -> Dict[str, Any]:
     return artifacts.save_weights(core, os.path.join(tmp, WEIGHTS_FILE))
 
 
-def _write_keras(tmp: str, layer, spec) -> None:
-    if isinstance(spec, RNNCellSpec):
-        inputs = keras.Input(shape=(None, int(layer.cell.kernel.shape[0])), name="inputs")
+def _write_keras(tmp: str, layer, spec, shapes) -> None:
+    if artifacts.is_recurrent(spec):
+        inputs = keras.Input(shape=(None, int(shapes["input_dim"])), name="inputs")
         outputs = layer(inputs)
     else:
-        inputs = keras.Input(shape=tuple(layer.plan.image_shape), name="images")
+        inputs = keras.Input(shape=tuple(shapes["input_shape"]), name="images")
         outputs = layer(inputs)
     model = keras.Model(inputs, outputs, name="nascell_export")
     model.save(os.path.join(tmp, KERAS_FILE))
@@ -278,6 +379,12 @@ def _write_saved_model(tmp: str, layer, endpoints: Dict[str, Any]) -> None:
 def _write_diagram(tmp: str, spec, shapes) -> list:
     if isinstance(spec, RNNCellSpec):
         graph = diagram.cell_graph(spec)
+    elif isinstance(spec, ENASRNNCellSpec):
+        graph = diagram.enas_rnn_graph(spec)
+    elif isinstance(spec, ENASConvCellSpec):
+        graph = diagram.enas_conv_graph(spec, shapes["input_shape"], shapes["output_shape"])
+    elif isinstance(spec, ENASMacroSpec):
+        graph = diagram.enas_macro_graph(spec, shapes["input_shape"], shapes["output_shape"])
     else:
         graph = diagram.conv_graph(spec, shapes["input_shape"], shapes["layer_output_shapes"],
                                    shapes["output_shape"])
@@ -295,7 +402,26 @@ def _metadata(prepared: Dict[str, Any], endpoints: Dict[str, Any], weight_shapes
                 "step": {"output": [None, h_dim], **state}}
         layer_doc = {"class": "keras.layers.RNN(nascell.tree_cell.TreeCell)",
                      "name": CELL_LAYER_NAME, "return_sequences": True, "return_state": True,
+                     "states": ["h", "c"],
                      "call": "outputs, h, c = layer(inputs[, initial_state=[h, c]])"}
+    elif isinstance(spec, ENASRNNCellSpec):
+        units = shapes["units"]
+        state = {"h": [None, units]}
+        outs = {"sequence": {"outputs": [None, None, units], **state},
+                "sequence_with_state": {"outputs": [None, None, units], **state},
+                "step": {"output": [None, units], **state}}
+        layer_doc = {"class": "keras.layers.RNN(nascell.enas_cells.ENASRNNCell)",
+                     "name": ENAS_RNN_LAYER_NAME, "return_sequences": True,
+                     "return_state": True, "states": ["h"],
+                     "call": "outputs, h = layer(inputs[, initial_state=[h]])",
+                     "note": "an ENAS cell has one state, h (its output), unlike a tree cell's "
+                             "[h, c]: endpoints take and return h only"}
+    elif isinstance(spec, (ENASConvCellSpec, ENASMacroSpec)):
+        outs = {"features": {"features": [None] + shapes["output_shape"]}}
+        cls = "ENASMacroNet" if isinstance(spec, ENASMacroSpec) else "ENASConvNet"
+        layer_doc = {"class": f"nascell.enas_cells.{cls}",
+                     "name": artifacts.enas_image_layer_name(spec),
+                     "call": "features = layer(images, training=...)"}
     else:
         outs = {"features": {"features": [None] + shapes["output_shape"]}}
         layer_doc = {"class": "nascell.conv.ConvNet", "name": CONV_LAYER_NAME,
@@ -366,20 +492,24 @@ def export_spec(spec: Any, directory: str, units: Optional[int] = None,
     """Write the export folder of a spec (or of a layer) to ``directory``; returns its path.
 
     Args:
-        spec: an `RNNCellSpec` / `ConvSpec`, its dict or JSON text, the path of a JSON file;
-            or a Keras layer or model holding one `TreeCell` or `ConvNet` (e.g. what
+        spec: an `RNNCellSpec` / `ConvSpec` / `ENASRNNCellSpec` / `ENASConvCellSpec` /
+            `ENASMacroSpec`, its dict or JSON text, the path of a JSON file; or a Keras layer
+            or model holding one `TreeCell`, `ENASRNNCell`, `ConvNet`, `ENASConvNet` or
+            `ENASMacroNet` (e.g. what
             `nascell.export.load` returns), whose spec, sizes, configuration and weights are
             exported.
         directory: the folder to create.
         units, input_dim, projection: sizes of a recurrent cell (``units`` and ``input_dim``
-            required unless they come from a layer).
-        input_shape: ``(height, width, channels)`` of a conv net's images.
+            required unless they come from a layer; ``projection`` for tree cells only).
+        input_shape: ``(height, width, channels)`` of a conv net's images (conv, ENAS micro
+            and macro specs).
         weights_from: where the weights come from: None (a fresh initialization), another
             export folder, a ``.keras`` file or a Keras layer/model holding the same spec, or a
             ``weights.npz``.
         overwrite: replace an existing ``directory``; otherwise an existing one is an error.
-        layer_config: extra `TreeCell` / `ConvNet` constructor arguments (e.g.
-            ``{"use_bias": False}``), stored with the export.
+        layer_config: extra constructor arguments of the core layer (e.g.
+            ``{"use_bias": False}`` for a `TreeCell`, ``{"filters": 16, "num_cells": 2}`` for
+            an `ENASConvNet`), stored with the export.
         provenance: free-form JSON facts stored in ``metadata.json`` (e.g. the run and trial).
 
     Raises:
@@ -397,8 +527,7 @@ def export_spec(spec: Any, directory: str, units: Optional[int] = None,
     prepared = _prepare(spec, units, input_dim, projection, input_shape, weights_from,
                         layer_config)
     spec, layer, core = prepared["spec"], prepared["layer"], prepared["core"]
-    endpoints = (cell_endpoints(layer) if isinstance(spec, RNNCellSpec)
-                 else conv_endpoints(layer))
+    endpoints = endpoints_for(spec, layer, prepared["shapes"])
 
     parent, name = os.path.split(directory)
     os.makedirs(parent, exist_ok=True)
@@ -407,7 +536,7 @@ def export_spec(spec: Any, directory: str, units: Optional[int] = None,
     try:
         _write_spec(tmp, spec)
         weight_shapes = _write_weights(tmp, core)
-        _write_keras(tmp, layer, spec)
+        _write_keras(tmp, layer, spec, prepared["shapes"])
         _write_saved_model(tmp, layer, endpoints)
         _write_diagram(tmp, spec, prepared["shapes"])
         files = [os.path.relpath(os.path.join(d, f), tmp)
@@ -456,7 +585,8 @@ def export_best(run_dir: str, trial: Optional[int] = None, directory: Optional[s
 
     The folder is ``<run_dir>/export/best`` (or ``.../trial_<id>``) unless ``directory`` is
     given. Sizes not passed in ``kwargs`` (``units``, ``input_dim``, ``input_shape``, ...) are
-    read from the run's config where it records them. The trial's trained weights are
+    read from the run's config where it records them (for an ENAS run, `run_enas`'s
+    ``units``, and ``filters`` / ``num_cells`` of a micro net). The trial's trained weights are
     exported when the run saved them; otherwise the export holds a fresh initialization (and
     says so in ``metadata.json``). Other keyword arguments go to `export_spec`.
     """
@@ -466,7 +596,10 @@ def export_best(run_dir: str, trial: Optional[int] = None, directory: Optional[s
         sub = "best" if trial is None else f"trial_{info['trial_id']}"
         directory = os.path.join(run_dir, "export", sub)
     for key, value in runs.export_sizes(run_dir, info["spec"], info).items():
-        kwargs.setdefault(key, value)
+        if key == "layer_config":  # the run's layer settings, under the caller's own
+            kwargs["layer_config"] = {**value, **(kwargs.get("layer_config") or {})}
+        elif kwargs.get(key) is None:
+            kwargs[key] = value
     if kwargs.get("weights_from") is None and info.get("weights") is not None:
         kwargs["weights_from"] = info["weights"]
     elif info.get("weights") is None:

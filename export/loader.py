@@ -3,6 +3,8 @@
     layer = nascell.export.load("exports/nas")
     outputs, h, c = layer(inputs)                    # a keras.layers.RNN(TreeCell(...))
     layer = nascell.export.load("exports/nas", return_state=False)   # outputs only
+    layer = nascell.export.load("exports/enas_cell")
+    outputs, h = layer(inputs)                       # RNN(ENASRNNCell(...)): one state, h
 
 The layer is rebuilt from ``spec.json`` and ``metadata.json`` and its variables are set from
 ``weights.npz``; it is not a `keras.layers.TFSMLayer`, so any optimizer (Adam included) trains
@@ -25,6 +27,7 @@ import keras
 from nascell.export import artifacts
 from nascell.export.artifacts import (METADATA_FILE, SPEC_FILE, WEIGHTS_FILE, ExportFormatError,
                                       WeightsMismatchError)
+from nascell.enas_spec import ENASConvCellSpec, ENASMacroSpec, ENASRNNCellSpec
 from nascell.spec import ConvSpec, RNNCellSpec, SpecError, spec_from_dict
 
 __all__ = ["load", "load_spec", "load_metadata", "ExportFormatError", "WeightsMismatchError"]
@@ -83,14 +86,17 @@ def load(path: str, name: str = None, **rnn_kwargs) -> keras.layers.Layer:
 
     Args:
         path: an export folder.
-        name: the layer's name (default: ``tree_rnn`` for cells, ``convnet`` for conv nets).
+        name: the layer's name (default: ``tree_rnn`` for tree cells, ``enas_rnn`` for ENAS
+            cells, ``convnet`` / ``enas_convnet`` / ``enas_macronet`` for image nets).
         **rnn_kwargs: for cells, `keras.layers.RNN` arguments overriding the exported
             wrapper's (``return_sequences=True, return_state=True``), e.g.
             ``return_state=False`` for a drop-in replacement of ``RNN(LSTMCell(...))``.
 
     Returns:
-        cells: a built ``keras.layers.RNN`` around a `TreeCell` (input ``(batch, time,
-        input_dim)``); conv: a built `ConvNet` for the exported image shape.
+        cells: a built ``keras.layers.RNN`` around a `TreeCell` (returning ``outputs, h, c``)
+        or an `ENASRNNCell` (returning ``outputs, h``), input ``(batch, time, input_dim)``;
+        conv: a built `ConvNet`, `ENASConvNet` or `ENASMacroNet` for the exported image
+        shape.
     """
     path = _check_folder(path)
     spec = load_spec(path)
@@ -114,6 +120,19 @@ def load(path: str, name: str = None, **rnn_kwargs) -> keras.layers.Layer:
             layer = artifacts.build_cell_layer(
                 spec, units, input_dim, projection, config,
                 name=name or artifacts.CELL_LAYER_NAME, **rnn_kwargs)
+        elif isinstance(spec, ENASRNNCellSpec):
+            units = int(_shape(meta, "units", meta_path))
+            input_dim = int(_shape(meta, "input_dim", meta_path))
+            config.pop("units", None)
+            layer = artifacts.build_enas_cell_layer(
+                spec, units, input_dim, config, name=name or artifacts.ENAS_RNN_LAYER_NAME,
+                **rnn_kwargs)
+        elif isinstance(spec, (ENASConvCellSpec, ENASMacroSpec)):
+            if rnn_kwargs:
+                raise TypeError(f"unexpected arguments for an {spec.kind} export: "
+                                f"{sorted(rnn_kwargs)}")
+            layer = artifacts.build_enas_image_layer(
+                spec, _shape(meta, "input_shape", meta_path), config, name=name)
         elif isinstance(spec, ConvSpec):
             if rnn_kwargs:
                 raise TypeError(f"unexpected arguments for a conv export: {sorted(rnn_kwargs)}")

@@ -9,6 +9,12 @@
 * its trained weights, if the run saved them: a path in the trial's metrics (``weights`` or
   ``weights_path``), or a file in ``<run_dir>/weights/`` or ``<run_dir>/trials/<id>/`` named
   ``trial_<id>.keras``, ``model.keras`` or ``weights.npz`` (an export folder works too).
+
+An ENAS run (`nascell.search.enas.trainer.run_enas`) reads the same way: ``best/best.json``
+holds the derived spec (``enas_rnn_cell`` or ``enas_conv_cell``); its ``config.json`` records
+``enas.units`` (the cell width; the supernet's embedding is tied, so ``input_dim`` is
+``units`` too), and for the micro space ``enas.filters`` and ``enas.num_cells`` (passed as
+``layer_config``) and CIFAR-10 images unless the run trained on custom data.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ import json
 import os
 from typing import Any, Dict, Iterable, Optional
 
+from nascell.enas_spec import ENASConvCellSpec, ENASMacroSpec, ENASRNNCellSpec
 from nascell.spec import ConvSpec, RNNCellSpec, spec_from_dict
+
+_SPEC_TYPES = (RNNCellSpec, ConvSpec, ENASRNNCellSpec, ENASConvCellSpec, ENASMacroSpec)
 
 _WEIGHT_NAMES = ("trial_{id}.keras", "model.keras", "weights.npz", "trial_{id}.npz",
                  "trial_{id}")
@@ -38,11 +47,12 @@ def _open(run_dir: str):
 
 
 def _as_spec(raw: Any, where: str):
-    if isinstance(raw, (RNNCellSpec, ConvSpec)):
+    if isinstance(raw, _SPEC_TYPES):
         return raw
     if not isinstance(raw, dict):
-        raise RunExportError(f"{where} holds no exportable spec (got {raw!r}); only rnn_cell "
-                             f"and conv specs can be exported")
+        raise RunExportError(f"{where} holds no exportable spec (got {raw!r}); only rnn_cell, "
+                             f"conv, enas_rnn_cell, enas_conv_cell and enas_macro specs can be "
+                             f"exported")
     return spec_from_dict(raw)
 
 
@@ -132,7 +142,10 @@ def export_sizes(run_dir: str, spec: Any, info: Optional[Dict[str, Any]] = None)
             with open(path, "r", encoding="utf-8") as f:
                 config = json.load(f)
     metrics = info.get("metrics") or {}
-    if isinstance(spec, RNNCellSpec):
+    enas = config.get("enas") if config.get("strategy") == "enas" else None
+    if isinstance(enas, dict):
+        return _enas_sizes(spec, config, enas)
+    if isinstance(spec, (RNNCellSpec, ENASRNNCellSpec)):
         units = metrics.get("units") or _find_key(config, ("units",))
         out: Dict[str, Any] = {}
         if units:
@@ -148,3 +161,22 @@ def export_sizes(run_dir: str, spec: Any, info: Optional[Dict[str, Any]] = None)
     if "cifar" in dataset.lower():
         return {"input_shape": (32, 32, 3)}
     return {}
+
+
+def _enas_sizes(spec: Any, config: Dict[str, Any], enas: Dict[str, Any]) -> Dict[str, Any]:
+    """Sizes of a `run_enas` run: its ``config.json`` holds the `ENASOptions` under ``enas``."""
+    out: Dict[str, Any] = {}
+    if isinstance(spec, ENASRNNCellSpec):
+        if enas.get("units"):
+            # The supernet ties its embedding to the output layer: input_dim == units.
+            out["units"] = out["input_dim"] = int(enas["units"])
+        return out
+    if isinstance(spec, ENASConvCellSpec):
+        out["layer_config"] = {k: int(enas[k]) for k in ("filters", "num_cells")
+                               if enas.get(k) is not None}
+    shape = _find_key(config, ("input_shape", "image_shape"))
+    if shape:
+        out["input_shape"] = tuple(int(d) for d in shape)
+    elif config.get("data") != "custom":  # run_enas trains the micro space on CIFAR-10
+        out["input_shape"] = (32, 32, 3)
+    return out

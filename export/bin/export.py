@@ -4,9 +4,12 @@ r"""nascell-export: compile a spec, or a search run's best trial, into an export
     nascell-export --run_dir=runs/ptb --trial=17 --out=exports/t17
     nascell-export --spec_json=cell.json --units=256 --input_dim=128 --out=exports/cell
     nascell-export --spec_json=conv.json --input_shape=32,32,3 --out=exports/conv
+    nascell-export --spec_json=enas_cell.json --units=64 --input_dim=64 --out=exports/enas
+    nascell-export --run_dir=runs/enas_ptb              # an ENAS run's derived cell
 
 The folder holds spec.json, weights.npz, layer.keras, saved_model/ (endpoints ``sequence``,
-``sequence_with_state`` and ``step`` for cells, ``features`` for conv nets), architecture.dot
+``sequence_with_state`` and ``step`` for cells (state ``h, c`` for a tree cell, ``h`` alone
+for an ENAS cell), ``features`` for conv, ENAS micro and macro nets), architecture.dot
 and metadata.json (see `nascell.export.exporter`). Every flag is checked before any work; a
 bad one stops the program with a usage message saying what to pass. Accepts --flagfile.
 
@@ -66,6 +69,7 @@ def _input_shape() -> Optional[tuple]:
 
 
 def _read_spec(text: str):
+    import nascell.enas_spec  # noqa: F401  (registers the ENAS spec kinds)
     from nascell.spec import SpecError, spec_from_json
     is_json = text.lstrip().startswith("{")
     if not is_json and not os.path.isfile(text):
@@ -81,8 +85,14 @@ def _read_spec(text: str):
 
 
 def _check_sizes(spec, sizes: Dict[str, Any], from_run: bool) -> None:
+    from nascell.enas_spec import ENASRNNCellSpec
     from nascell.spec import RNNCellSpec
-    if isinstance(spec, RNNCellSpec):
+    if isinstance(spec, ENASRNNCellSpec):
+        for name in ("projection", "use_bias"):
+            if sizes.get(name) is not None:
+                raise app.UsageError(f"--{name} is for tree cells (rnn_cell specs); an ENAS "
+                                     f"cell ({spec.kind}) takes only --units and --input_dim")
+    if isinstance(spec, (RNNCellSpec, ENASRNNCellSpec)):
         if sizes.get("input_shape") is not None:
             raise app.UsageError("--input_shape is for conv specs; this is a recurrent cell "
                                  "spec: pass --units and --input_dim")
@@ -93,12 +103,13 @@ def _check_sizes(spec, sizes: Dict[str, Any], from_run: bool) -> None:
     else:
         for name in ("units", "input_dim", "projection", "use_bias"):
             if sizes.get(name) is not None:
-                raise app.UsageError(f"--{name} is for recurrent cell specs; this is a conv "
-                                     f"spec: pass --input_shape=height,width,channels")
+                raise app.UsageError(f"--{name} is for recurrent cell specs; this is a "
+                                     f"{spec.kind} spec: pass --input_shape=height,width,"
+                                     f"channels")
         if sizes.get("input_shape") is None:
             where = " (the run config does not record it)" if from_run else ""
-            raise app.UsageError(f"--input_shape (e.g. 32,32,3) is required to export a conv "
-                                 f"spec{where}")
+            raise app.UsageError(f"--input_shape (e.g. 32,32,3) is required to export a "
+                                 f"{spec.kind} spec{where}")
 
 
 def _plan() -> Dict[str, Any]:
@@ -145,7 +156,10 @@ def main(argv: List[str]) -> int:
     from nascell.export.exporter import export_best, export_spec
     sizes = dict(plan["sizes"])
     use_bias = sizes.pop("use_bias", None)
-    layer_config = {"use_bias": use_bias} if use_bias is not None else None
+    layer_config = dict(sizes.pop("layer_config", None) or {})  # from an ENAS run's config
+    if use_bias is not None:
+        layer_config["use_bias"] = use_bias
+    layer_config = layer_config or None
     if plan["info"] is None:
         path = export_spec(plan["spec"], plan["out"], overwrite=FLAGS.overwrite,
                            layer_config=layer_config, **sizes)

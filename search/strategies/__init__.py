@@ -3,10 +3,17 @@
 * ``reinforce``: the LSTM controller trained by REINFORCE (Zoph & Le 2017), `ReinforceStrategy`.
 * ``random``: uniform random sampling (the paper's control experiment 2), `RandomStrategy`.
 * ``evolution``: regularized evolution (Real et al. 2019), `EvolutionStrategy`.
+* ``enas``: the ENAS-configured controller behind ask/tell (`nascell.search.strategies.enas`).
 """
 
 from nascell.search.strategies.evolution import EvolutionStrategy
 from nascell.search.strategies.random import RandomStrategy
 from nascell.search.strategies.reinforce import ReinforceStrategy
+
+try:  # registers "enas"
+    from nascell.search.strategies import enas as _enas  # noqa: F401
+except ImportError as e:  # pragma: no cover - only while that module is being written
+    from absl import logging
+    logging.warning("the enas strategy is unavailable: %s", e)
 
 __all__ = ["EvolutionStrategy", "RandomStrategy", "ReinforceStrategy"]
