@@ -587,8 +587,10 @@ def export_best(run_dir: str, trial: Optional[int] = None, directory: Optional[s
     given. Sizes not passed in ``kwargs`` (``units``, ``input_dim``, ``input_shape``, ...) are
     read from the run's config where it records them (for an ENAS run, `run_enas`'s
     ``units``, and ``filters`` / ``num_cells`` of a micro net). The trial's trained weights are
-    exported when the run saved them; otherwise the export holds a fresh initialization (and
-    says so in ``metadata.json``). Other keyword arguments go to `export_spec`.
+    exported when the run saved them (for an ENAS recurrent run: the derived cell's subgraph
+    of the last supernet checkpoint); otherwise, or with ``weights_from=False``, the export
+    holds a fresh initialization (and says so in ``metadata.json``). Other keyword arguments
+    go to `export_spec`.
     """
     from nascell.export import runs
     info = runs.trial_info(run_dir, trial)
@@ -600,12 +602,22 @@ def export_best(run_dir: str, trial: Optional[int] = None, directory: Optional[s
             kwargs["layer_config"] = {**value, **(kwargs.get("layer_config") or {})}
         elif kwargs.get(key) is None:
             kwargs[key] = value
-    if kwargs.get("weights_from") is None and info.get("weights") is not None:
+    provenance = {"run_dir": os.path.abspath(run_dir), "trial_id": info["trial_id"],
+                  "reward": info.get("reward"), "metrics": info.get("metrics", {})}
+    if kwargs.get("weights_from") is False:  # asked for a fresh initialization
+        kwargs["weights_from"] = None
+    elif kwargs.get("weights_from") is None and info.get("weights") is not None:
         kwargs["weights_from"] = info["weights"]
+    elif kwargs.get("weights_from") is None and info.get("enas_supernet") is not None:
+        # An ENAS cell: its weights are the supernet's subgraph for it.
+        if kwargs.get("units") is None:
+            raise ValueError(f"units is required to export the derived cell of {run_dir}; "
+                             f"the run config does not record it")
+        kwargs["weights_from"] = runs.enas_cell_from_supernet(
+            info["enas_supernet"], info["spec"], kwargs["units"])
+        provenance["supernet"] = info["enas_supernet"]
     elif info.get("weights") is None:
         logging.info("trial %s of %s saved no weights; exporting a fresh initialization",
                      info["trial_id"], run_dir)
-    provenance = {"run_dir": os.path.abspath(run_dir), "trial_id": info["trial_id"],
-                  "reward": info.get("reward"), "metrics": info.get("metrics", {})}
     provenance.update(kwargs.pop("provenance", None) or {})
     return export_spec(info["spec"], directory, provenance=provenance, **kwargs)

@@ -14,7 +14,10 @@ An ENAS run (`nascell.search.enas.trainer.run_enas`) reads the same way: ``best/
 holds the derived spec (``enas_rnn_cell`` or ``enas_conv_cell``); its ``config.json`` records
 ``enas.units`` (the cell width; the supernet's embedding is tied, so ``input_dim`` is
 ``units`` too), and for the micro space ``enas.filters`` and ``enas.num_cells`` (passed as
-``layer_config``) and CIFAR-10 images unless the run trained on custom data.
+``layer_config``) and CIFAR-10 images unless the run trained on custom data. A derived
+recurrent cell inherits its trained weights from the run's last supernet checkpoint
+(``enas/current.json`` -> ``gen-*/supernet.npz``): the subgraph the cell names, exactly what
+the supernet scored it with (`enas_cell_from_supernet`).
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ def trial_info(run_dir: str, trial: Optional[int] = None) -> Dict[str, Any]:
         info["metrics"] = dict(entry.get("metrics") or {})
         info["config"] = run.config
         info["weights"] = _find_weights(run.path, info["trial_id"], info["metrics"])
+        if info["weights"] is None and isinstance(info["spec"], ENASRNNCellSpec):
+            info["enas_supernet"] = enas_supernet_path(run.path, run.config)
         return info
     finally:
         run.close()
@@ -180,3 +185,46 @@ def _enas_sizes(spec: Any, config: Dict[str, Any], enas: Dict[str, Any]) -> Dict
     elif config.get("data") != "custom":  # run_enas trains the micro space on CIFAR-10
         out["input_shape"] = (32, 32, 3)
     return out
+
+
+def enas_supernet_path(run_dir: str, config: Dict[str, Any]) -> Optional[str]:
+    """The last supernet checkpoint of a recurrent `run_enas` run, or None."""
+    if config.get("strategy") != "enas":
+        return None
+    current = os.path.join(run_dir, "enas", "current.json")
+    try:
+        with open(current, "r", encoding="utf-8") as f:
+            folder = json.load(f)["dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    path = os.path.join(run_dir, "enas", folder, "supernet.npz")
+    return path if os.path.isfile(path) else None
+
+
+def enas_cell_from_supernet(path: str, spec: ENASRNNCellSpec, units: int):
+    """A built `ENASRNNCell` named ``enas_supernet`` holding the subgraph of ``spec`` in the
+    supernet checkpoint ``path`` (input size ``units``: the supernet's embedding is tied).
+
+    Raises RunExportError when the checkpoint does not fit (another width or node count).
+    """
+    import numpy as np
+
+    from nascell.enas_cells import ENASRNNCell
+    from nascell.search.enas.rnn_supernet import RNNSupernet
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        import io
+        with np.load(io.BytesIO(data)) as arrays:
+            vocab_size = int(arrays["w0"].shape[0])  # the embedding, the supernet's first
+        supernet = RNNSupernet(vocab_size, spec.num_nodes, int(units))
+        supernet.load_state_bytes(data)
+        weights = supernet.export_cell_weights(spec)
+        cell = ENASRNNCell(spec, int(units), name="enas_supernet")
+        cell.build((None, int(units)))
+        cell.set_weights(weights)
+    except (ValueError, KeyError) as e:
+        raise RunExportError(f"the supernet checkpoint {path} does not fit a {spec.num_nodes}-"
+                             f"node cell of {units} units ({e}); pass weights_from, or export "
+                             f"a fresh initialization with weights_from=False") from None
+    return cell

@@ -50,10 +50,7 @@ register_space("conv_v3", _conv.conv_v3)
 register_space("rnn_cell", _rnn_cell.rnn_cell_space)
 register_space("nasbench201", _nasbench201.nasbench201_space)
 
-try:  # the ENAS spaces (enas_rnn, enas_conv, enas_macro) register themselves on import
-    from nascell.search.spaces import enas as _enas  # noqa: E402,F401
-except ImportError as e:  # pragma: no cover - only while that module is being written
-    from absl import logging
-    logging.warning("ENAS search spaces unavailable: %s", e)
+# The ENAS spaces (enas_rnn, enas_conv, enas_macro) register themselves on import.
+from nascell.search.spaces import enas as _enas  # noqa: E402,F401
 
 __all__ = ["available_spaces", "create_space", "register_space", "space_from_config"]

@@ -10,10 +10,6 @@ from nascell.search.strategies.evolution import EvolutionStrategy
 from nascell.search.strategies.random import RandomStrategy
 from nascell.search.strategies.reinforce import ReinforceStrategy
 
-try:  # registers "enas"
-    from nascell.search.strategies import enas as _enas  # noqa: F401
-except ImportError as e:  # pragma: no cover - only while that module is being written
-    from absl import logging
-    logging.warning("the enas strategy is unavailable: %s", e)
+from nascell.search.strategies.enas import ENASStrategy
 
-__all__ = ["EvolutionStrategy", "RandomStrategy", "ReinforceStrategy"]
+__all__ = ["ENASStrategy", "EvolutionStrategy", "RandomStrategy", "ReinforceStrategy"]
