@@ -31,7 +31,6 @@ setup(
     packages=_packages("nascell", "nascell") + _packages("search", "nascell.search")
     + _packages("export", "nascell.export"),
     package_dir={"nascell": "nascell", "nascell.search": "search", "nascell.export": "export"},
-    package_data={"nascell.search": ["configs/*.cfg"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.3",

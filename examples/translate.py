@@ -3,10 +3,11 @@ r"""Encoder-decoder translation with attention, whose recurrent layers are an ex
 The encoder and the decoder are each a copy of an exported cell (`nascell.export.load`, in
 place of ``keras.layers.LSTM``): the encoder reads the source, its final state starts the
 decoder (``[h, c]`` for a tree cell or an LSTM, ``[h]`` for an ENAS cell, whose only state is
-its output; --export_dir and --spec_json take either kind), and ``keras.layers.Attention`` (or ``AdditiveAttention``) lets every decoder step
-look at all encoder outputs; ``[decoder output, context]`` feeds the softmax. Training uses
-teacher forcing; the held-out split is scored by token accuracy and perplexity (teacher
-forced) and by corpus BLEU of greedy decodes.
+its output; --export_dir and --spec_json take either kind), and ``keras.layers.Attention``
+(or ``AdditiveAttention``) lets every decoder step look at all encoder outputs;
+``[decoder output, context]`` feeds the softmax. Training uses teacher forcing; the held-out
+split is scored by token accuracy and perplexity (teacher forced) and by corpus BLEU of
+greedy decodes.
 
 Data, one of:
   * --corpus=FILE: a tab-separated parallel corpus, one ``source<TAB>target`` pair a line

@@ -4,6 +4,10 @@
     path = export_spec(spec, "exports/cell", units=256, input_dim=128)
     layer = load(path)            # keras.layers.RNN(TreeCell(...)) with the exported weights
 
+Every spec kind exports: tree cells (``rnn_cell``), conv nets (``conv``) and the three ENAS
+kinds (``enas_rnn_cell``: ``RNN(ENASRNNCell)``, whose single state is ``h``;
+``enas_conv_cell`` / ``enas_macro``: a feature extractor, ``input_shape`` required).
+
 The folder holds ``spec.json``, ``weights.npz``, ``layer.keras``, a ``saved_model/`` with
 named endpoints (TensorFlow alone runs it), ``architecture.dot`` and ``metadata.json``; see
 `nascell.export.exporter` and `nascell.export.artifacts`. The binary ``nascell-export`` does

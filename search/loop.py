@@ -87,7 +87,8 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
       progress: print a progress line (done/total, failed, best, trials/min, ETA) to stderr.
       checkpoint_every: save the strategy after every this many tells (always at the end).
       top_k: how many best trials best/top_k.json keeps.
-      tensorboard: write scalar summaries under run_dir/tensorboard.
+      tensorboard: write scalar summaries under run_dir/tensorboard, and one HParams
+        session per finished trial under run_dir/tensorboard/trials/<id>.
       extra_config: more keys for the run config (compared on resume).
 
     Returns:
@@ -294,6 +295,7 @@ class _Loop:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 scalars[f"metrics/{key}"] = float(value)
         self.run_dir.write_scalars(step, scalars)
+        self.run_dir.write_trial_summary(trial, self.space)  # its HParams session
 
 
 class _Progress:

@@ -6,7 +6,8 @@
       strategy/gen-N/    the strategy checkpoint (`Strategy.save`), newest two generations
       best/best.json     the best trial so far (spec, decisions, reward, metrics)
       best/top_k.json    the k best trials, best first
-      tensorboard/       scalar summaries: reward, best so far, baseline, entropy, ...
+      tensorboard/       scalar summaries: reward, best so far, baseline, entropy, ...;
+                         tensorboard/trials/<id>/ one HParams session per finished trial
 
 Opening a directory that already holds a run compares its config with the new one and refuses
 a different search, naming the differing keys; it never mixes two searches in one store. A
@@ -30,7 +31,7 @@ from absl import logging
 
 from nascell.search import _io
 from nascell.search.store import StoreError, TrialStore, spec_to_json
-from nascell.search.trial import Trial
+from nascell.search.trial import Trial, TrialStatus
 
 CONFIG_FILE = "config.json"
 STORE_FILE = "trials.sqlite"
@@ -115,6 +116,7 @@ class RunDir:
         self.store = store
         self.resumed = resumed
         self._writer = None
+        self._hparams_config_written = False
         self._last_top: Optional[List[Dict[str, Any]]] = None
 
     # -- opening ---------------------------------------------------------------------------
@@ -191,6 +193,7 @@ class RunDir:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+            self._hparams_config_written = False
         self.store.close()
 
     # -- strategy checkpoints --------------------------------------------------------------
@@ -283,10 +286,29 @@ class RunDir:
 
     def write_scalars(self, step: int, scalars: Dict[str, float]) -> None:
         """Append scalar summaries at `step` to tensorboard/."""
+        self._summary_writer().write(step, scalars)
+
+    def write_trial_summary(self, trial: Trial, space: Any = None) -> None:
+        """Write `trial`'s TensorBoard HParams session (tensorboard/trials/<id>/): its
+        decisions as hparams; reward, failed (0/1) and numeric metrics at step 0. The first
+        call also declares the HParams experiment from `space.decisions` (default: the
+        trial's decision names)."""
+        from nascell.search.summaries import numeric_metrics
+        writer = self._summary_writer()
+        metrics = {"failed": float(trial.status == TrialStatus.FAILED),
+                   **numeric_metrics(trial.metrics)}
+        decisions = dict(trial.decisions or {})
+        if not self._hparams_config_written:
+            writer.write_hparams_config(getattr(space, "decisions", None) or sorted(decisions),
+                                        metrics)
+            self._hparams_config_written = True
+        writer.write_trial(trial.trial_id, decisions, trial.reward, metrics)
+
+    def _summary_writer(self):
         if self._writer is None:
             from nascell.search.summaries import ScalarWriter
             self._writer = ScalarWriter(os.path.join(self.path, TENSORBOARD_DIR))
-        self._writer.write(step, scalars)
+        return self._writer
 
 
 def _best_entry(trial: Trial) -> Dict[str, Any]:

@@ -41,6 +41,11 @@ CONTROLLER_FLAGS = {"lr": "learning_rate", "entropy_weight": "entropy_weight",
                     "temperature": "temperature", "tanh_constant": "tanh_constant",
                     "baseline_decay": "baseline_decay", "skip_target": "skip_target",
                     "skip_weight": "skip_weight"}
+# Spaces cheap enough to be searched with budgets of a few hundred trials (tabular): their
+# reinforce default is the preset tuned for small budgets (see strategies/reinforce.py).
+SMALL_BUDGET_SPACES = ("nasbench201",)
+REINFORCE_SMALL_BUDGET_PRESET = "fast"
+DEDUPE_STRATEGIES = ("reinforce", "random", "evolution")
 # ENAS with weight sharing (`nascell.search.enas`): its own spaces and training loop.
 ENAS_SPACES = {"ptb": "enas_rnn", "cifar10": "enas_conv"}
 # flag -> ENASOptions field
@@ -64,7 +69,25 @@ flags.DEFINE_string("run_dir", None, "Run directory (created, or resumed if it h
                     "same search). Default: ./runs/<space>-<strategy>.")
 flags.DEFINE_integer("num_trials", 100, "Trials (architectures evaluated) to reach, counting "
                      "those of earlier runs in --run_dir.")
-flags.DEFINE_integer("m", 8, "Architectures sampled per controller batch (the paper's m).")
+flags.DEFINE_integer("m", 8, "Architectures sampled per controller batch (the paper's m). "
+                     "With --strategy=reinforce and the flag left out, the preset's m "
+                     "(--reinforce_preset) is used.")
+flags.DEFINE_enum("reinforce_preset", None, ["paper", "small_budget", "fast"],
+                  "Settings of --strategy=reinforce (nascell.search.strategies.reinforce): "
+                  "'paper' (Zoph & Le: m=8, Adam at the paper's lr, raw rewards), "
+                  "'small_budget' (lr 0.02, m=4, standardized rewards, dedupe) or 'fast' "
+                  "(the tuned setting for budgets of tens to hundreds of trials). Default: "
+                  "'fast' for --space=nasbench201 (a tabular benchmark of a few hundred "
+                  "trials), 'paper' otherwise. Explicit flags (--m, --lr, --dedupe, "
+                  "--reward_shaping, ...) override the preset.")
+flags.DEFINE_bool("dedupe", None, "Propose each architecture at most once (reinforce, random, "
+                  "evolution): a repeat is redrawn (reinforce learns from its cached reward), "
+                  "so --num_trials counts distinct evaluations. Default: the strategy's "
+                  "(reinforce: the preset's).")
+flags.DEFINE_enum("reward_shaping", None, ["raw", "standardize", "rank"],
+                  "How reinforce turns rewards into advantages: raw (R - b, the paper), "
+                  "standardize ((R - b) / running std) or rank (centred rank among recent "
+                  "rewards). Default: the preset's.")
 flags.DEFINE_integer("seed", 0, "Random seed of the strategy.")
 flags.DEFINE_string("executor", "local", "Where children run: local or ray.")
 flags.DEFINE_integer("workers", 1, "Trials evaluated at once (local: worker processes; ray: "
@@ -148,9 +171,24 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
                 _usage(f"--{name} sets the controller of the {'/'.join(CONTROLLER_STRATEGIES)} "
                        f"strategies; --strategy={FLAGS.strategy} has none")
             strategy_options[option] = FLAGS[name].value
-    if FLAGS.strategy in CONTROLLER_STRATEGIES and (FLAGS["m"].present
-                                                    or FLAGS.strategy == "reinforce"):
+    if FLAGS.strategy in CONTROLLER_STRATEGIES and FLAGS["m"].present:
         strategy_options["m"] = FLAGS.m  # the controller updates once per m rewards
+    if FLAGS.strategy == "reinforce":
+        # the preset's m unless --m is given (`main` then asks the strategy for its m)
+        strategy_options["preset"] = FLAGS.reinforce_preset or (
+            REINFORCE_SMALL_BUDGET_PRESET if space in SMALL_BUDGET_SPACES else "paper")
+        if FLAGS.reward_shaping is not None:
+            strategy_options["reward"] = FLAGS.reward_shaping
+    else:
+        for name in ("reinforce_preset", "reward_shaping"):
+            if FLAGS[name].value is not None:
+                _usage(f"--{name} sets the reinforce strategy; --strategy={FLAGS.strategy} "
+                       "does not use it")
+    if FLAGS.dedupe is not None:
+        if FLAGS.strategy not in DEDUPE_STRATEGIES:
+            _usage(f"--dedupe applies to the {'/'.join(DEDUPE_STRATEGIES)} strategies, not "
+                   f"--strategy={FLAGS.strategy}")
+        strategy_options["dedupe"] = FLAGS.dedupe
     if FLAGS.enas_option:
         _usage("--enas_option is for the weight-sharing ENAS search (--strategy=enas with "
                f"--space={' or '.join(ENAS_SPACES.values())})")
@@ -323,9 +361,11 @@ def main(argv: List[str]) -> None:
                                **plan["strategy_options"])
     evaluator = build_evaluator(plan["evaluator"], plan["csv_path"])
     executor = build_executor()
+    # ask the controller's batch at a time: --m if given, else the strategy's own (a preset's)
+    m = FLAGS.m if FLAGS["m"].present else getattr(strategy, "m", FLAGS.m)
     try:
         result = run_search(space, strategy, evaluator, plan["run_dir"],
-                            num_trials=FLAGS.num_trials, executor=executor, m=FLAGS.m,
+                            num_trials=FLAGS.num_trials, executor=executor, m=m,
                             progress=FLAGS.progress, checkpoint_every=FLAGS.checkpoint_every,
                             top_k=FLAGS.top_k, tensorboard=FLAGS.tensorboard)
     except RunDirError as e:

@@ -370,6 +370,7 @@ class ENASTrainer:
         for t in trials:
             t.status = TrialStatus.DONE
             self.run.store.finish(t)
+            self.run.write_trial_summary(t, self.space)  # its TensorBoard HParams session
         # best/ holds this derivation's candidates, best first (an earlier derivation of a
         # shorter run stays in the store but is superseded), in the run directory's format.
         ranked = sorted(trials, key=lambda t: -t.reward)

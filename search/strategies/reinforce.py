@@ -66,11 +66,15 @@ from nascell.search.strategies import _common
 from nascell.search.strategy import Strategy, register_strategy
 from nascell.search.trial import Trial
 
+REWARD_MODES = ("raw", "standardize", "rank")
+
 PRESETS: Dict[str, Dict[str, Any]] = {
     "paper": {},
     "small_budget": {"learning_rate": 0.02, "m": 4, "baseline_decay": 0.8,
                      "tanh_constant": 2.5, "entropy_weight": 0.0, "reward": "standardize",
                      "dedupe": True},
+    "fast": {"learning_rate": 0.05, "m": 4, "baseline_decay": 0.8, "tanh_constant": 2.5,
+             "reward": "rank", "dedupe": True},
 }
 
 _CONTROLLER_OPTIONS = ("units", "num_layers", "init_range", "learning_rate", "baseline_decay",
@@ -103,7 +107,8 @@ class ReinforceStrategy(Strategy):
         if preset not in PRESETS:
             raise ValueError(f"unknown reinforce preset {preset!r}; known: {sorted(PRESETS)}")
         merged = {**PRESETS[preset], **options}
-        known = set(_CONTROLLER_OPTIONS) | {"m", "reward", "importance_clip", "dedupe"}
+        known = set(_CONTROLLER_OPTIONS) | {"m", "reward", "importance_clip", "dedupe",
+                                            "reward_window", "update_steps", "ppo_clip"}
         unknown = sorted(set(merged) - known)
         if unknown:
             raise ValueError(f"unknown reinforce option(s) {unknown}; known: {sorted(known)}")
@@ -112,8 +117,17 @@ class ReinforceStrategy(Strategy):
         if self.m < 1:
             raise ValueError(f"m (rewards per update) must be >= 1, got {self.m}")
         self.reward_mode = merged.pop("reward", "raw")
-        if self.reward_mode not in ("raw", "standardize"):
-            raise ValueError(f"reward must be 'raw' or 'standardize', got {self.reward_mode!r}")
+        if self.reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward must be one of {REWARD_MODES}, got {self.reward_mode!r}")
+        self.reward_window = int(merged.pop("reward_window", 50))
+        if self.reward_window < 2:
+            raise ValueError(f"reward_window must be >= 2, got {self.reward_window}")
+        self.update_steps = int(merged.pop("update_steps", 1))
+        if self.update_steps < 1:
+            raise ValueError(f"update_steps must be >= 1, got {self.update_steps}")
+        self.ppo_clip = float(merged.pop("ppo_clip", 0.2))
+        if self.ppo_clip <= 0:
+            raise ValueError(f"ppo_clip must be > 0, got {self.ppo_clip}")
         self.importance_clip: Optional[float] = merged.pop("importance_clip", None)
         self.dedupe = bool(merged.pop("dedupe", False))
         merged.setdefault("learning_rate", default_learning_rate(space))
@@ -126,6 +140,7 @@ class ReinforceStrategy(Strategy):
         self.pending: set = set()  # token keys asked and not yet told
         self.num_cached = 0  # samples answered from `known` (no trial)
         self.reward_var: Optional[float] = None  # running variance, for reward="standardize"
+        self.recent: List[float] = []  # the last `reward_window` rewards, for reward="rank"
         self.last_stats: Dict[str, float] = {}
 
     def reseed(self, seed: int) -> None:
@@ -138,7 +153,7 @@ class ReinforceStrategy(Strategy):
         self.controller.reset(seed)
         self.next_trial_id, self.num_told, self.buffer = 0, 0, []
         self.known, self.pending, self.num_cached = {}, set(), 0
-        self.reward_var, self.last_stats = None, {}
+        self.reward_var, self.last_stats, self.recent = None, {}, []
 
     # --- ask -----------------------------------------------------------------------------------
 
@@ -210,39 +225,93 @@ class ReinforceStrategy(Strategy):
             batch, self.buffer = self.buffer[:self.m], self.buffer[self.m:]
             self._update(batch)
 
-    def _update(self, batch: List[Dict[str, Any]]) -> None:
+    def _advantages(self, rewards: np.ndarray) -> np.ndarray:
+        """Per-sample advantages of one batch, by ``reward`` mode (before the baseline moves)."""
         c = self.controller
-        rewards = np.array([e["reward"] for e in batch], np.float64)
-        weights = None
-        if self.importance_clip is not None:
-            weights = []
-            for e in batch:
-                now = c.log_prob(np.array([e["tokens"]]), e["num_decisions"])[0][0]
-                weights.append(min(self.importance_clip, float(np.exp(now - e["log_prob"]))))
-        scale = 1.0
+        if self.reward_mode == "rank":
+            # Centred rank among the last `reward_window` rewards (this batch included), in
+            # [-1, 1]: invariant to the reward's scale and to any monotone transform of it.
+            self.recent = (self.recent + [float(r) for r in rewards])[-self.reward_window:]
+            window = np.asarray(self.recent)
+            if len(window) < 2:
+                return np.zeros(len(rewards))
+            below = np.array([np.sum(window < r) + 0.5 * (np.sum(window == r) - 1)
+                              for r in rewards])
+            return 2.0 * below / (len(window) - 1) - 1.0
+        adv = c.advantages(rewards)
         if self.reward_mode == "standardize":
             # Running variance of rewards around the baseline (same decay); this batch's
             # advantages are scaled by the spread seen before it (first batch: its own).
-            b = c.baseline if c.baseline is not None else float(rewards.mean())
-            var_batch = float(np.mean((rewards - b) ** 2))
+            var_batch = float(np.mean(adv ** 2))
             var = var_batch if self.reward_var is None else self.reward_var
-            scale = 1.0 / (np.sqrt(var) + 1e-8) if var > 0 else 1.0
-            d = c.baseline_decay
+            adv = adv / (np.sqrt(var) + 1e-8) if var > 0 else adv
+            d = c.baseline_decay ** len(rewards)
             self.reward_var = var_batch if self.reward_var is None else (
-                d ** len(rewards) * self.reward_var + (1 - d ** len(rewards)) * var_batch)
-        w = np.full(len(batch), scale) if weights is None else np.asarray(weights) * scale
-        stats = c.update([(np.asarray(e["tokens"], np.int32), e["num_decisions"])
-                          for e in batch], rewards, weights=w)
-        stats["updates"] = c.updates
+                d * self.reward_var + (1 - d) * var_batch)
+        return adv
+
+    def _update(self, batch: List[Dict[str, Any]]) -> None:
+        c = self.controller
+        rewards = np.array([e["reward"] for e in batch], np.float64)
+        baseline = c.baseline
+        adv = self._advantages(rewards)
+        rows = [(np.asarray(e["tokens"], np.int32), int(e["num_decisions"])) for e in batch]
+        sampled = np.array([e["log_prob"] for e in batch], np.float64)
+        loss = 0.0
+        for step in range(self.update_steps):
+            weights = np.ones(len(batch))
+            if step > 0 or self.importance_clip is not None:
+                ratio = np.exp(self._log_probs(rows) - sampled)
+            if self.importance_clip is not None:
+                weights = np.minimum(self.importance_clip, ratio)
+            if step > 0:
+                # PPO's clipped surrogate: the gradient of min(r A, clip(r, 1 +- eps) A) is
+                # r A grad log P where the ratio is inside the trust region (or moving back
+                # into it) and zero where it has already left it in the advantage's direction.
+                lo, hi = 1.0 - self.ppo_clip, 1.0 + self.ppo_clip
+                outside = ((adv > 0) & (ratio > hi)) | ((adv < 0) & (ratio < lo))
+                weights = np.where(outside, 0.0, ratio)
+                if not weights.any():
+                    break
+            loss = self._step(rows, adv * weights)
+        c.update_baseline(rewards)
+        stats = {"loss": loss, "reward": float(np.mean(rewards)),
+                 "baseline": float(np.mean(rewards)) if baseline is None else baseline,
+                 "advantage": float(np.mean(adv)), "updates": c.updates}
         self.last_stats = stats
         logging.debug("reinforce update %d: %s", c.updates, stats)
+
+    def _groups(self, rows) -> Dict[int, List[int]]:
+        groups: Dict[int, List[int]] = {}
+        for k, (_, n) in enumerate(rows):
+            groups.setdefault(n, []).append(k)
+        return groups
+
+    def _log_probs(self, rows) -> np.ndarray:
+        """log P of each row under the current controller."""
+        out = np.zeros(len(rows))
+        for n, idx in self._groups(rows).items():
+            out[idx] = self.controller.log_prob(np.stack([rows[k][0] for k in idx]), n)[0]
+        return out
+
+    def _step(self, rows, adv: np.ndarray) -> float:
+        """One gradient step on ``-1/m sum_k adv_k log P(a_k)`` (rows grouped by length)."""
+        c = self.controller
+        total, loss = None, 0.0
+        for n, idx in sorted(self._groups(rows).items()):
+            l, grads, _, _ = c.gradients(np.stack([rows[k][0] for k in idx]), adv[idx], n,
+                                         total=len(rows))
+            loss += l
+            total = grads if total is None else [a + g for a, g in zip(total, grads)]
+        c.apply_gradients(total)
+        return loss
 
     # --- state ---------------------------------------------------------------------------------
 
     def get_state(self, include_controller: bool = True) -> Dict[str, Any]:
         state = {"strategy": self.name, "next_trial_id": self.next_trial_id,
                  "num_told": self.num_told, "buffer": list(self.buffer),
-                 "reward_var": self.reward_var, "known": dict(self.known),
+                 "reward_var": self.reward_var, "recent": list(self.recent), "known": dict(self.known),
                  "pending": sorted(self.pending), "num_cached": self.num_cached}
         if include_controller:
             state["controller"] = base64.b64encode(self.controller.state_bytes()).decode("ascii")
@@ -253,6 +322,7 @@ class ReinforceStrategy(Strategy):
         self.num_told = int(state["num_told"])
         self.buffer = [dict(e) for e in state["buffer"]]
         self.reward_var = state.get("reward_var")
+        self.recent = [float(r) for r in state.get("recent", [])]
         self.known = {k: float(v) for k, v in state.get("known", {}).items()}
         self.pending = set(state.get("pending", []))
         self.num_cached = int(state.get("num_cached", 0))

@@ -14,7 +14,7 @@ import tensorflow as tf
 from nascell.enas_cells import ENASConvNet, ENASMacroNet, ENASRNNCell
 from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroLayer, ENASMacroSpec,
                                ENASRNNCellSpec, enas_rnn_cell_spec)
-from nascell.export import artifacts, export_best, export_spec, load
+from nascell.export import export_best, export_spec, load
 
 # Node 1 and node 3 both read node 0 ... loose ends 2 and 3 are averaged.
 RNN_SPEC = enas_rnn_cell_spec([0, 1, 0], ["tanh", "relu", "sigmoid", "identity"])
@@ -316,11 +316,22 @@ def test_export_best_of_an_enas_run(enas_run, tmp_path):
     assert meta["kind"] == "enas_rnn_cell"
     assert meta["shapes"]["units"] == 5 and meta["shapes"]["input_dim"] == 5  # tied embedding
     assert meta["provenance"]["trial_id"] == best["trial_id"]
+    # The cell inherits the supernet's weights: it computes the supernet's language model.
+    assert meta["weights"]["source"] == "layer 'enas_supernet'"
+    assert meta["provenance"]["supernet"].endswith("supernet.npz")
+    from nascell.search.enas.rnn_supernet import RNNSupernet
+    supernet = RNNSupernet(12, 3, 5)
+    with open(meta["provenance"]["supernet"], "rb") as f:
+        supernet.load_state_bytes(f.read())
+    tokens = np.random.RandomState(0).randint(0, 12, (2, 4))
+    want, _ = supernet.run(result.spec, tokens)
     layer = load(path)
-    x = np.random.RandomState(0).randn(2, 3, 5).astype("float32")
-    outputs, h = layer(x)
-    assert outputs.shape == (2, 3, 5) and np.array_equal(np.asarray(outputs)[:, -1],
-                                                         np.asarray(h))
+    outputs, h = layer(tf.gather(supernet.embedding, tokens))
+    assert np.array_equal(np.asarray(outputs)[:, -1], np.asarray(h))
+    got = tf.einsum("btu,vu->btv", outputs, supernet.embedding) + supernet.out_bias
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+    fresh = export_best(run_dir, directory=str(tmp_path / "fresh"), weights_from=False)
+    assert _meta(fresh)["weights"]["source"] == "random initialization"
 
 
 def load_spec_of(path):

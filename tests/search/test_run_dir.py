@@ -144,14 +144,16 @@ def test_best_files_and_summaries(tmp_path):
     run.close()
     files = glob.glob(os.path.join(run.path, "tensorboard", "events.out.tfevents.*"))
     assert len(files) == 1
-    # Read the event file back with TensorFlow's own record reader and Event proto.
+    # Read the event file back with TensorFlow's own record reader and Event proto: scalars
+    # as tf.summary.scalar writes them (a float tensor, the scalars plugin's metadata).
     import tensorflow as tf
     from tensorflow.core.util import event_pb2
     events = [event_pb2.Event.FromString(r.numpy()) for r in tf.data.TFRecordDataset(files[0])]
     assert events[0].file_version == "brain.Event:2"
-    values = [(e.step, v.tag, round(v.simple_value, 4)) for e in events[1:]
-              for v in e.summary.value]
-    assert values == [(1, "trial/reward", 0.5), (2, "trial/reward", 0.7)]
+    values = [(e.step, v.tag, v.metadata.plugin_data.plugin_name,
+               round(float(tf.make_ndarray(v.tensor)), 4))
+              for e in events[1:] for v in e.summary.value]
+    assert values == [(1, "trial/reward", "scalars", 0.5), (2, "trial/reward", "scalars", 0.7)]
 
 
 def test_open_existing_for_readers(tmp_path):
