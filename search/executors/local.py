@@ -7,6 +7,12 @@ that dies mid-trial (killed, out of memory, a crash in native code) breaks the p
 is rebuilt and the trials that were in flight are submitted again, up to `max_retries` times
 each, after which the trial is recorded as failed. Workers end with the search process, even
 when it is killed with SIGKILL, so a resumed run never races an orphan for the same trial.
+
+``max_tasks_per_worker=N`` replaces each worker process after it has evaluated N trials
+(`concurrent.futures.ProcessPoolExecutor`'s ``max_tasks_per_child``): whatever a child leaves
+behind in native memory (TensorFlow runtime state that `keras.backend.clear_session` does not
+reach) is returned to the system, so a long search cannot grow without bound. It costs a
+fresh interpreter and TensorFlow import (a few seconds) every N trials.
 """
 
 from __future__ import annotations
@@ -62,18 +68,32 @@ class LocalExecutor(Executor):
         and the easiest to debug). More starts a pool of that many spawned worker processes.
       max_retries: how many times a trial whose worker process died is submitted again.
       processes: run even a single worker in its own process (so a child that crashes the
-        interpreter, e.g. in native code, cannot take the search down). Default: workers > 1.
+        interpreter, e.g. in native code, cannot take the search down). Default: workers > 1,
+        or `max_tasks_per_worker` set.
+      max_tasks_per_worker: replace a worker process after it has evaluated this many trials
+        (None: keep workers for the whole search). Needs worker processes.
     """
 
     name = "local"
 
     def __init__(self, workers: int = 1, max_retries: int = 1,
-                 processes: Optional[bool] = None):
+                 processes: Optional[bool] = None,
+                 max_tasks_per_worker: Optional[int] = None):
         if int(workers) < 1:
             raise ValueError(f"LocalExecutor: workers must be >= 1, got {workers}")
+        if max_tasks_per_worker is not None and int(max_tasks_per_worker) < 1:
+            raise ValueError(f"LocalExecutor: max_tasks_per_worker must be >= 1 (or None to "
+                             f"keep workers), got {max_tasks_per_worker}")
+        if max_tasks_per_worker is not None and processes is False:
+            raise ValueError("LocalExecutor: max_tasks_per_worker recycles worker processes; "
+                             "it needs processes=True (or leave processes unset)")
         self.workers = int(workers)
         self.max_retries = int(max_retries)
-        self.processes = self.workers > 1 if processes is None else bool(processes)
+        self.max_tasks_per_worker = (None if max_tasks_per_worker is None
+                                     else int(max_tasks_per_worker))
+        if processes is None:
+            processes = self.workers > 1 or self.max_tasks_per_worker is not None
+        self.processes = bool(processes)
         self._queue: Deque[Tuple[Trial, Evaluator]] = collections.deque()
         self._pool: Optional[cf.ProcessPoolExecutor] = None
         self._futures: Dict[cf.Future, Tuple[Trial, Evaluator]] = {}
@@ -101,7 +121,7 @@ class LocalExecutor(Executor):
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent)
+                initializer=_die_with_parent, max_tasks_per_child=self.max_tasks_per_worker)
         try:
             future = self._pool.submit(evaluate_trial, evaluator, trial.spec, trial.trial_id)
         except cf.process.BrokenProcessPool as e:

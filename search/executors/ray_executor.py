@@ -8,7 +8,9 @@ custom resources), so a GPU child lands on a GPU node and Ray's scheduler does t
 Results are consumed as they arrive (``ray.wait``), so the strategy learns asynchronously. A
 worker lost mid-trial (a node gone, a process killed) is retried by Ray up to `max_retries`
 times, on the same task (one object ref per trial): the result of a trial is returned once,
-whatever happened, and a trial id can be in flight only once.
+whatever happened, and a trial id can be in flight only once. ``max_tasks_per_worker=N``
+makes Ray replace a worker process after N evaluations (Ray's ``max_calls``), returning what
+the children left in native memory to the system.
 Ray is an optional dependency: ``pip install nascell[ray]``.
 """
 
@@ -54,13 +56,22 @@ class RayExecutor(Executor):
       max_in_flight: trials kept in flight; None: the cluster's CPUs divided by what one
         evaluation asks for (at least 1).
       max_retries: how many times Ray re-runs a task whose worker died.
+      max_tasks_per_worker: a Ray worker process exits after this many evaluations and Ray
+        starts a fresh one (``max_calls``); None: Ray's default (unlimited for CPU tasks, one
+        call for GPU tasks).
     """
 
     name = "ray"
 
     def __init__(self, address: Optional[str] = None, num_cpus: Optional[int] = None,
-                 max_in_flight: Optional[int] = None, max_retries: int = 1):
+                 max_in_flight: Optional[int] = None, max_retries: int = 1,
+                 max_tasks_per_worker: Optional[int] = None):
+        if max_tasks_per_worker is not None and int(max_tasks_per_worker) < 1:
+            raise ValueError(f"RayExecutor: max_tasks_per_worker must be >= 1 (or None), got "
+                             f"{max_tasks_per_worker}")
         self._ray = import_ray()
+        self.max_tasks_per_worker = (None if max_tasks_per_worker is None
+                                     else int(max_tasks_per_worker))
         self.address = address
         self.num_cpus = num_cpus
         self.max_retries = int(max_retries)
@@ -102,6 +113,8 @@ class RayExecutor(Executor):
         if any(t.trial_id == trial.trial_id for t in self._refs.values()):
             raise ValueError(f"trial {trial.trial_id} is already in flight; submit it once")
         options = _task_options(evaluator.resources())
+        if self.max_tasks_per_worker is not None:
+            options["max_calls"] = self.max_tasks_per_worker
         self._per_task_cpus = options.get("num_cpus", 1.0) or 1e-9
         task = _remote_evaluate(self._ray).options(max_retries=self.max_retries,
                                                    retry_exceptions=False, **options)
