@@ -59,6 +59,7 @@ import tensorflow as tf
 from absl import logging
 
 import nascell
+from nascell import _io
 from nascell.conv import ConvNet, plan_conv_shapes
 from nascell.export import artifacts, diagram
 from nascell.export.artifacts import (CELL_LAYER_NAME, CONV_LAYER_NAME, DOT_FILE,
@@ -453,7 +454,7 @@ def _fsync_tree(root: str) -> None:
         for name in names:
             with open(os.path.join(folder, name), "rb") as f:
                 os.fsync(f.fileno())
-        _fsync_dir(folder)
+        _io.fsync_dir(folder)
 
 
 def _umask() -> int:
@@ -467,18 +468,6 @@ def _umask() -> int:
         pass
     return 0o022
 
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- the public entry points ----------------------------------------------------------------------
@@ -559,7 +548,7 @@ def _move_into_place(tmp: str, directory: str, overwrite: bool) -> None:
     """Rename the finished folder to ``directory``; an old one is moved aside, then deleted."""
     if not os.path.exists(directory):
         os.rename(tmp, directory)
-        _fsync_dir(os.path.dirname(directory))
+        _io.fsync_dir(os.path.dirname(directory))
         return
     if not overwrite:
         raise FileExistsError(f"{directory} appeared while exporting; nothing was replaced")
@@ -572,7 +561,7 @@ def _move_into_place(tmp: str, directory: str, overwrite: bool) -> None:
     except BaseException:
         os.rename(old, directory)  # put the previous export back
         raise
-    _fsync_dir(parent)
+    _io.fsync_dir(parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -539,7 +539,7 @@ class Controller(keras.Model):
 
     def save_state(self, path: str) -> None:
         """Write `state_bytes` to ``path`` atomically."""
-        from nascell.search import _io
+        from nascell import _io
         _io.atomic_write_bytes(path, self.state_bytes())
 
     def load_state(self, path: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from absl import logging
 
-from nascell.search import _io
+from nascell import _io
 from nascell.search.store import StoreError, TrialStore, spec_to_json
 from nascell.search.trial import Trial, TrialStatus
 
@@ -226,9 +226,9 @@ class RunDir:
             shutil.rmtree(tmp)
         os.makedirs(tmp)
         strategy.save(tmp)
-        _fsync_dir(tmp)
+        _io.fsync_dir(tmp)
         os.replace(tmp, final)
-        _fsync_dir(os.path.dirname(final))
+        _io.fsync_dir(os.path.dirname(final))
         self.store.mark_told(told_ids, generation)
         for old in self._generations():
             if old < generation - (_KEEP_GENERATIONS - 1):
@@ -331,15 +331,3 @@ def _read_config(config_path: str) -> Optional[Dict[str, Any]]:
                           "backup or pick a new --run_dir. Nothing was changed.")
     return config
 
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -12,7 +12,7 @@ strategy. A strategy's whole state saves to and restores from a folder, so a run
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Dict, List, Optional, Type
+from typing import Any, Dict, List, Type
 
 from nascell.search.trial import Trial
 
@@ -47,12 +47,12 @@ class Strategy(abc.ABC):
 
     def save(self, directory: str) -> None:
         """Write the state under `directory` (atomically). Override to add weight files."""
-        from nascell.search import _io
+        from nascell import _io
         _io.atomic_write_json(f"{directory}/strategy_state.json", self.get_state())
 
     def restore(self, directory: str) -> bool:
         """Load state saved by `save`; returns False if there is none."""
-        from nascell.search import _io
+        from nascell import _io
         state = _io.read_json_or_none(f"{directory}/strategy_state.json")
         if state is None:
             return False

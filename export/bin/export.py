@@ -69,7 +69,6 @@ def _input_shape() -> Optional[tuple]:
 
 
 def _read_spec(text: str):
-    import nascell.enas_spec  # noqa: F401  (registers the ENAS spec kinds)
     from nascell.spec import SpecError, spec_from_json
     is_json = text.lstrip().startswith("{")
     if not is_json and not os.path.isfile(text):

@@ -216,7 +216,7 @@ def _summary(result) -> Dict[str, Any]:
 
 def run_final(spec, final_dir: str, out=sys.stdout) -> Dict[str, Any]:
     """The grid, then the final training and the one test evaluation (resumable)."""
-    from nascell.search import _io
+    from nascell import _io
     from nascell.search.evaluators import create_evaluator
 
     kind = {"rnn_cell": "rnn_lm", "conv": "conv_classifier"}.get(getattr(spec, "kind", None))

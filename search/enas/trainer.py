@@ -46,7 +46,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from absl import logging
 
-from nascell.search import _io
+from nascell import _io
 
 ENAS_DIR = "enas"
 REWARD_CONSTANT = 80.0

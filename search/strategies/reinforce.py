@@ -61,7 +61,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from absl import logging
 
-from nascell.search import _io
+from nascell import _io
 from nascell.search.strategies import _common
 from nascell.search.strategy import Strategy, register_strategy
 from nascell.search.trial import Trial

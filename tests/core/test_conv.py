@@ -281,9 +281,6 @@ _LOAD_SCRIPT = textwrap.dedent("""
     import numpy as np
     import keras
     import nascell
-    if not hasattr(nascell, "ConvNet"):
-        # Until nascell/__init__.py exports ConvNet, importing its module registers it.
-        import nascell.conv
     model = keras.models.load_model(sys.argv[1])
     np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
 """)

@@ -137,8 +137,6 @@ import os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np, keras
 import nascell
-if not hasattr(nascell, "ENASRNNCell"):  # until nascell/__init__ exports the ENAS layers
-    import nascell.enas_cells
 for name in ("rnn", "conv", "macro"):
     m = keras.models.load_model(os.path.join({str(tmp_path)!r}, name + ".keras"))
     x = np.load(os.path.join({str(tmp_path)!r}, name + "_x.npy"))

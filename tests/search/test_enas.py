@@ -273,7 +273,6 @@ def test_unknown_space_and_option_errors(tmp_path):
 
 
 def test_enas_strategy_ask_tell(tmp_path):
-    import nascell.search.strategies.enas  # noqa: F401  (registers "enas")
     from nascell.search.strategy import create_strategy
     space = enas_rnn_space(4)
     strategy = create_strategy("enas", space, seed=0, learning_rate=0.05, jit_compile=False)

@@ -1,4 +1,8 @@
-"""Small crash-safe file helpers: write to a temporary file, fsync, then rename."""
+"""Small crash-safe file helpers: write to a temporary file, fsync, then rename.
+
+Shared by the search (run directories, checkpoints) and the export (artifact folders), so both
+write files the same way: a reader sees the old file or the new one, never half of one.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,20 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def fsync_dir(path: str) -> None:
+    """Flush a directory entry (a rename into it) to disk; best effort where unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_json(path: str, obj: Any) -> None:

@@ -1,0 +1,62 @@
+"""Worker recycling (`max_tasks_per_worker`): a long search returns its children's native
+memory to the system by replacing worker processes every N trials."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
+import runs_helpers as h  # noqa: E402
+from nascell.search.executors import LocalExecutor, RayExecutor  # noqa: E402
+from nascell.search.trial import Trial  # noqa: E402
+
+
+def _pids(executor, n):
+    pids = []
+    for i in range(n):
+        executor.submit(Trial(trial_id=i, decisions={}, spec=f"{i % 3}-0"),
+                        h.BusyEvaluator(work=10))
+        (_, result), = executor.wait()
+        assert not result.failed, result.error
+        pids.append(result.metrics["pid"])
+    return pids
+
+
+def test_max_tasks_per_worker_replaces_the_worker_process():
+    with LocalExecutor(max_tasks_per_worker=2) as pool:  # implies a worker process
+        assert pool.processes
+        pids = _pids(pool, 4)
+    assert os.getpid() not in pids
+    assert pids[0] == pids[1] and pids[2] == pids[3]  # two trials per worker process
+    assert pids[1] != pids[2]
+
+
+def test_max_tasks_per_worker_is_validated():
+    with pytest.raises(ValueError, match="max_tasks_per_worker must be >= 1"):
+        LocalExecutor(max_tasks_per_worker=0)
+    with pytest.raises(ValueError, match="needs processes=True"):
+        LocalExecutor(max_tasks_per_worker=3, processes=False)
+    assert LocalExecutor().max_tasks_per_worker is None and not LocalExecutor().processes
+
+
+def test_ray_executor_passes_max_calls(monkeypatch):
+    ray = pytest.importorskip("ray")
+    seen = {}
+
+    class Task:
+        def options(self, **options):
+            seen.update(options)
+            return self
+
+        def remote(self, *args):
+            return object()
+
+    from nascell.search.executors import ray_executor
+    monkeypatch.setattr(ray_executor, "_remote_evaluate", lambda ray: Task())
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    executor = RayExecutor(max_tasks_per_worker=5)
+    executor.submit(Trial(trial_id=1, decisions={}, spec="0-0"), h.BusyEvaluator())
+    assert seen["max_calls"] == 5
+    with pytest.raises(ValueError, match="max_tasks_per_worker must be >= 1"):
+        RayExecutor(max_tasks_per_worker=0)
