@@ -68,17 +68,6 @@ def rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2 ** 20
 
 
-def pid_rss_mib(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
-
-
 def random_cell(rng):
     from nascell.spec import rnn_cell_spec
 
@@ -130,8 +119,9 @@ def _report(trial: int) -> bool:
 
 
 def run_inprocess() -> None:
+    from nascell.search.evaluators import _child  # imports Keras and TensorFlow
+
     if FLAGS.keep_custom_gradients:
-        from nascell.search.evaluators import _child
         _child.drop_custom_gradients = lambda registered_before: 0
     start = time.time()
     print(f"start (data not loaded): RSS {rss_mib():.0f} MiB")
@@ -144,9 +134,26 @@ def run_inprocess() -> None:
                   f"({failed} failed, {time.time() - start:.0f} s)", flush=True)
 
 
+class _ReportRSS:
+    """Wraps an evaluator; the worker adds its pid and RSS after the child to the metrics."""
+
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
+
+    def resources(self):
+        return self.evaluator.resources()
+
+    def evaluate(self, spec, trial_id=0):
+        result = self.evaluator.evaluate(spec, trial_id=trial_id)
+        result.metrics.update(worker_pid=os.getpid(), worker_rss_mib=rss_mib())
+        return result
+
+
 def run_pool() -> None:
     from nascell.search.executors import LocalExecutor
     from nascell.search.trial import Trial
+
+    import keras  # noqa: F401  (the search process has TensorFlow imported, as a real one)
 
     start = time.time()
     print(f"start: search process RSS {rss_mib():.0f} MiB; worker recycled every "
@@ -154,16 +161,15 @@ def run_pool() -> None:
     failed, pids = 0, set()
     with LocalExecutor(workers=1, max_tasks_per_worker=FLAGS.max_tasks_per_worker) as pool:
         for trial, evaluator, spec in _children():
-            pool.submit(Trial(trial_id=trial, decisions={}, spec=spec), evaluator)
+            pool.submit(Trial(trial_id=trial, decisions={}, spec=spec), _ReportRSS(evaluator))
             (_, result), = pool.wait()
             failed += int(result.failed)
-            workers = list(getattr(pool._pool, "_processes", {}).keys()) if pool._pool else []
-            pids.update(workers)
+            pids.add(result.metrics.get("worker_pid"))
             if _report(trial):
-                rss = ", ".join(f"{pid_rss_mib(p):.0f}" for p in workers) or "-"
                 print(f"after {trial:3d} children: search process RSS {rss_mib():7.1f} MiB, "
-                      f"live worker RSS {rss} MiB   ({len(pids)} workers so far, {failed} "
-                      f"failed, {time.time() - start:.0f} s)", flush=True)
+                      f"worker RSS {result.metrics.get('worker_rss_mib', float('nan')):7.1f} "
+                      f"MiB (pid {result.metrics.get('worker_pid')}, {len(pids)} workers so "
+                      f"far)   ({failed} failed, {time.time() - start:.0f} s)", flush=True)
 
 
 def run_compare() -> None:

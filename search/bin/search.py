@@ -44,7 +44,7 @@ CONTROLLER_FLAGS = {"lr": "learning_rate", "entropy_weight": "entropy_weight",
 # Spaces cheap enough to be searched with budgets of a few hundred trials (tabular): their
 # reinforce default is the preset tuned for small budgets (see strategies/reinforce.py).
 SMALL_BUDGET_SPACES = ("nasbench201",)
-REINFORCE_SMALL_BUDGET_PRESET = "fast"
+REINFORCE_SMALL_BUDGET_PRESET = "rank_ppo"
 DEDUPE_STRATEGIES = ("reinforce", "random", "evolution")
 # ENAS with weight sharing (`nascell.search.enas`): its own spaces and training loop.
 ENAS_SPACES = {"ptb": "enas_rnn", "cifar10": "enas_conv"}
@@ -72,12 +72,12 @@ flags.DEFINE_integer("num_trials", 100, "Trials (architectures evaluated) to rea
 flags.DEFINE_integer("m", 8, "Architectures sampled per controller batch (the paper's m). "
                      "With --strategy=reinforce and the flag left out, the preset's m "
                      "(--reinforce_preset) is used.")
-flags.DEFINE_enum("reinforce_preset", None, ["paper", "small_budget", "fast"],
+flags.DEFINE_enum("reinforce_preset", None, ["paper", "small_budget", "rank_ppo"],
                   "Settings of --strategy=reinforce (nascell.search.strategies.reinforce): "
                   "'paper' (Zoph & Le: m=8, Adam at the paper's lr, raw rewards), "
-                  "'small_budget' (lr 0.02, m=4, standardized rewards, dedupe) or 'fast' "
+                  "'small_budget' (lr 0.02, m=4, standardized rewards, dedupe) or 'rank_ppo' "
                   "(the tuned setting for budgets of tens to hundreds of trials). Default: "
-                  "'fast' for --space=nasbench201 (a tabular benchmark of a few hundred "
+                  "'rank_ppo' for --space=nasbench201 (a tabular benchmark of a few hundred "
                   "trials), 'paper' otherwise. Explicit flags (--m, --lr, --dedupe, "
                   "--reward_shaping, ...) override the preset.")
 flags.DEFINE_bool("dedupe", None, "Propose each architecture at most once (reinforce, random, "
