@@ -99,13 +99,20 @@ def test_process_pool_gives_up_after_max_retries(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_cluster(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="the ray executor's tests need `pip install ray`")
     # Ray workers import the test helpers by module name.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [HELPERS] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1")
+    # Ray puts the driver's cwd on its workers' sys.path: start it from an empty folder so a
+    # checkout's own nascell/ (no search/ inside; setup.py maps it) cannot shadow the install.
+    cwd = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray_cwd"))
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1")
+    finally:
+        os.chdir(cwd)
     yield ray
     ray.shutdown()
 

@@ -96,7 +96,8 @@ def test_committed_finish_survives_kill(tmp_path):
         s.mark_running(1)
         os.kill(os.getpid(), 9)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    # cwd=tmp_path: `python -c` puts the cwd on sys.path; keep the checkout's nascell/ off it.
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=tmp_path)
     assert proc.returncode == -9, proc.stderr
     store = TrialStore(path)
     assert store.get(0).reward == 0.75 and store.get(0).status == TrialStatus.DONE

@@ -115,8 +115,10 @@ def test_grid_flags_are_checked(parsed_flags):
 
 
 def test_cli_reports_a_missing_spec_source(tmp_path):
+    # cwd=tmp_path: `python -m` puts the cwd first on sys.path, and a checkout's own nascell/
+    # (which has no search/ inside; setup.py maps it) must not shadow the installed package.
     proc = subprocess.run([sys.executable, "-m", "nascell.search.bin.train",
                            f"--run_dir={tmp_path}"], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=tmp_path)
     assert proc.returncode == 1
     assert "nascell-train:" in proc.stderr and "best/best.json" in proc.stderr
