@@ -29,6 +29,10 @@ except ImportError as e:  # pragma: no cover - depends on what is installed
 
 FLAGS = flags.FLAGS
 
+# Trials of a search that trains real children when --num_trials is not given: with the proxy
+# child budget (search/bin/child_flags.py) this finishes in minutes on a 2-core CPU.
+DEFAULT_CHILD_TRIALS = 6
+
 DATASET_SPACES = {"ptb": "rnn_cell", "cifar10": "conv"}
 SPACE_ALIASES = {"conv": "conv_v3"}
 # The evaluator each built-in space is searched with by default, and the ones it works with.
@@ -67,8 +71,10 @@ flags.DEFINE_enum("dataset", "ptb", ["ptb", "cifar10"], "Data set of the paper e
                   "nasbench201.")
 flags.DEFINE_string("run_dir", None, "Run directory (created, or resumed if it holds the "
                     "same search). Default: ./runs/<space>-<strategy>.")
-flags.DEFINE_integer("num_trials", 100, "Trials (architectures evaluated) to reach, counting "
-                     "those of earlier runs in --run_dir.")
+flags.DEFINE_integer("num_trials", None, "Trials (architectures evaluated) to reach, counting "
+                     "those of earlier runs in --run_dir. Default: 500 on the NAS-Bench-201 "
+                     f"table; {DEFAULT_CHILD_TRIALS} when children are trained (the proxy "
+                     "budget, minutes on a laptop CPU: raise it as time allows).")
 flags.DEFINE_integer("m", 8, "Architectures sampled per controller batch (the paper's m). "
                      "With --strategy=reinforce and the flag left out, the preset's m "
                      "(--reinforce_preset) is used.")
@@ -95,6 +101,9 @@ flags.DEFINE_integer("workers", 1, "Trials evaluated at once (local: worker proc
 flags.DEFINE_string("ray_address", None, "Ray cluster to join (e.g. auto, ray://head:10001); "
                     "default: start Ray on this machine.")
 flags.DEFINE_integer("max_retries", 1, "Times a trial whose worker died is run again.")
+flags.DEFINE_integer("max_tasks_per_worker", None, "Replace a worker process (local pool or "
+                     "Ray) after this many trials, bounding any memory a child leaves behind. "
+                     "Default: workers live for the whole search.")
 flags.DEFINE_float("lr", None, "Controller learning rate (default: the paper's, 6e-4 conv, "
                    "5e-4 cells).")
 flags.DEFINE_float("entropy_weight", None, "Controller entropy bonus weight.")
@@ -136,7 +145,7 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
             importlib.import_module(module)
         except ImportError as e:
             _usage(f"--import={module}: cannot import it ({e})")
-    if FLAGS.num_trials <= 0:
+    if FLAGS.num_trials is not None and FLAGS.num_trials <= 0:
         _usage(f"--num_trials must be > 0, got {FLAGS.num_trials}")
     if FLAGS.m <= 0:
         _usage(f"--m must be > 0, got {FLAGS.m}")
@@ -244,6 +253,12 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
             _usage(str(e))
     if FLAGS.max_retries < 0:
         _usage(f"--max_retries must be >= 0, got {FLAGS.max_retries}")
+    if FLAGS.max_tasks_per_worker is not None:
+        if FLAGS.max_tasks_per_worker < 1:
+            _usage(f"--max_tasks_per_worker must be >= 1, got {FLAGS.max_tasks_per_worker}")
+        if FLAGS.executor == "local" and FLAGS.workers <= 1:
+            _usage("--max_tasks_per_worker needs worker processes: --workers >= 2, or "
+                   "--executor=ray")
     run_dir = FLAGS.run_dir or os.path.join("runs", f"{space}-{FLAGS.strategy}")
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         _usage(f"--run_dir={run_dir} is a file; pick a directory")
@@ -252,8 +267,11 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
         RunDir.check_readable(run_dir)
     except RunDirError as e:
         _usage(str(e))
+    num_trials = FLAGS.num_trials or (500 if evaluator == "nasbench201"
+                                      else DEFAULT_CHILD_TRIALS)
     return {"space": space, "strategy": FLAGS.strategy, "strategy_options": strategy_options,
-            "evaluator": evaluator, "csv_path": csv_path, "run_dir": run_dir}
+            "evaluator": evaluator, "csv_path": csv_path, "run_dir": run_dir,
+            "num_trials": num_trials}
 
 
 def _resolve_enas() -> Dict[str, Any]:
@@ -321,9 +339,11 @@ def build_executor():
     if FLAGS.executor == "ray":
         return create_executor("ray", address=FLAGS.ray_address,
                                max_in_flight=FLAGS.workers or None,
-                               max_retries=FLAGS.max_retries)
+                               max_retries=FLAGS.max_retries,
+                               max_tasks_per_worker=FLAGS.max_tasks_per_worker)
     if FLAGS.executor == "local":
-        return create_executor("local", workers=FLAGS.workers, max_retries=FLAGS.max_retries)
+        return create_executor("local", workers=FLAGS.workers, max_retries=FLAGS.max_retries,
+                               max_tasks_per_worker=FLAGS.max_tasks_per_worker)
     return create_executor(FLAGS.executor)
 
 
@@ -365,7 +385,7 @@ def main(argv: List[str]) -> None:
     m = FLAGS.m if FLAGS["m"].present else getattr(strategy, "m", FLAGS.m)
     try:
         result = run_search(space, strategy, evaluator, plan["run_dir"],
-                            num_trials=FLAGS.num_trials, executor=executor, m=m,
+                            num_trials=plan["num_trials"], executor=executor, m=m,
                             progress=FLAGS.progress, checkpoint_every=FLAGS.checkpoint_every,
                             top_k=FLAGS.top_k, tensorboard=FLAGS.tensorboard)
     except RunDirError as e:

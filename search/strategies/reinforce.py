@@ -217,7 +217,7 @@ class ReinforceStrategy(Strategy):
                         continue
                 self.pending.add(key)
                 decisions = self.space.from_tokens(row)
-                meta = {**entry, "controller_step": step}
+                meta = {**entry, "controller_step": step, "entropy": float(out["entropy"][k])}
                 trials.append(_common.make_trial(self.space, self.next_trial_id, decisions,
                                                  meta))
                 self.next_trial_id += 1
