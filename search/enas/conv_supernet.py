@@ -16,7 +16,6 @@ changes a weight. Kept small on purpose (default 8 filters, one cell per stage):
 
 from __future__ import annotations
 
-import io
 from typing import List, Optional, Sequence, Tuple
 
 import keras
@@ -24,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from nascell.enas_spec import ENASConvCellSpec, ENASConvNode, conv_cell_loose_ends
+from nascell.search.enas import weights_io
 
 CONV_OPS = {"sep_conv_3x3": 3, "sep_conv_5x5": 5}
 
@@ -191,14 +191,7 @@ class ConvSupernet(keras.Model):
         return correct / max(1, total)
 
     def state_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        np.savez(buf, **{f"w{i}": np.asarray(v) for i, v in enumerate(self.weights)})
-        return buf.getvalue()
+        return weights_io.weights_to_bytes(self.weights)
 
     def load_state_bytes(self, data: bytes) -> None:
-        with np.load(io.BytesIO(data)) as f:
-            if len(f.files) != len(self.weights):
-                raise ValueError(f"supernet checkpoint holds {len(f.files)} arrays, this "
-                                 f"supernet has {len(self.weights)}: its options differ")
-            for i, v in enumerate(self.weights):
-                v.assign(f[f"w{i}"])
+        weights_io.load_weights_bytes(self.weights, data)

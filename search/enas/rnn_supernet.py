@@ -18,7 +18,6 @@ architecture every step costs no retracing. Both compute the same numbers.
 
 from __future__ import annotations
 
-import io
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import keras
@@ -27,6 +26,7 @@ import tensorflow as tf
 
 from nascell.enas_cells import highway
 from nascell.enas_spec import ENAS_RNN_ACTIVATIONS, ENASRNNCellSpec
+from nascell.search.enas import weights_io
 
 
 class RNNSupernet(keras.Model):
@@ -244,17 +244,10 @@ class RNNSupernet(keras.Model):
     # --- state ---------------------------------------------------------------------------------
 
     def state_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        np.savez(buf, **{f"w{i}": np.asarray(v) for i, v in enumerate(self.weights)})
-        return buf.getvalue()
+        return weights_io.weights_to_bytes(self.weights)
 
     def load_state_bytes(self, data: bytes) -> None:
-        with np.load(io.BytesIO(data)) as f:
-            if len(f.files) != len(self.weights):
-                raise ValueError(f"supernet checkpoint holds {len(f.files)} arrays, this "
-                                 f"supernet has {len(self.weights)}: its options differ")
-            for i, v in enumerate(self.weights):
-                v.assign(f[f"w{i}"])
+        weights_io.load_weights_bytes(self.weights, data)
 
     def export_cell_weights(self, spec: ENASRNNCellSpec) -> List[np.ndarray]:
         """The subgraph's cell weights in `ENASRNNCell`'s order (kernel, recurrent, node1..)."""
