@@ -55,12 +55,19 @@ def run_python_fixture():
 
 
 def _randomize(layer, seed):
+    """Random weights and random batch-norm statistics, so a lost variable shows."""
     rng = np.random.RandomState(seed)
     for v in layer.weights:
         value = rng.uniform(-0.5, 0.5, size=tuple(v.shape)).astype("float32")
         if "moving_variance" in v.path:
             value = np.abs(value) + 0.5
         v.assign(value)
+
+
+@pytest.fixture(name="randomize", scope="session")
+def randomize_fixture():
+    """`randomize(layer, seed)`: give every weight of a built layer a random value."""
+    return _randomize
 
 
 @pytest.fixture(scope="session")

@@ -29,18 +29,8 @@ MACRO_SPEC = ENASMacroSpec(layers=(
 IMAGE_SHAPE = (8, 8, 3)
 
 
-def _randomize(layer, seed):
-    """Random weights and random batch-norm statistics, so a lost variable shows."""
-    rng = np.random.RandomState(seed)
-    for v in layer.weights:
-        value = rng.uniform(-0.5, 0.5, size=tuple(v.shape)).astype("float32")
-        if "moving_variance" in v.path:
-            value = np.abs(value) + 0.5
-        v.assign(value)
-
-
 @pytest.fixture(scope="module")
-def enas_exports(tmp_path_factory):
+def enas_exports(tmp_path_factory, randomize):
     """The three ENAS layers with random weights, exported from the layers themselves;
     ``refs`` files hold inputs and the source layers' outputs."""
     root = tmp_path_factory.mktemp("enas_exports")
@@ -50,7 +40,7 @@ def enas_exports(tmp_path_factory):
     cell = ENASRNNCell(RNN_SPEC, units=6)
     rnn = keras.layers.RNN(cell, return_sequences=True, return_state=True)
     rnn.build((None, None, 4))
-    _randomize(rnn, 0)
+    randomize(rnn, 0)
     x = rng.randn(3, 5, 4).astype("float32")
     h0 = rng.randn(3, 6).astype("float32")
     refs = {"x": x, "h0": h0}
@@ -65,7 +55,7 @@ def enas_exports(tmp_path_factory):
     for kind, net in (("enas_conv_cell", ENASConvNet(CONV_SPEC, filters=4, include_top=False)),
                       ("enas_macro", ENASMacroNet(MACRO_SPEC, filters=4, include_top=False))):
         net.build((None,) + IMAGE_SHAPE)
-        _randomize(net, 2)
+        randomize(net, 2)
         # A SavedModel runs as a graph, and TensorFlow's graph optimizer (its arithmetic
         # rewrites) may reorder float operations: for the micro net that moves the features
         # by about 1e-7 from the eager layer. The graph-mode layer is the exact reference.
