@@ -103,6 +103,14 @@ def _image_shape(value: Any) -> tuple:
     return shape
 
 
+def _reject_cell_sizes(what: str, units, input_dim, projection) -> None:
+    """Image specs take input_shape; recurrent-cell sizes given with one are a caller's error."""
+    for name, value in (("units", units), ("input_dim", input_dim), ("projection", projection)):
+        if value is not None:
+            raise ValueError(f"{name} is for recurrent cell specs; {what} takes "
+                             f"input_shape=(height, width, channels)")
+
+
 def _same(name: str, given: Any, found: Any, where: str) -> Any:
     if given is not None and found is not None and given != found:
         raise ValueError(f"{name}={given!r} contradicts the {where}, whose {name} is {found!r}; "
@@ -179,11 +187,7 @@ def _prepare(spec: Any, units, input_dim, projection, input_shape, weights_from,
         shapes = {"input_dim": input_dim, "units": units, "projection": projection,
                   "h_dim": projection or units, "state_size": [projection or units, units]}
     elif isinstance(spec, ConvSpec):
-        for name, value in (("units", units), ("input_dim", input_dim),
-                            ("projection", projection)):
-            if value is not None:
-                raise ValueError(f"{name} is for recurrent cell specs; a conv spec takes "
-                                 f"input_shape=(height, width, channels)")
+        _reject_cell_sizes("a conv spec", units, input_dim, projection)
         if source is not None:
             input_shape = _same("input_shape", None if input_shape is None
                                 else _image_shape(input_shape),
@@ -212,11 +216,7 @@ def _prepare(spec: Any, units, input_dim, projection, input_shape, weights_from,
         shapes = {"input_dim": input_dim, "units": units, "h_dim": units,
                   "state_size": [units]}
     elif isinstance(spec, (ENASConvCellSpec, ENASMacroSpec)):
-        for name, value in (("units", units), ("input_dim", input_dim),
-                            ("projection", projection)):
-            if value is not None:
-                raise ValueError(f"{name} is for recurrent cell specs; an {spec.kind} spec "
-                                 f"takes input_shape=(height, width, channels)")
+        _reject_cell_sizes(f"an {spec.kind} spec", units, input_dim, projection)
         if source is not None:
             input_shape = _same("input_shape", None if input_shape is None
                                 else _image_shape(input_shape),
