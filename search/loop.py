@@ -12,7 +12,13 @@ trial store first, so a run killed at any point resumes on the same directory:
 * trials that were pending or running when the run died are evaluated again with the *same*
   decisions (not resampled), so nothing is counted twice;
 * finished trials that the last strategy checkpoint had not seen are told again, in the order
-  they finished, before anything new is asked.
+  they finished, before anything new is asked;
+* the strategy's dedupe ledger learns every architecture the store holds (`Strategy.remember`),
+  so no architecture evaluated or in flight before the kill is proposed again.
+
+A space with fewer new architectures than the trials asked for ends the search early: the
+strategy raises `SpaceExhausted`, the loop logs why, finishes what is in flight, and the
+result's ``exhausted`` says so.
 
 A failed evaluation (an exception, a NaN reward, a lost worker) is recorded as failed with
 reward 0 and its error text; the strategy is told 0 and the search goes on.
@@ -32,6 +38,7 @@ from nascell.search.evaluator import EvalResult, Evaluator
 from nascell.search.executors.base import Executor
 from nascell.search.executors.local import LocalExecutor
 from nascell.search.run_dir import RunDir
+from nascell.search.strategy import SpaceExhausted
 from nascell.search.trial import Trial, TrialStatus
 
 
@@ -46,6 +53,9 @@ class SearchResult:
     num_failed: int
     seconds: float
     resumed: bool
+    #: set when the search stopped short of num_trials because the space has no new
+    #: architecture left (every one was evaluated): the reason, else "".
+    exhausted: str = ""
 
     @property
     def best_reward(self) -> Optional[float]:
@@ -133,6 +143,8 @@ class _Loop:
         self.best_reward: Optional[float] = None
         self.in_flight: Dict[int, Trial] = {}
         self.started: Dict[int, float] = {}
+        #: why no new trial can be asked (the space is exhausted), or "" while some can.
+        self.exhausted = ""
 
     # -- resume ----------------------------------------------------------------------------
 
@@ -142,6 +154,10 @@ class _Loop:
         # Trials the strategy asked for after its checkpoint are in the store: never reuse ids.
         self.strategy.next_trial_id = max(int(getattr(self.strategy, "next_trial_id", 0)),
                                           self.store.max_trial_id() + 1)
+        unfinished = self.store.unfinished()
+        remember = getattr(self.strategy, "remember", None)
+        if callable(remember):  # the store knows what was evaluated: never propose it again
+            remember(self.store.finished(), unfinished)
         retold = self.run_dir.untold_trials(generation)
         for trial in retold:
             self.strategy.tell(trial, float(trial.reward or 0.0))
@@ -150,7 +166,6 @@ class _Loop:
                          len(retold))
             self.told_since_checkpoint.extend(t.trial_id for t in retold)
             self._checkpoint()
-        unfinished = self.store.unfinished()
         for trial in unfinished:
             trial.spec = self._spec_of(trial)
             trial.status = TrialStatus.PENDING
@@ -189,11 +204,15 @@ class _Loop:
             while (len(self.in_flight) < parallel
                    and finished + len(self.in_flight) < self.num_trials):
                 if not queue:
+                    if self.exhausted:
+                        break
                     n = min(self.m, self.num_trials - finished - len(self.in_flight))
                     queue = list(self._ask(n))
                     if not queue:
                         break
                 self._submit(queue.pop(0))
+            if not self.in_flight and self.exhausted:
+                break
             if not self.in_flight:
                 raise RuntimeError(f"{type(self.strategy).__name__}.ask returned no trials; "
                                    "the search cannot go on")
@@ -219,10 +238,16 @@ class _Loop:
             run_dir=self.run_dir.path, best=best, trials=trials,
             num_done=sum(t.status == TrialStatus.DONE for t in trials),
             num_failed=sum(t.status == TrialStatus.FAILED for t in trials),
-            seconds=time.time() - start, resumed=self.run_dir.resumed)
+            seconds=time.time() - start, resumed=self.run_dir.resumed,
+            exhausted=self.exhausted)
 
     def _ask(self, n: int) -> List[Trial]:
-        trials = list(self.strategy.ask(n))
+        try:
+            trials = list(self.strategy.ask(n))
+        except SpaceExhausted as e:
+            self.exhausted = str(e)
+            logging.warning("stopping the search before %d trials: %s", self.num_trials, e)
+            return []
         for trial in trials:
             if trial.spec is None and hasattr(self.space, "decode"):
                 trial.spec = self.space.decode(trial.decisions)

@@ -78,7 +78,7 @@ def test_skip_gradient_by_hand():
     _, grads, _, _ = c.gradients(tokens, adv, 2)
     names = [v.path for v in c.trainable_variables]
     g_v = np.asarray(grads[names.index(c.v.path)])[:, 0]
-    eps = 1e-3  # recover u numerically from the logit's dependence on v
+    eps = 1e-2  # recover u numerically (log P is smooth in v; float32 needs a wide step)
     v0 = np.array(c.v)
     u = []
     for i in range(v0.shape[0]):
