@@ -59,6 +59,15 @@ def decisions_from_key(space: SearchSpace, key: str) -> Dict[str, Any]:
     return space.from_tokens(tokens)
 
 
+def flat_tokens(space: SearchSpace, key: str) -> List[int]:
+    """The flat token row of an `arch_key`: a Categorical's index, a Skips' bits (the
+    controller's token layout)."""
+    out: List[int] = []
+    for token in space.to_tokens(decisions_from_key(space, key)):
+        out.extend([token] if isinstance(token, int) else token)
+    return out
+
+
 class Ledger:
     """Architectures proposed so far: key -> reward (``None`` while in flight)."""
 
