@@ -107,7 +107,8 @@ class LocalSearchStrategy(Strategy):
             x = np.array([dedupe.flat_tokens(self.space, k) for k, _ in self.history])
             gp = GPPredictor()
             gp.fit(x, np.array([r for _, r in self.history]))
-            score = gp.acquisition(np.array([dedupe.flat_tokens(self.space, k) for k in cands]), "mean")
+            rows = np.array([dedupe.flat_tokens(self.space, k) for k in cands])
+            score = gp.acquisition(rows, "mean")
             cands = [cands[int(i)] for i in np.argsort(-score, kind="stable")]
         else:
             cands = [cands[int(i)] for i in self.rng.permutation(len(cands))]
