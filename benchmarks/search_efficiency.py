@@ -153,7 +153,11 @@ def main(argv):
     if procs > 1:
         import multiprocessing
         with multiprocessing.get_context("spawn").Pool(procs, maxtasksperchild=4) as pool:
-            results = pool.map(run_job, jobs, chunksize=1)
+            results = []
+            for r in pool.imap_unordered(run_job, jobs, chunksize=1):
+                results.append(r)
+                print(f"[{time.time() - start:.0f} s] {len(results)}/{len(jobs)} jobs: "
+                      f"{r[1]} {r[0]} done", file=sys.stderr, flush=True)
     else:
         results = [run_job(j) for j in jobs]
     wall = time.time() - start
