@@ -38,7 +38,7 @@ SPACE_ALIASES = {"conv": "conv_v3"}
 # The evaluator each built-in space is searched with by default, and the ones it works with.
 DEFAULT_EVALUATORS = {"rnn_cell": "rnn_lm", "conv_v1": "conv_classifier",
                       "conv_v2": "conv_classifier", "conv_v3": "conv_classifier",
-                      "nasbench201": "nasbench201"}
+                      "nasbench201": "nasbench201", "synthetic_pairwise": "synthetic_pairwise"}
 CONTROLLER_STRATEGIES = ("reinforce", "enas")
 # flag -> the controller strategies' option of that meaning
 CONTROLLER_FLAGS = {"lr": "learning_rate", "entropy_weight": "entropy_weight",
@@ -47,9 +47,10 @@ CONTROLLER_FLAGS = {"lr": "learning_rate", "entropy_weight": "entropy_weight",
                     "skip_weight": "skip_weight"}
 # Spaces cheap enough to be searched with budgets of a few hundred trials (tabular): their
 # reinforce default is the preset tuned for small budgets (see strategies/reinforce.py).
-SMALL_BUDGET_SPACES = ("nasbench201",)
-REINFORCE_SMALL_BUDGET_PRESET = "rank_ppo"
-DEDUPE_STRATEGIES = ("reinforce", "random", "evolution")
+SMALL_BUDGET_SPACES = ("nasbench201", "synthetic_pairwise")
+REINFORCE_SMALL_BUDGET_PRESET = "guided"
+DEDUPE_STRATEGIES = ("reinforce", "random", "evolution", "local_search")
+TABULAR_EVALUATORS = ("nasbench201", "synthetic_pairwise")
 # ENAS with weight sharing (`nascell.search.enas`): its own spaces and training loop.
 ENAS_SPACES = {"ptb": "enas_rnn", "cifar10": "enas_conv"}
 # flag -> ENASOptions field
@@ -78,18 +79,18 @@ flags.DEFINE_integer("num_trials", None, "Trials (architectures evaluated) to re
 flags.DEFINE_integer("m", 8, "Architectures sampled per controller batch (the paper's m). "
                      "With --strategy=reinforce and the flag left out, the preset's m "
                      "(--reinforce_preset) is used.")
-flags.DEFINE_enum("reinforce_preset", None, ["paper", "small_budget", "rank_ppo"],
+flags.DEFINE_enum("reinforce_preset", None, ["paper", "small_budget", "rank_ppo", "guided"],
                   "Settings of --strategy=reinforce (nascell.search.strategies.reinforce): "
                   "'paper' (Zoph & Le: m=8, Adam at the paper's lr, raw rewards), "
-                  "'small_budget' (lr 0.02, m=4, standardized rewards, dedupe) or 'rank_ppo' "
-                  "(the tuned setting for budgets of tens to hundreds of trials). Default: "
-                  "'rank_ppo' for --space=nasbench201 (a tabular benchmark of a few hundred "
-                  "trials), 'paper' otherwise. Explicit flags (--m, --lr, --dedupe, "
-                  "--reward_shaping, ...) override the preset.")
-flags.DEFINE_bool("dedupe", None, "Propose each architecture at most once (reinforce, random, "
-                  "evolution): a repeat is redrawn (reinforce learns from its cached reward), "
-                  "so --num_trials counts distinct evaluations. Default: the strategy's "
-                  "(reinforce: the preset's).")
+                  "'small_budget', 'rank_ppo' (earlier settings for small budgets) or "
+                  "'guided' (a reward predictor ranks the controller's samples: the setting "
+                  "for budgets of tens to hundreds of trials). Default: 'guided' for the "
+                  "tabular spaces (nasbench201, synthetic_pairwise), 'paper' otherwise. "
+                  "Explicit flags (--m, --lr, --dedupe, --reward_shaping, ...) override it.")
+flags.DEFINE_bool("dedupe", None, "Propose each architecture at most once (every built-in "
+                  "strategy): a repeat is redrawn (reinforce learns from its known reward), "
+                  "so --num_trials counts distinct evaluations. Default: on; --nodedupe "
+                  "allows repeats (the paper's loop).")
 flags.DEFINE_enum("reward_shaping", None, ["raw", "standardize", "rank"],
                   "How reinforce turns rewards into advantages: raw (R - b, the paper), "
                   "standardize ((R - b) / running std) or rank (centred rank among recent "
@@ -267,7 +268,7 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
         RunDir.check_readable(run_dir)
     except RunDirError as e:
         _usage(str(e))
-    num_trials = FLAGS.num_trials or (500 if evaluator == "nasbench201"
+    num_trials = FLAGS.num_trials or (500 if evaluator in TABULAR_EVALUATORS
                                       else DEFAULT_CHILD_TRIALS)
     return {"space": space, "strategy": FLAGS.strategy, "strategy_options": strategy_options,
             "evaluator": evaluator, "csv_path": csv_path, "run_dir": run_dir,
@@ -393,6 +394,8 @@ def main(argv: List[str]) -> None:
     finally:
         executor.shutdown()
     best = result.best
+    if result.exhausted:
+        print(f"stopped early: {result.exhausted}")
     print(f"{result.num_done + result.num_failed} trials in {result.run_dir} "
           f"({result.num_failed} failed); best reward "
           f"{'-' if best is None else f'{best.reward:.6f}'}"

@@ -60,6 +60,7 @@ class LocalSearchStrategy(Strategy):
         self.waiting: List[str] = []  # neighbours proposed, reward not yet known
         self.results: Dict[str, float] = {}  # neighbour -> reward, for the current one
         self.history: List[List[Any]] = []  # [key, reward] of every told trial (predictor)
+        self._predictor = None
 
     # --- propose -------------------------------------------------------------------------------
 
@@ -104,8 +105,10 @@ class LocalSearchStrategy(Strategy):
                  dedupe.neighbours(self.space, dedupe.decisions_from_key(self.space, key))]
         if self.order == "predictor" and len(self.history) >= 2:
             from nascell.search.strategies._predictor import GPPredictor
+            if self._predictor is None:
+                self._predictor = GPPredictor()  # kept: each fit extends the last one
+            gp = self._predictor
             x = np.array([dedupe.flat_tokens(self.space, k) for k, _ in self.history])
-            gp = GPPredictor()
             gp.fit(x, np.array([r for _, r in self.history]))
             rows = np.array([dedupe.flat_tokens(self.space, k) for k in cands])
             score = gp.acquisition(rows, "mean")
@@ -160,4 +163,5 @@ class LocalSearchStrategy(Strategy):
         self.queue, self.waiting = list(state["queue"]), list(state["waiting"])
         self.results = {k: float(v) for k, v in state["results"].items()}
         self.history = [list(h) for h in state.get("history", [])]
+        self._predictor = None
 

@@ -91,7 +91,7 @@ import numpy as np
 from absl import logging
 
 from nascell import _io
-from nascell.search.strategies import _common
+from nascell.search.strategies import _common, _guided
 from nascell.search.strategy import Proposal, Strategy, register_strategy
 from nascell.search.trial import Trial
 
@@ -105,14 +105,17 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "rank_ppo": {"learning_rate": 0.02, "m": 4, "baseline_decay": 0.8, "tanh_constant": 2.5,
                  "entropy_weight": 0.0, "reward": "rank", "reward_window": 50,
                  "update_steps": 4, "ppo_clip": 0.3, "dedupe": True},
+    "guided": {"learning_rate": 0.02, "m": 4, "baseline_decay": 0.8, "tanh_constant": 2.5,
+               "reward": "rank", "reward_window": 50, "pool": 64, "pool_temperature": 1.5,
+               "warmup": 10, "acquisition": "ei", "topk": 10, "topk_weight": 1.0},
 }
 
 #: the preset `create_strategy("reinforce", space)` uses when none is given.
-DEFAULT_PRESET = "paper"
+DEFAULT_PRESET = "guided"
 
 _STRATEGY_OPTIONS = ("m", "reward", "importance_clip", "dedupe", "reward_window", "update_steps",
                      "ppo_clip", "pool", "pool_temperature", "warmup", "acquisition",
-                     "known_per_pool", "topk", "topk_weight")
+                     "local_pool", "topk", "topk_weight")
 
 _CONTROLLER_OPTIONS = ("units", "num_layers", "init_range", "learning_rate", "baseline_decay",
                        "temperature", "tanh_constant", "entropy_weight", "skip_target",
@@ -132,8 +135,9 @@ class ReinforceStrategy(Strategy):
     "standardize" or "rank"), ``reward_window`` (rewards ranked, for "rank"), ``update_steps``
     and ``ppo_clip`` (gradient steps per batch, PPO-clipped after the first), ``dedupe``,
     ``importance_clip`` (None or a float), the predictor-guided proposals ``pool``,
-    ``pool_temperature``, ``warmup``, ``acquisition``, ``known_per_pool``, priority-queue
-    training ``topk`` and ``topk_weight``, and the `Controller` options ``units, num_layers,
+    ``pool_temperature``, ``warmup``, ``acquisition``, ``local_pool`` (see
+    `nascell.search.strategies._guided`), priority-queue training ``topk`` and
+    ``topk_weight``, and the `Controller` options ``units, num_layers,
     init_range, learning_rate, baseline_decay, temperature, tanh_constant, entropy_weight,
     skip_target, skip_weight, clipnorm, jit_compile``.
     """
@@ -175,11 +179,11 @@ class ReinforceStrategy(Strategy):
         self.pool_temperature = merged.pop("pool_temperature", None)
         self.warmup = int(merged.pop("warmup", 0))
         self.acquisition = merged.pop("acquisition", "ei")
-        self.known_per_pool = int(merged.pop("known_per_pool", 0))
+        self.local_pool = int(merged.pop("local_pool", 0))
         self.topk = int(merged.pop("topk", 0))
         self.topk_weight = float(merged.pop("topk_weight", 0.0))
-        if self.pool < 0 or self.warmup < 0 or self.topk < 0 or self.known_per_pool < 0:
-            raise ValueError("pool, warmup, topk and known_per_pool must be >= 0")
+        if min(self.pool, self.warmup, self.topk, self.local_pool) < 0:
+            raise ValueError("pool, warmup, topk and local_pool must be >= 0")
         if self.acquisition not in ("ei", "ucb", "mean"):
             raise ValueError(f"acquisition must be ei, ucb or mean, got {self.acquisition!r}")
         merged.setdefault("learning_rate", default_learning_rate(space))
@@ -196,7 +200,7 @@ class ReinforceStrategy(Strategy):
         self.recent: List[float] = []  # the last `reward_window` rewards, for reward="rank"
         self.last_stats: Dict[str, float] = {}
         self.history: List[Dict[str, Any]] = []  # (tokens, n, reward) of told trials, in order
-        self._predictor = None
+        self.predictor = None  # the pool's reward predictor, fitted on `history`
 
     def reseed(self, seed: int) -> None:
         """Restart the search from scratch with ``seed``, keeping the controller's programs.
@@ -213,60 +217,10 @@ class ReinforceStrategy(Strategy):
 
     def propose(self, n: int) -> List[Proposal]:
         num_decisions = self.space.num_active(self.next_trial_id)
-        guided = self.pool > 0 and self.num_told >= max(self.warmup, 2)
-        count = max(self.pool, n) if guided else n
-        temperature = self.pool_temperature if guided else None
-        out = self.controller.sample(count, num_decisions, temperature=temperature)
-        if guided and temperature is not None:  # the log P the update compares against
-            out["log_prob"], out["entropy"] = self.controller.log_prob(out["tokens"],
-                                                                       num_decisions)
-        proposals = []
-        for k in range(count):
-            meta = {"tokens": [int(x) for x in out["tokens"][k]], "num_decisions": num_decisions,
-                    "log_prob": float(out["log_prob"][k]),
-                    "controller_step": self.controller.updates,
-                    "entropy": float(out["entropy"][k])}
-            row = self.controller.tokens_to_rows(out["tokens"][k:k + 1], num_decisions)[0]
-            proposals.append(Proposal(self.space.from_tokens(row), meta))
-        return self._rank(proposals, n) if guided else proposals
-
-    def _rank(self, proposals: List[Proposal], n: int) -> List[Proposal]:
-        """The ``n`` unseen proposals of the pool the predictor likes best (+ a few known ones)."""
-        from nascell.search import dedupe
-        fresh, known, keys = [], [], set()
-        for p in proposals:
-            key = dedupe.arch_key(self.space, p.decisions)
-            if key in keys:
-                continue
-            keys.add(key)
-            if key not in self.ledger:
-                fresh.append(p)
-            elif self.ledger.is_known(key) and len(known) < self.known_per_pool:
-                known.append(p)  # `ask` shows these their known reward (a free sample)
-        if not fresh:
-            return known
-        predictor = self._fitted_predictor()
-        if predictor is not None and len(fresh) > n:
-            x = np.array([p.meta["tokens"] for p in fresh])  # one sample call: one length
-            score = predictor.acquisition(x, self.acquisition)
-            order = np.argsort(-score, kind="stable")
-            fresh = [fresh[int(i)] for i in order]
-        for rank, p in enumerate(fresh):
-            p.meta["pool_rank"] = rank
-        return known + fresh[:n]
-
-    def _fitted_predictor(self):
-        """The GP fitted to the told trials of the current length (None if too few)."""
-        from nascell.search.strategies._predictor import GPPredictor
-        n_dec = self.space.num_active(self.next_trial_id)
-        rows = [h for h in self.history if h["num_decisions"] == n_dec]
-        if len(rows) < 2:
-            return None
-        if self._predictor is None:
-            self._predictor = GPPredictor()
-        self._predictor.fit(np.array([h["tokens"] for h in rows]),
-                            np.array([h["reward"] for h in rows]))
-        return self._predictor
+        if self.pool > 0 and self.num_told >= max(self.warmup, 2):
+            return _guided.pool_proposals(self, n, num_decisions)
+        out = self.controller.sample(n, num_decisions)
+        return _guided.controller_proposals(self, out, num_decisions)
 
     # --- observe -------------------------------------------------------------------------------
 
@@ -285,7 +239,7 @@ class ReinforceStrategy(Strategy):
                  "num_decisions": int(meta["num_decisions"]),
                  "log_prob": float(meta["log_prob"]), "reward": reward}
         self.num_told += 1
-        if self.pool or self.topk:  # what the predictor and priority-queue training read
+        if self.pool or self.topk or self.local_pool:  # what the predictor and PQT read
             self.history.append({"tokens": entry["tokens"],
                                  "num_decisions": entry["num_decisions"], "reward": reward})
         self._add(entry)
@@ -333,13 +287,15 @@ class ReinforceStrategy(Strategy):
         baseline = c.baseline
         adv = self._advantages(rewards)
         rows = [(np.asarray(e["tokens"], np.int32), int(e["num_decisions"])) for e in batch]
-        sampled = [e["log_prob"] for e in batch]
+        ratios = self.update_steps > 1 or self.importance_clip is not None
+        sampled = [e["log_prob"] for e in batch] if ratios else None
         if self.topk and self.topk_weight and self.history:
             # Priority-queue training (Abolafia et al. 2018): also raise the likelihood of the
             # best architectures seen so far (their ratio to "sampled" is 1 at the first step).
             best = sorted(self.history, key=lambda h: -h["reward"])[:self.topk]
             extra = [(np.asarray(h["tokens"], np.int32), int(h["num_decisions"])) for h in best]
-            sampled = sampled + [float(c.log_prob(row[None, :], n)[0][0]) for row, n in extra]
+            if ratios:
+                sampled = sampled + list(_guided.current_log_probs(c, extra))
             rows += extra
             adv = np.concatenate([adv, np.full(len(extra), self.topk_weight)])
         loss, _ = c.train_step(rows, adv, sampled, update_steps=self.update_steps,
@@ -370,7 +326,7 @@ class ReinforceStrategy(Strategy):
         self.recent = [float(r) for r in state.get("recent", [])]
         self.num_cached = int(state.get("num_cached", 0))
         self.history = [dict(h) for h in state.get("history", [])]
-        self._predictor = None
+        self.predictor = None
         if "controller" in state:
             self.controller.load_state_bytes(base64.b64decode(state["controller"]))
 
