@@ -85,14 +85,15 @@ def run_job(job):
     space = create_space(table)
     evaluator = (create_evaluator(table, csv_path=csv_path) if table == "nasbench201"
                  else create_evaluator(table))
-    curves, seconds, novel = [], [], []
+    curves, seconds, novel, sampled = [], [], [], []
     for seed in seeds:
         start = time.process_time()
         strategy = create_strategy(strategy_name, space, seed=seed, **options)
         batch = getattr(strategy, "m", 1)
-        best, curve, seen = 0.0, [], set()
+        best, curve, seen, from_controller = 0.0, [], set(), 0
         while len(curve) < budget:
             for trial in strategy.ask(min(batch, budget - len(curve))):
+                from_controller += (trial.meta or {}).get("origin", "controller") == "controller"
                 acc = evaluator.evaluate(trial.spec).metrics["accuracy"]
                 strategy.tell(trial, acc / 100.0)
                 seen.add(json.dumps(trial.decisions, sort_keys=True, default=list))
@@ -104,8 +105,10 @@ def run_job(job):
         curves.append(curve)
         seconds.append(time.process_time() - start)
         novel.append(strategy.num_novel)
+        sampled.append(from_controller / budget if strategy_name == "reinforce" else np.nan)
         del strategy
-    return name, table, np.array(curves), np.array(seconds), np.array(novel)
+    return (name, table, np.array(curves), np.array(seconds), np.array(novel),
+            np.array(sampled))
 
 
 def optimum(table: str, csv_path: str) -> float:
@@ -161,12 +164,11 @@ def main(argv):
     else:
         results = [run_job(j) for j in jobs]
     wall = time.time() - start
-    curves, cpu, novel = {}, {}, {}
-    for name, table, c, s, nv in results:
+    curves, cpu, novel, sampled = {}, {}, {}, {}
+    for name, table, c, s, nv, sm in results:
         key = (table, name)
-        curves[key] = c if key not in curves else np.concatenate([curves[key], c])
-        cpu[key] = s if key not in cpu else np.concatenate([cpu[key], s])
-        novel[key] = nv if key not in novel else np.concatenate([novel[key], nv])
+        for store, value in ((curves, c), (cpu, s), (novel, nv), (sampled, sm)):
+            store[key] = value if key not in store else np.concatenate([store[key], value])
 
     lines = [f"seeds {seeds[0]}-{seeds[-1]}, {budgets[-1]} trials a run, {wall:.0f} s wall, "
              f"{procs} process(es); regret = optimum - best accuracy found (points), "
@@ -176,18 +178,21 @@ def main(argv):
         best = optimum(table, csv_path)
         lines += ["", f"**{table}** (optimum {best:.2f})", "",
                   "| configuration | " + " | ".join(f"{b}" for b in budgets)
-                  + " | found optimum at {} | CPU s / run | fallback trials / run |".format(
-                      budgets[-1]),
-                  "|---|" + "---|" * (len(budgets) + 3)]
+                  + " | found optimum at {} | CPU s / run | fallback trials / run "
+                  "| controller-sampled trials |".format(budgets[-1]),
+                  "|---|" + "---|" * (len(budgets) + 4)]
         for name in FLAGS.configs:
             rows = summarize(curves[(table, name)], budgets, best)
+            share = float(np.mean(sampled[(table, name)]))
             stats[f"{table}/{name}"] = {"rows": rows, "cpu_s": float(cpu[(table, name)].mean()),
                                         "novel": float(novel[(table, name)].mean()),
+                                        "controller_share": share,
                                         "options": config_options(name, extra)}
             cells = [f"{r['regret_mean']:.3f} ± {r['regret_se']:.3f}" for r in rows]
             lines.append(f"| {name} | " + " | ".join(cells)
                          + f" | {100 * rows[-1]['found_best']:.0f}% "
-                         f"| {cpu[(table, name)].mean():.2f} | {novel[(table, name)].mean():.1f} |")
+                         f"| {cpu[(table, name)].mean():.2f} | {novel[(table, name)].mean():.1f} "
+                         f"| {'-' if np.isnan(share) else f'{100 * share:.0f}%'} |")
     text = "\n".join(lines)
     print(text)
     out = os.path.abspath(FLAGS.out)

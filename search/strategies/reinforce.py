@@ -106,7 +106,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                  "entropy_weight": 0.0, "reward": "rank", "reward_window": 50,
                  "update_steps": 4, "ppo_clip": 0.3, "dedupe": True},
     "guided": {"learning_rate": 0.02, "m": 4, "baseline_decay": 0.8, "tanh_constant": 2.5,
-               "reward": "rank", "reward_window": 50, "pool": 64, "pool_temperature": 1.5,
+               "reward": "rank", "reward_window": 50, "pool": 128, "pool_temperature": 1.5,
                "warmup": 10, "acquisition": "ei", "topk": 10, "topk_weight": 1.0},
 }
 
