@@ -95,6 +95,10 @@ flags.DEFINE_enum("reward_shaping", None, ["raw", "standardize", "rank"],
                   "How reinforce turns rewards into advantages: raw (R - b, the paper), "
                   "standardize ((R - b) / running std) or rank (centred rank among recent "
                   "rewards). Default: the preset's.")
+flags.DEFINE_enum("local_search_order", None, ["random", "predictor"],
+                  "How --strategy=local_search walks a neighbourhood: random (White et al.: "
+                  "evaluate all, move to the best) or predictor (a reward predictor orders "
+                  "it, move at the first improvement). Default: random.")
 flags.DEFINE_integer("seed", 0, "Random seed of the strategy.")
 flags.DEFINE_string("executor", "local", "Where children run: local or ray.")
 flags.DEFINE_integer("workers", 1, "Trials evaluated at once (local: worker processes; ray: "
@@ -194,6 +198,11 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
             if FLAGS[name].value is not None:
                 _usage(f"--{name} sets the reinforce strategy; --strategy={FLAGS.strategy} "
                        "does not use it")
+    if FLAGS.local_search_order is not None:
+        if FLAGS.strategy != "local_search":
+            _usage(f"--local_search_order sets the local_search strategy; "
+                   f"--strategy={FLAGS.strategy} does not use it")
+        strategy_options["order"] = FLAGS.local_search_order
     if FLAGS.dedupe is not None:
         if FLAGS.strategy not in DEDUPE_STRATEGIES:
             _usage(f"--dedupe applies to the {'/'.join(DEDUPE_STRATEGIES)} strategies, not "

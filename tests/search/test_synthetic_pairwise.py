@@ -67,3 +67,25 @@ def test_the_evaluator_reads_the_table_and_finds_the_optimum():
         evaluator.evaluate({"op_0": "z"})
     with pytest.raises(ValueError, match="Argument `seed` must be a non-negative integer"):
         create_space("synthetic_pairwise", seed=-1)
+
+
+def test_the_cli_searches_the_synthetic_table(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from nascell.search.store import TrialStore
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nascell.search.bin.search", "--space=synthetic_pairwise",
+         "--strategy=local_search", "--local_search_order=predictor", "--num_trials=40",
+         f"--run_dir={run_dir}", "--noexport", "--noprogress", "--checkpoint_every=10"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    finished = TrialStore(str(run_dir / "trials.sqlite"), readonly=True).finished()
+    assert len(finished) == 40
+    assert len({json.dumps(t.decisions, sort_keys=True) for t in finished}) == 40
+    assert json.load(open(run_dir / "config.json"))["evaluator"] == {
+        "name": "synthetic_pairwise", "seed": 0}
+    assert "best reward" in proc.stdout
