@@ -10,7 +10,10 @@ of seeds that found the optimum. Tables:
   optimum of 95.0 (`nascell.search.spaces.synthetic_pairwise`, seed 0; 248,832 architectures).
 
 Every strategy runs through ask/tell with the library's dedupe (no architecture is evaluated
-twice); the script checks that every run of N trials saw N distinct architectures. It writes a
+twice); the script checks that every run of N trials saw N distinct architectures. Each
+finished run is appended to ``--out``_runs.jsonl; a restart with the same ``--out`` skips the
+runs already there (runs go seed by seed, so a stopped run leaves every configuration with the
+same seeds), and the report covers the seeds that every configuration finished. It writes a
 Markdown table (``--out``.md), the statistics as JSON (``--out``.json), the per-seed curves
 (``--out``_curves.npz) and a plot (``--out``.png: mean regret against trials, one panel per
 table, shaded +- one standard error).
@@ -47,6 +50,7 @@ flags.DEFINE_multi_string("extra", [], "name=JSON: an extra configuration ({'str
 flags.DEFINE_string("nb201_csv", None, "nb201_cifar10.csv (default: NASCELL_NB201_CSV, or "
                     "../shared/data relative to the project)")
 flags.DEFINE_integer("processes", 2, "worker processes (runs are independent)")
+flags.DEFINE_bool("report_only", False, "run nothing; report the finished runs of --out")
 flags.DEFINE_string("out", os.path.join(os.path.dirname(os.path.abspath(__file__)), "out",
                                         "search_efficiency"),
                     "output prefix: .md, .json, _curves.npz, .png")
@@ -68,47 +72,73 @@ def config_options(name: str, extra: dict) -> dict:
     return options
 
 
-def run_job(job):
-    """Worker: one configuration on one table for some seeds -> best-so-far curves."""
-    name, options, table, seeds, budget, csv_path = job
+_TABLES: dict = {}
+
+
+def _table(table: str, csv_path: str):
+    """(space, evaluator) of a table, built once per worker process."""
+    if table not in _TABLES:
+        from nascell.search.evaluators import create_evaluator
+        from nascell.search.spaces import create_space
+        evaluator = (create_evaluator(table, csv_path=csv_path) if table == "nasbench201"
+                     else create_evaluator(table))
+        _TABLES[table] = (create_space(table), evaluator)
+    return _TABLES[table]
+
+
+def run_job(job) -> dict:
+    """Worker: one configuration on one table for one seed -> a record with its curve."""
+    name, options, table, seed, budget, csv_path = job
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import numpy as np
-    from nascell.search.evaluators import create_evaluator
-    from nascell.search.spaces import create_space
     from nascell.search.strategy import create_strategy
     options = dict(options)
     strategy_name = options.pop("strategy")
     if strategy_name == "reinforce":
         import tensorflow as tf
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    space = create_space(table)
-    evaluator = (create_evaluator(table, csv_path=csv_path) if table == "nasbench201"
-                 else create_evaluator(table))
-    curves, seconds, novel, sampled = [], [], [], []
-    for seed in seeds:
-        start = time.process_time()
-        strategy = create_strategy(strategy_name, space, seed=seed, **options)
-        batch = getattr(strategy, "m", 1)
-        best, curve, seen, from_controller = 0.0, [], set(), 0
-        while len(curve) < budget:
-            for trial in strategy.ask(min(batch, budget - len(curve))):
-                from_controller += (trial.meta or {}).get("origin", "controller") == "controller"
-                acc = evaluator.evaluate(trial.spec).metrics["accuracy"]
-                strategy.tell(trial, acc / 100.0)
-                seen.add(json.dumps(trial.decisions, sort_keys=True, default=list))
-                best = max(best, acc)
-                curve.append(best)
-        if len(seen) != budget:
-            raise AssertionError(f"{name} on {table}, seed {seed}: {len(seen)} distinct "
-                                 f"architectures in {budget} trials")
-        curves.append(curve)
-        seconds.append(time.process_time() - start)
-        novel.append(strategy.num_novel)
-        sampled.append(from_controller / budget if strategy_name == "reinforce" else np.nan)
-        del strategy
-    return (name, table, np.array(curves), np.array(seconds), np.array(novel),
-            np.array(sampled))
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialized by an earlier run in this worker
+            pass
+    space, evaluator = _table(table, csv_path)
+    start, wall_start = time.process_time(), time.time()
+    strategy = create_strategy(strategy_name, space, seed=seed, **options)
+    batch = getattr(strategy, "m", 1)
+    best, curve, seen, from_controller = 0.0, [], set(), 0
+    while len(curve) < budget:
+        for trial in strategy.ask(min(batch, budget - len(curve))):
+            from_controller += (trial.meta or {}).get("origin", "controller") == "controller"
+            acc = evaluator.evaluate(trial.spec).metrics["accuracy"]
+            strategy.tell(trial, acc / 100.0)
+            seen.add(json.dumps(trial.decisions, sort_keys=True, default=list))
+            best = max(best, acc)
+            curve.append(best)
+    if len(seen) != budget:
+        raise AssertionError(f"{name} on {table}, seed {seed}: {len(seen)} distinct "
+                             f"architectures in {budget} trials")
+    record = {"table": table, "config": name, "seed": seed, "budget": budget,
+              "curve": curve, "cpu_s": time.process_time() - start,
+              "wall_s": time.time() - wall_start, "novel": strategy.num_novel,
+              "sampled": (from_controller / budget if strategy_name == "reinforce" else None)}
+    del strategy
+    return record
+
+
+def load_runs(path: str) -> dict:
+    """Finished runs of earlier invocations: (table, config, seed, budget) -> record.
+
+    A torn last line (a run killed while writing) is skipped; it is simply run again.
+    """
+    runs = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                runs[(r["table"], r["config"], r["seed"], r["budget"])] = r
+    return runs
 
 
 def optimum(table: str, csv_path: str) -> float:
@@ -145,32 +175,55 @@ def main(argv):
         extra[key] = json.loads(value)
     seeds = list(range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds))
     procs = max(1, FLAGS.processes)
-    jobs = []
+    out = os.path.abspath(FLAGS.out)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    runs_path = out + "_runs.jsonl"
+    runs = {k: r for k, r in load_runs(runs_path).items()
+            if r.get("options") == config_options(r["config"], extra)}
+    # Seed-major order: wherever the run is stopped, every configuration has about the same
+    # seeds done, and a restart (same --out) skips the finished runs.
+    jobs = [(name, config_options(name, extra), table, seed, budgets[-1], csv_path)
+            for seed in seeds for table in FLAGS.tables for name in FLAGS.configs
+            if (table, name, seed, budgets[-1]) not in runs]
+    print(f"{len(runs)} finished runs in {runs_path}; {len(jobs)} to run", file=sys.stderr,
+          flush=True)
+    start = time.time()
+    if jobs and not FLAGS.report_only:
+        import multiprocessing
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(procs) as pool, open(runs_path, "a") as f:
+            for done, r in enumerate(pool.imap_unordered(run_job, jobs, chunksize=1), 1):
+                r["options"] = config_options(r["config"], extra)
+                f.write(json.dumps(r) + "\n")
+                f.flush()
+                runs[(r["table"], r["config"], r["seed"], r["budget"])] = r
+                print(f"[{time.time() - start:.0f} s] {done}/{len(jobs)}: {r['table']} "
+                      f"{r['config']} seed {r['seed']} ({r['wall_s']:.0f} s)",
+                      file=sys.stderr, flush=True)
+    wall = time.time() - start
+    # Report the seeds every (table, configuration) finished, so all rows share their seeds.
+    complete = [s for s in seeds if all((t, n, s, budgets[-1]) in runs
+                                        for t in FLAGS.tables for n in FLAGS.configs)]
+    if not complete:
+        sys.exit("no seed has finished every configuration yet")
+    curves, cpu, novel, sampled = {}, {}, {}, {}
     for table in FLAGS.tables:
         for name in FLAGS.configs:
-            chunks = min(procs, len(seeds))
-            for c in range(chunks):
-                jobs.append((name, config_options(name, extra), table, seeds[c::chunks],
-                             budgets[-1], csv_path))
-    start = time.time()
-    if procs > 1:
-        import multiprocessing
-        with multiprocessing.get_context("spawn").Pool(procs, maxtasksperchild=4) as pool:
-            results = []
-            for r in pool.imap_unordered(run_job, jobs, chunksize=1):
-                results.append(r)
-                print(f"[{time.time() - start:.0f} s] {len(results)}/{len(jobs)} jobs: "
-                      f"{r[1]} {r[0]} done", file=sys.stderr, flush=True)
-    else:
-        results = [run_job(j) for j in jobs]
-    wall = time.time() - start
-    curves, cpu, novel, sampled = {}, {}, {}, {}
-    for name, table, c, s, nv, sm in results:
-        key = (table, name)
-        for store, value in ((curves, c), (cpu, s), (novel, nv), (sampled, sm)):
-            store[key] = value if key not in store else np.concatenate([store[key], value])
+            rs = [runs[(table, name, s, budgets[-1])] for s in complete]
+            key = (table, name)
+            curves[key] = np.array([r["curve"] for r in rs])
+            cpu[key] = np.array([r["cpu_s"] for r in rs])
+            novel[key] = np.array([r["novel"] for r in rs])
+            sampled[key] = np.array([np.nan if r["sampled"] is None else r["sampled"]
+                                     for r in rs])
+    seeds = complete
+    missing = FLAGS.seeds - len(complete)
 
-    lines = [f"seeds {seeds[0]}-{seeds[-1]}, {budgets[-1]} trials a run, {wall:.0f} s wall, "
+    span = (f"seeds {seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1))
+            else f"seeds {','.join(map(str, seeds))}")
+    lines = [f"{span} ({len(seeds)} seeds"
+             + (f"; {missing} requested seeds not finished" if missing else "")
+             + f"), {budgets[-1]} trials a run, {wall:.0f} s wall this invocation, "
              f"{procs} process(es); regret = optimum - best accuracy found (points), "
              "mean ± standard error over seeds"]
     stats = {}
@@ -178,8 +231,8 @@ def main(argv):
         best = optimum(table, csv_path)
         lines += ["", f"**{table}** (optimum {best:.2f})", "",
                   "| configuration | " + " | ".join(f"{b}" for b in budgets)
-                  + " | found optimum at {} | CPU s / run | fallback trials / run "
-                  "| controller-sampled trials |".format(budgets[-1]),
+                  + f" | found optimum at {budgets[-1]} | CPU s / run "
+                  "| fallback trials / run | controller-sampled trials |",
                   "|---|" + "---|" * (len(budgets) + 4)]
         for name in FLAGS.configs:
             rows = summarize(curves[(table, name)], budgets, best)
@@ -195,8 +248,6 @@ def main(argv):
                          f"| {'-' if np.isnan(share) else f'{100 * share:.0f}%'} |")
     text = "\n".join(lines)
     print(text)
-    out = os.path.abspath(FLAGS.out)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".md", "w") as f:
         f.write(text + "\n")
     with open(out + ".json", "w") as f:
@@ -231,7 +282,7 @@ def plot(curves, budgets, csv_path, path, seeds):
         ax.set_xticklabels([str(b) for b in budgets])
         ax.set_xlabel("trials")
         ax.set_ylabel(f"mean regret to {best:.2f} (points)")
-        ax.set_title(f"{table}, seeds {seeds[0]}-{seeds[-1]} (band: ±1 s.e.)")
+        ax.set_title(f"{table}, {len(seeds)} seeds from {seeds[0]} (band: ±1 s.e.)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
