@@ -156,7 +156,7 @@ def test_spec_may_be_a_dict_or_json():
         assert ConvNet(form).spec == spec
     with pytest.raises(SpecError):
         ConvNet({"kind": "conv", "layers": [{"filters": 0}]})
-    with pytest.raises(TypeError, match="ConvSpec"):
+    with pytest.raises(ValueError, match="Argument `spec` must be a ConvSpec"):
         ConvNet([conv(4)])
 
 
