@@ -32,7 +32,7 @@ def positive_int(name: str, value: Any, required: bool = True,
 def as_flags(message: str, names: Optional[Iterable[str]] = None) -> str:
     """A library message with its arguments named as flags: ``Argument `units``` becomes
     ``Argument `--units``` and ``Received: units=0`` becomes ``Received: --units=0`` (only for
-    ``names``, when given)."""
+    ``names``, when given); a flag that was not given reads ``Received: no --units``."""
     allowed = None if names is None else set(names)
 
     def flag(match: "re.Match[str]") -> str:
@@ -42,4 +42,5 @@ def as_flags(message: str, names: Optional[Iterable[str]] = None) -> str:
         return f"{match.group(1)}--{name}{match.group(3)}"
 
     message = re.sub(r"(Argument `)([A-Za-z_][A-Za-z0-9_]*)(`)", flag, message)
-    return re.sub(r"(Received: )([A-Za-z_][A-Za-z0-9_]*)(=)", flag, message)
+    message = re.sub(r"(Received: )([A-Za-z_][A-Za-z0-9_]*)(=)", flag, message)
+    return re.sub(r"Received: (--[A-Za-z0-9_]+)=None\b", r"Received: no \1", message)

@@ -265,11 +265,13 @@ def test_enas_image_net_reexports_exactly(enas_exports, tmp_path):
 def test_enas_bad_arguments_write_nothing(tmp_path):
     with pytest.raises(ValueError, match="projection is for tree cells"):
         export_spec(RNN_SPEC, str(tmp_path / "a"), units=3, input_dim=2, projection=2)
-    with pytest.raises(ValueError, match="units is required"):
+    with pytest.raises(ValueError, match="Argument `units` must be a positive integer. "
+                       "Received: units=None. It is required"):
         export_spec(RNN_SPEC.to_json(), str(tmp_path / "b"), input_dim=2)
-    with pytest.raises(ValueError, match="input_shape is required"):
+    with pytest.raises(ValueError, match="Argument `input_shape` must be .* It is required"):
         export_spec(CONV_SPEC.to_dict(), str(tmp_path / "c"))
-    with pytest.raises(ValueError, match="units is for recurrent cell specs; an enas_macro"):
+    with pytest.raises(ValueError, match="Argument `units` must be left out for a spec of kind "
+                       "'enas_macro'"):
         export_spec(MACRO_SPEC, str(tmp_path / "d"), input_shape=(8, 8, 3), units=3)
     with pytest.raises(ValueError, match="layer_config does not fit"):
         export_spec(MACRO_SPEC, str(tmp_path / "e"), input_shape=(8, 8, 3),
