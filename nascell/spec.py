@@ -385,6 +385,11 @@ class ConvSpec(_SpecBase):
         return cls(layers=tuple(layers))
 
 
+# The base class of every spec kind, public so a user's own kind can derive from it
+# (docs/kinds.md): subclasses set ``kind`` and implement ``to_dict`` / ``from_dict``.
+SpecBase = _SpecBase
+
+
 # ---------------------------------------------------------------------------------------------
 # Registry of spec kinds, so `spec_from_json` can read any of them.
 # ---------------------------------------------------------------------------------------------
