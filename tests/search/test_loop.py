@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
 import runs_helpers as h  # noqa: E402
+
 from nascell.search.loop import run_search
 from nascell.search.run_dir import ConfigMismatchError
 from nascell.search.store import TrialStore
