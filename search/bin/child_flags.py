@@ -219,3 +219,31 @@ def evaluator_from_flags(name: str, **overrides: Any):
     options = child_options(name)
     options.update(overrides)
     return create_evaluator(name, **options)
+
+
+# The child flags that also choose the data of the ENAS supernet evaluator (by the space's
+# modality, `nascell.kinds.SpecKind.modality`), and that evaluator's argument for each.
+SUPERNET_DATA_FLAGS = {"sequence": {"child_dataset": "dataset"},
+                       "image": {"child_subset": "subset"}}
+
+
+def supernet_options(modality: str) -> Dict[str, Any]:
+    """The data arguments of the ``supernet`` evaluator from the data flags (--data_dir,
+    --download, --cifar_npz for images, --child_dataset for cells, --child_subset for images),
+    checked like the children's; app.UsageError for a flag that does not apply."""
+    validate_child_flags(None)
+    allowed = SUPERNET_DATA_FLAGS.get(modality, {})
+    foreign = sorted(name for name in FLAGS if name.startswith("child_") and FLAGS[name].present
+                     and name not in allowed)
+    if foreign:
+        _usage(f"{', '.join('--' + f for f in foreign)} configure trained children; the "
+               "supernet evaluator (ENAS) takes its settings as --enas_option=KEY=VALUE")
+    if modality != "image" and FLAGS["cifar_npz"].present:
+        _usage("--cifar_npz is for the image spaces (CIFAR-10), not a recurrent-cell search")
+    options: Dict[str, Any] = {"data_dir": FLAGS.data_dir, "download": FLAGS.download}
+    if modality == "image":
+        options["cifar_npz"] = FLAGS.cifar_npz
+    for flag, arg in allowed.items():
+        if FLAGS[flag].value is not None:
+            options[arg] = FLAGS[flag].value or None  # --child_subset=0: all of it
+    return options

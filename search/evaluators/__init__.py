@@ -16,6 +16,8 @@ _EVALUATORS: Dict[str, str] = {
     "nasbench201": "nascell.search.evaluators.nasbench201:NASBench201Evaluator",
     "rnn_lm": "nascell.search.evaluators.rnn_lm:RNNLanguageModelEvaluator",
     "conv_classifier": "nascell.search.evaluators.conv_classifier:ConvClassifierEvaluator",
+    # ENAS: scores with the shared weights the enas strategy trains (nascell.search.enas).
+    "supernet": "nascell.search.enas.evaluator:SupernetEvaluator",
 }
 
 
