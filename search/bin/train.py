@@ -7,10 +7,11 @@
 
 The spec is ``--spec_json`` (a file holding a spec, or a best.json-style object with a "spec"
 key), or by default the best trial of ``--run_dir``: ``<run_dir>/best/best.json``, else the
-highest-reward finished row of ``<run_dir>/trials.sqlite``. Its kind picks the trainer:
-``rnn_cell`` specs train language models (`RNNLanguageModelEvaluator`), ``conv`` specs CIFAR-10
-classifiers (`ConvClassifierEvaluator`), at the paper's full size (`child_flags.PAPER_SETTINGS`)
-unless ``--child_*`` flags say otherwise.
+best finished trial of the run's store (`nascell.search.store.TrialStore`). Its kind picks the
+trainer (`nascell.kinds.SpecKind.evaluator`): ``rnn_cell`` specs train language models
+(`RNNLanguageModelEvaluator`), ``conv`` specs CIFAR-10 classifiers
+(`ConvClassifierEvaluator`), at the paper's full size (`child_flags.PAPER_SETTINGS`) unless
+``--child_*`` flags say otherwise.
 
 1. Grid: every combination of learning rate, weight decay, batch-norm epsilon (conv only) and
    learning-rate decay epoch is trained for ``--grid_epochs`` epochs and scored on the
@@ -28,7 +29,6 @@ import hashlib
 import itertools
 import json
 import os
-import sqlite3
 import sys
 import time
 from typing import Any, Dict, List, Optional
@@ -84,20 +84,20 @@ def _spec_of(data: Any, where: str):
 
 
 def _best_from_store(path: str):
+    from nascell.search.store import StoreError, TrialStore
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = con.execute("SELECT spec FROM trials WHERE status = 'done' AND spec IS NOT "
-                              "NULL AND reward IS NOT NULL ORDER BY reward DESC, id ASC "
-                              "LIMIT 1").fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error as e:
+        store = TrialStore(path, readonly=True)
+    except StoreError as e:
         _usage(f"cannot read {path}: {e}")
-    if row is None:
+    try:
+        best = [t for t in store.best(5) if t.spec is not None]
+    finally:
+        store.close()
+    if not best:
         _usage(f"{path} has no finished trial with a spec yet; run the search longer or pass "
                f"--spec_json")
-    return _spec_of(json.loads(row[0]), path)
+    spec = best[0].spec
+    return spec if hasattr(spec, "kind") else _spec_of(spec, path)
 
 
 def resolve_spec():
@@ -183,7 +183,7 @@ def point_name(index: int, point: Dict[str, Any], spec_json: str, options: Dict[
     return f"{index:03d}_{text}_{digest}".replace("/", "-")
 
 
-# --- main ------------------------------------------------------------------------------------------
+# --- main ---------------------------------------------------------------------------------------
 
 
 def base_options(kind: str) -> Dict[str, Any]:
@@ -216,12 +216,16 @@ def _summary(result) -> Dict[str, Any]:
 
 def run_final(spec, final_dir: str, out=sys.stdout) -> Dict[str, Any]:
     """The grid, then the final training and the one test evaluation (resumable)."""
-    from nascell import _io
+    from nascell import _io, kinds
     from nascell.search.evaluators import create_evaluator
 
-    kind = {"rnn_cell": "rnn_lm", "conv": "conv_classifier"}.get(getattr(spec, "kind", None))
-    if kind is None:
-        _usage(f"nascell-train trains rnn_cell and conv specs, not {type(spec).__name__}")
+    spec_kind = kinds.find_kind(spec)  # the evaluator that trains a child of this kind
+    kind = spec_kind.evaluator if spec_kind is not None else None
+    if kind not in child_flags.EVALUATORS:
+        trainable = [k for k in kinds.available_kinds()
+                     if kinds.get_kind(k).evaluator in child_flags.EVALUATORS]
+        _usage(f"nascell-train trains specs of the kinds {trainable} (their evaluator trains a "
+               f"child from scratch), not {getattr(spec, 'kind', type(spec).__name__)!r}")
     child_flags.validate_child_flags(kind)
     options = base_options(kind)
     final_epochs = FLAGS.epochs or options["epochs"]

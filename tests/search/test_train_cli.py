@@ -3,7 +3,6 @@
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 
@@ -11,8 +10,8 @@ import pytest
 from absl import app, flags
 from absl.testing import flagsaver
 
-from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
 from nascell.search.bin import train
+from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
 
 
 @pytest.fixture
@@ -79,17 +78,17 @@ def test_spec_from_run_dir_best_json_then_store(parsed_flags, tmp_path):
     parsed_flags.spec_json = None
     with pytest.raises(app.UsageError, match="neither best/best.json nor trials.sqlite"):
         train.resolve_spec()
-    con = sqlite3.connect(run_dir / "trials.sqlite")
-    con.execute("CREATE TABLE trials (id INTEGER PRIMARY KEY, spec TEXT, status TEXT, "
-                "reward REAL)")
-    con.executemany("INSERT INTO trials VALUES (?, ?, ?, ?)", [
-        (0, FIGURE5_SPEC.to_json(), "done", 0.1),
-        (1, NAS_CELL_SPEC.to_json(), "done", 0.5),
-        (2, FIGURE5_SPEC.to_json(), "failed", 0.0),
-        (3, None, "pending", None)])
-    con.commit()
-    con.close()
-    assert train.resolve_spec() == NAS_CELL_SPEC
+    from nascell.search.store import TrialStore
+    from nascell.search.trial import Trial, TrialStatus
+    store = TrialStore(str(run_dir / "trials.sqlite"))
+    trials = [Trial(trial_id=i, decisions={}, spec=spec) for i, spec in
+              enumerate([FIGURE5_SPEC, NAS_CELL_SPEC, FIGURE5_SPEC, None])]
+    store.add(trials)
+    for trial, status, reward in zip(trials[:3], ("done", "done", "failed"), (0.1, 0.5, 0.0)):
+        trial.status, trial.reward = TrialStatus(status), reward
+        store.finish(trial)
+    store.close()
+    assert train.resolve_spec() == NAS_CELL_SPEC  # the store's best, read through its API
     (run_dir / "best" / "best.json").write_text(json.dumps(
         {"trial_id": 0, "reward": 0.9, "spec": FIGURE5_SPEC.to_dict()}))
     assert train.resolve_spec() == FIGURE5_SPEC
