@@ -65,7 +65,8 @@ def main(argv):
     with tempfile.TemporaryDirectory() as tmp:
         wall, cpu = time.time(), time.process_time()
         result = run_search(space, strategy, evaluator, os.path.join(tmp, "run"),
-                            num_trials=strategy.planned_trials(), m=strategy.m, progress=False)
+                            num_trials=strategy.planned_trials(), m=strategy.m, progress=False,
+                            checkpoint_every=strategy.checkpoint_every)
         enas_wall, enas_cpu = time.time() - wall, time.process_time() - cpu
         # Post-training scoring alone: one architecture, one validation batch.
         task = evaluator.supernet_task(space)

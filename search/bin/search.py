@@ -329,7 +329,9 @@ def main(argv: List[str]) -> None:
     try:
         result = run_search(space, strategy, evaluator, plan["run_dir"], num_trials=num_trials,
                             executor=executor, m=m, progress=FLAGS.progress,
-                            checkpoint_every=FLAGS.checkpoint_every, top_k=FLAGS.top_k,
+                            checkpoint_every=(FLAGS.checkpoint_every
+                                              or getattr(strategy, "checkpoint_every", 1)),
+                            top_k=FLAGS.top_k,
                             tensorboard=FLAGS.tensorboard,
                             max_consecutive_failures=FLAGS.max_consecutive_failures)
     except (RunDirError, SearchFailedError) as e:

@@ -95,7 +95,9 @@ flags.DEFINE_string("nb201_csv", None, "NAS-Bench-201 table (nb201_cifar10.csv) 
                     "nasbench201 evaluator (default: $NASCELL_NB201_CSV).")
 flags.DEFINE_bool("export", True, "After the search, export the best architecture into "
                   "<run_dir>/export/best.")
-flags.DEFINE_integer("checkpoint_every", 1, "Save the strategy after every this many rewards.")
+flags.DEFINE_integer("checkpoint_every", None, "Save the strategy after every this many "
+                     "rewards. Default: the strategy's suggestion (1; enas: once per controller "
+                     "update, m).")
 flags.DEFINE_integer("top_k", 5, "Best trials kept in <run_dir>/best/top_k.json.")
 flags.DEFINE_bool("tensorboard", True, "Write TensorBoard summaries to <run_dir>/tensorboard.")
 flags.DEFINE_bool("progress", True, "Print a progress line.")

@@ -81,7 +81,7 @@ def run_enas(space_name: str, run_dir: str, *, data_dir: Optional[str] = None,
     strategy.on_epoch = progress
     result = run_search(space, strategy, evaluator, run_dir,
                         num_trials=num_trials or strategy.planned_trials(), m=strategy.m,
-                        progress=False)
+                        progress=False, checkpoint_every=strategy.checkpoint_every)
     best = result.best
     metrics = dict(best.metrics or {}) if best is not None else {}
     name = "valid_ppl" if space_name == "enas_rnn" else "valid_acc"

@@ -120,6 +120,14 @@ class ENASStrategy(ReinforceStrategy):
         """Trials of one ENAS run: the search phase, then the derive candidates."""
         return self.search_trials + self.schedule["derive_samples"]
 
+    @property
+    def checkpoint_every(self) -> int:
+        """Rewards between strategy checkpoints the strategy suggests to the loop: one per
+        controller update (a reward told after a checkpoint is re-told from the store on
+        resume, so nothing is lost; writing the checkpoint after every trial cost ~0.1 s of
+        fsyncs per trial on a busy disk, more than scoring one)."""
+        return self.m
+
     def phase_of(self, trial_id: int) -> str:
         return SEARCH if trial_id < self.search_trials else DERIVE
 
