@@ -20,6 +20,7 @@ concatenation of the loose ends. `enas_macro_graph` draws the macro network: ste
 in a chain with their ops, the skip connections (dashed, summed into a layer's output), the
 resolution halvings, and the pooled features.
 
+Each spec kind picks its drawing (`nascell.kinds.SpecKind.diagram`); the exporter writes it.
 `write_diagram` always writes the ``.dot`` source; it renders PNG and SVG only when Graphviz's
 ``dot`` binary is on the PATH, and otherwise logs the command to render them elsewhere.
 """

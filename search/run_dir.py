@@ -19,6 +19,7 @@ a checkpoint is written to a fresh ``gen-N`` folder first, and only then does on
 transaction mark the trials whose rewards it includes (``told_gen = N``) and make N current.
 A crash between the two leaves generation N-1 current and its trials still marked as theirs,
 so on resume the trials that N-1 has not seen are re-told from the store, exactly once.
+docs/run_dir.md describes the directory for users.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""TreeCell against an independent numpy reference of DESIGN.md's cell semantics, plus its
-Keras behaviour: RNN options, masking, training, dropout, config and `.keras` files."""
+"""TreeCell against an independent numpy reference of docs/tree_cell.md's cell semantics, plus
+its Keras behaviour: RNN options, masking, training, dropout, config and `.keras` files."""
 
 import json
 import os
@@ -19,7 +19,7 @@ from nascell.tree_cell import TreeCell
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
-# --- the reference: DESIGN.md read literally, node by node, in float64 --------------------------
+# --- the reference: docs/tree_cell.md read literally, node by node, in float64 -----------------
 
 def ref_activation(name, x):
     if name == "identity":
