@@ -99,6 +99,7 @@ class ENASStrategy(ReinforceStrategy):
         self.task = None  # the supernet task, once bound
         self.search_told = 0  # search-phase rewards told
         self.history: List[Dict[str, float]] = []  # one entry per finished epoch
+        self.derive_queue: List[Dict[str, Any]] = []  # drawn derive candidates not yet asked
         self._epoch: Dict[str, List[float]] = {"reward": [], "metric": [], "entropy": []}
         self._phase_seconds = 0.0
         self._epoch_start = time.time()
@@ -155,11 +156,16 @@ class ENASStrategy(ReinforceStrategy):
                          self.task.epochs_trained, len(specs), loss, self._phase_seconds)
 
     def _sample_specs(self, n: int) -> list:
-        """``n`` architectures from the controller, without making trials of them."""
+        """``n`` architectures from the controller, without making trials of them: one draw
+        per shared step, as ENAS' code takes them (a single batched draw would be as good a
+        sample; this keeps the sampling sequence, and so the results, of the measured runs in
+        benchmarks/README.md)."""
         num = self.space.num_active(self.next_trial_id)
-        out = self.controller.sample(n, num)
-        rows = self.controller.tokens_to_rows(out["tokens"], num)
-        return [self.space.decode(self.space.from_tokens(row)) for row in rows]
+        specs = []
+        for _ in range(n):
+            row = self.controller.tokens_to_rows(self.controller.sample(1, num)["tokens"], num)[0]
+            specs.append(self.space.decode(self.space.from_tokens(row)))
+        return specs
 
     # --- ask / tell ----------------------------------------------------------------------------
 
@@ -178,17 +184,25 @@ class ENASStrategy(ReinforceStrategy):
         return self._derive_trials(n)
 
     def _derive_trials(self, n: int) -> List[Trial]:
-        num = self.space.num_active(self.next_trial_id)
-        out = self.controller.sample(n, num)
-        rows = self.controller.tokens_to_rows(out["tokens"], num)
+        """The next ``n`` derive candidates. The first derive ask draws all
+        ``derive_samples`` candidates at once from the final controller (ENAS samples them
+        together); later asks take from them, then draw more if the search asks for more."""
+        if not self.derive_queue:
+            num = self.space.num_active(self.next_trial_id)
+            out = self.controller.sample(max(n, self.schedule["derive_samples"]), num)
+            self.derive_queue = [
+                {"tokens": [int(x) for x in out["tokens"][k]], "num_decisions": num,
+                 "log_prob": float(out["log_prob"][k]), "entropy": float(out["entropy"][k])}
+                for k in range(len(out["tokens"]))]
         trials = []
-        for k, row in enumerate(rows):
-            meta = {"phase": DERIVE, "tokens": [int(x) for x in out["tokens"][k]],
-                    "num_decisions": num, "log_prob": float(out["log_prob"][k]),
-                    "entropy": float(out["entropy"][k])}
+        for entry in self.derive_queue[:n]:
+            num = entry["num_decisions"]
+            row = self.controller.tokens_to_rows([entry["tokens"]], num)[0]
             trials.append(_common.make_trial(self.space, self.next_trial_id,
-                                             self.space.from_tokens(row), meta))
+                                             self.space.from_tokens(row),
+                                             {"phase": DERIVE, **entry}))
             self.next_trial_id += 1
+        self.derive_queue = self.derive_queue[n:]
         return trials
 
     def tell(self, trial: Trial, reward: float) -> None:
@@ -238,6 +252,7 @@ class ENASStrategy(ReinforceStrategy):
     def get_state(self, include_controller: bool = True) -> Dict[str, Any]:
         state = super().get_state(include_controller=include_controller)
         state["enas"] = {"search_told": self.search_told, "history": self.history,
+                         "derive_queue": self.derive_queue,
                          "epoch": {k: [_json_float(v) for v in vs]
                                    for k, vs in self._epoch.items()}}
         return state
@@ -247,6 +262,7 @@ class ENASStrategy(ReinforceStrategy):
         enas = state.get("enas") or {}
         self.search_told = int(enas.get("search_told", 0))
         self.history = [dict(h) for h in enas.get("history", [])]
+        self.derive_queue = [dict(e) for e in enas.get("derive_queue", [])]
         self._epoch = {k: [float("nan") if v is None else float(v) for v in vs]
                        for k, vs in (enas.get("epoch") or {}).items()} or {
             "reward": [], "metric": [], "entropy": []}
