@@ -114,11 +114,10 @@ class SupernetEvaluator(Evaluator):
 
     def _build_task(self, spec):
         from nascell.search.enas import tasks
-        recurrent = isinstance(spec, ENASRNNCellSpec)
-        family = "recurrent" if recurrent else "image"
+        family = "recurrent" if spec.kind == ENASRNNCellSpec.kind else "image"
         lr = DEFAULT_LR[family] if self.shared_lr is None else float(self.shared_lr)
         clip = DEFAULT_CLIPNORM[family] if self.shared_clipnorm is None else self.shared_clipnorm
-        if recurrent:
+        if family == "recurrent":
             from nascell.search.enas.rnn_supernet import RNNSupernet
             train, valid, vocab_size = self._text()
             supernet = RNNSupernet(vocab_size, spec.num_nodes, self.units,
@@ -127,14 +126,7 @@ class SupernetEvaluator(Evaluator):
                                        lr, clip, self.derive_batches)
         train, valid, num_classes = self._images()
         shape = tuple(int(d) for d in np.asarray(train[0]).shape[1:])
-        if isinstance(spec, ENASConvCellSpec):
-            from nascell.search.enas.conv_supernet import ConvSupernet
-            supernet = ConvSupernet(spec.num_nodes, num_classes, self.filters, self.num_cells,
-                                    shape, seed=self.seed)
-        else:
-            from nascell.search.enas.macro_supernet import MacroSupernet
-            supernet = MacroSupernet(spec.num_layers, num_classes, self.filters, shape,
-                                     seed=self.seed)
+        supernet = SUPERNETS[spec.kind](self, spec, num_classes, shape)
         self.input_shape = list(shape)
         return tasks.ImageTask(supernet, train, valid, self.batch_size, lr, clip,
                                self.derive_batches)
@@ -237,15 +229,29 @@ def cell_from_supernet(path: str, spec: ENASRNNCellSpec, units: int,
     return cell
 
 
+def _conv_supernet(evaluator: SupernetEvaluator, spec, num_classes: int, shape):
+    from nascell.search.enas.conv_supernet import ConvSupernet
+    return ConvSupernet(spec.num_nodes, num_classes, evaluator.filters, evaluator.num_cells,
+                        shape, seed=evaluator.seed)
+
+
+def _macro_supernet(evaluator: SupernetEvaluator, spec, num_classes: int, shape):
+    from nascell.search.enas.macro_supernet import MacroSupernet
+    return MacroSupernet(spec.num_layers, num_classes, evaluator.filters, shape,
+                         seed=evaluator.seed)
+
+
+# The image supernet of each ENAS spec kind (the recurrent one is built with its text above).
+SUPERNETS = {ENASConvCellSpec.kind: _conv_supernet, ENASMacroSpec.kind: _macro_supernet}
+ENAS_KINDS = (ENASRNNCellSpec.kind, *SUPERNETS)
+
+
 def _example_spec(space_or_spec: Any):
     """A spec of the space (decoded from its first choices) or the spec itself."""
-    if isinstance(space_or_spec, (ENASRNNCellSpec, ENASConvCellSpec, ENASMacroSpec)):
-        return space_or_spec
-    decode = getattr(space_or_spec, "decode", None)
-    if decode is not None:
-        spec = decode(space_or_spec.sample(np.random.default_rng(0)))
-        if isinstance(spec, (ENASRNNCellSpec, ENASConvCellSpec, ENASMacroSpec)):
-            return spec
+    spec = space_or_spec
+    if getattr(spec, "kind", None) not in ENAS_KINDS and hasattr(spec, "decode"):
+        spec = spec.decode(spec.sample(np.random.default_rng(0)))
+    if getattr(spec, "kind", None) in ENAS_KINDS and hasattr(spec, "to_dict"):
+        return spec
     raise ValueError(f"the supernet evaluator searches the ENAS spaces (enas_rnn, enas_conv, "
                      f"enas_macro); got {getattr(space_or_spec, 'name', space_or_spec)!r}")
-
