@@ -18,13 +18,12 @@ Dependencies flow one way, ``nascell`` <- ``nascell.search`` and ``nascell`` <-
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, Optional
 
 from absl import logging
 
-from nascell import kinds
+from nascell import _io, kinds
 from nascell.search.run_dir import RunDir, RunDirError
 from nascell.spec import SpecError, spec_from_dict
 
@@ -64,13 +63,11 @@ def trial_for_export(run_dir: str, trial: Optional[int] = None) -> Dict[str, Any
         if trial is None:
             best_path = os.path.join(run.path, "best", "best.json")
             entry = None
-            if os.path.isfile(best_path):
-                try:
-                    with open(best_path, "r", encoding="utf-8") as f:
-                        entry = json.load(f)
-                except json.JSONDecodeError as e:
-                    raise RunExportError(f"{best_path} is corrupt ({e}); pass --trial ID to "
-                                         f"export a trial from the store instead") from None
+            try:
+                entry = _io.read_json_or_none(best_path)
+            except ValueError as e:
+                raise RunExportError(f"{e}; or pass --trial ID to export a trial from the "
+                                     "store instead") from None
             if entry is None:
                 best = run.store.best(1)
                 if not best:

@@ -81,15 +81,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def normalize_config(config: Dict[str, Any]) -> Dict[str, Any]:
     """The config as JSON would give it back (tuples become lists, numpy scalars numbers)."""
-    return json.loads(json.dumps(config, sort_keys=True, default=_default))
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    return repr(obj)
+    return json.loads(json.dumps(config, sort_keys=True, default=_io.json_default))
 
 
 def _flatten(obj: Any, prefix: str = "") -> Dict[str, Any]:

@@ -21,6 +21,7 @@ import sqlite3
 import time
 from typing import Any, Dict, Iterable, List, Optional
 
+from nascell import _io
 from nascell.search.trial import Trial, TrialStatus
 
 SCHEMA_VERSION = 1
@@ -88,18 +89,8 @@ def spec_from_stored(text: Optional[str]) -> Any:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=_json_default)
-
-
-def _json_default(obj: Any) -> Any:
     # numpy scalars and arrays, sets: the usual suspects in metrics and strategy meta.
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    return repr(obj)
+    return json.dumps(obj, sort_keys=True, default=_io.json_default)
 
 
 class TrialStore:
