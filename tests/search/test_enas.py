@@ -260,6 +260,10 @@ def test_enas_runs_through_the_one_engine(straight, monkeypatch):
     monkeypatch.setattr(Controller, "update", lambda *a, **k: pytest.fail("second path"))
     again = run_enas("enas_rnn", run, data=_data(), epochs=2, **TINY)  # finished: no work
     assert again.spec == straight.spec and again.history == straight.history
+    from nascell.search.enas import trainer  # the old entry point still works, deprecated
+    with pytest.warns(DeprecationWarning, match="nascell.search.enas.run_enas"):
+        old = trainer.run_enas("enas_rnn", run, data=_data(), epochs=2, **TINY)
+    assert old.spec == straight.spec
 
 
 def test_an_interrupted_run_resumes_exactly(tmp_path, straight):
