@@ -303,6 +303,11 @@ def _export(run_dir: str, best_spec: Any) -> None:
     print(f"exported the best architecture to {path}")
 
 
+def _phase(trial) -> str:
+    phase = (trial.meta or {}).get("phase")
+    return f", {phase} phase" if phase else ""
+
+
 def main(argv: List[str]) -> None:
     try:
         plan = resolve(argv)
@@ -342,7 +347,7 @@ def main(argv: List[str]) -> None:
     print(f"{result.num_done + result.num_failed} trials in {result.run_dir} "
           f"({result.num_failed} failed); best reward "
           f"{'-' if best is None else f'{best.reward:.6f}'}"
-          f"{'' if best is None else f' (trial {best.trial_id})'}")
+          f"{'' if best is None else f' (trial {best.trial_id}{_phase(best)})'}")
     if best is not None:
         spec = best.spec.to_json() if hasattr(best.spec, "to_json") else best.spec
         print(f"best architecture: {spec}")
