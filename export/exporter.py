@@ -69,15 +69,17 @@ def _source_core(weights_from: Any) -> Optional[keras.layers.Layer]:
         layer = load(path)
         return kinds.find_core(layer)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights_from={path!r} does not exist; pass an export folder, "
-                                f"a .keras file, a weights.npz or a Keras layer")
+        raise FileNotFoundError(f"Argument `weights_from` must be an export folder, a .keras "
+                                f"file, a weights.npz or a Keras layer; {path!r} does not "
+                                "exist")
     if path.endswith(".keras"):
         model = keras.saving.load_model(path, compile=False)
         return kinds.find_core(model, first=True)
     if path.endswith(".npz"):
         return None  # read by `_prepare` once the layer is built.
-    raise ValueError(f"weights_from={path!r}: unsupported file; pass an export folder, a "
-                     f".keras file, a weights.npz written by an export, or a Keras layer")
+    raise ValueError(f"Argument `weights_from` must be an export folder, a .keras file, a "
+                     f"weights.npz written by an export, or a Keras layer. Received: "
+                     f"weights_from={path!r}")
 
 
 def _prepare(spec: Any, sizes: Dict[str, Any], weights_from: Any,
@@ -85,8 +87,9 @@ def _prepare(spec: Any, sizes: Dict[str, Any], weights_from: Any,
     """Resolve the arguments into (kind, spec, built layer with its weights, shapes)."""
     if isinstance(spec, keras.layers.Layer):
         if weights_from is not None:
-            raise ValueError("pass either a layer (its own weights are exported) or "
-                             "weights_from, not both")
+            raise ValueError("Argument `weights_from` must be left out when `spec` is a layer "
+                             "(its own weights are exported). Received: "
+                             f"weights_from={weights_from!r}")
         source = kinds.find_core(spec)
         spec = source.spec
         weights_desc = f"layer {source.name!r}"

@@ -92,7 +92,8 @@ def create_strategy(name: str, space: Any, seed: int = 0, **options: Any) -> Str
     """Create a registered strategy by name (reinforce, random, evolution, enas, ...)."""
     _import_builtin()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown strategy {name!r}; available: {sorted(_REGISTRY)}")
+        raise ValueError(f"Argument `name` must be a registered strategy, one of "
+                         f"{sorted(_REGISTRY)}. Received: name={name!r}")
     return _REGISTRY[name](space, seed=seed, **options)
 
 

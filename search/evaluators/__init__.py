@@ -32,7 +32,8 @@ def available_evaluators() -> List[str]:
 
 def evaluator_class(name: str):
     if name not in _EVALUATORS:
-        raise ValueError(f"unknown evaluator {name!r}; available: {sorted(_EVALUATORS)}")
+        raise ValueError(f"Argument `name` must be a registered evaluator, one of "
+                         f"{sorted(_EVALUATORS)}. Received: name={name!r}")
     module, cls = _EVALUATORS[name].split(":")
     return getattr(importlib.import_module(module), cls)
 
