@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 
 from nascell.nas_cell import NASCell
-from nascell.spec import (EXTENDED_ACTIVATIONS, EXTENDED_COMBINES, FIGURE5_SPEC, NAS_CELL_SPEC,
-                          SpecError, rnn_cell_spec)
+from nascell.spec import (
+    EXTENDED_ACTIVATIONS,
+    EXTENDED_COMBINES,
+    FIGURE5_SPEC,
+    NAS_CELL_SPEC,
+    SpecError,
+    rnn_cell_spec,
+)
 from nascell.tree_cell import TreeCell
 
 TOL = dict(rtol=1e-5, atol=1e-5)

@@ -14,8 +14,14 @@ import pytest
 import tensorflow as tf
 
 from nascell.enas_cells import ENASConvNet, ENASMacroNet, ENASRNNCell
-from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroLayer, ENASMacroSpec,
-                               ENASRNNCellSpec, enas_rnn_cell_spec)
+from nascell.enas_spec import (
+    ENASConvCellSpec,
+    ENASConvNode,
+    ENASMacroLayer,
+    ENASMacroSpec,
+    ENASRNNCellSpec,
+    enas_rnn_cell_spec,
+)
 from nascell.export import export_best, export_spec, load
 
 # Node 1 and node 3 both read node 0 ... loose ends 2 and 3 are averaged.
@@ -61,7 +67,8 @@ def enas_exports(tmp_path_factory, randomize):
         # A SavedModel runs as a graph, and TensorFlow's graph optimizer (its arithmetic
         # rewrites) may reorder float operations: for the micro net that moves the features
         # by about 1e-7 from the eager layer. The graph-mode layer is the exact reference.
-        graph_fn = tf.function(lambda images: net(images, training=False), autograph=False)
+        graph_fn = tf.function(lambda images, net=net: net(images, training=False),
+                               autograph=False)
         refs = {"images": images, "features": np.asarray(net(images, training=False)),
                 "features_graph": graph_fn(images).numpy()}
         out[kind] = (export_spec(net, str(root / kind)), refs)
