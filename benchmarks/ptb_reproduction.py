@@ -104,6 +104,9 @@ def _table(out_dir: str) -> str:
             continue
         with open(path, encoding="utf-8") as f:
             r = json.load(f)
+        if "diverged" in r:
+            lines.append(f"| {name} | | | | diverged | | |")
+            continue
         lines.append(f"| {name} | {r['units']} | {r['params']:,} | {r['best_epoch']} | "
                      f"{r['valid_ppl']:.1f} | {r['test_ppl']:.1f} | "
                      f"{r['wall_seconds'] / 60:.0f} min |")
@@ -130,9 +133,17 @@ def _train(name: str, target_params: int, out_dir: str):
               f"{record['words_per_second']:6.0f} words/s  epoch {record['seconds']:5.0f}s  "
               f"wall {(time.time() - start) / 60:5.1f} min", flush=True)
 
+    from nascell.search.evaluators._child import ChildDiverged
+
     spec = _spec(name)
-    model, metrics = evaluator.train_model(spec, os.path.join(folder, "checkpoints"),
-                                           evaluate_test=True, on_epoch=on_epoch)
+    try:
+        model, metrics = evaluator.train_model(spec, os.path.join(folder, "checkpoints"),
+                                               evaluate_test=True, on_epoch=on_epoch)
+    except ChildDiverged as e:  # a result too: this cell does not train in this setting
+        _write_json(result_path, {"model": name, "cell": CELLS[name], "diverged": str(e),
+                                  "evaluator": evaluator.config(), "commit": _commit()})
+        print(f"{name}: diverged: {e}", flush=True)
+        return
     history = metrics["history"]
     result = {"model": name, "cell": CELLS[name], "units": metrics["units"],
               "params": metrics["params"], "epochs": len(history),
