@@ -412,6 +412,7 @@ class RNNLanguageModelEvaluator(Evaluator):
         history = fit.history
         metrics: Dict[str, Any] = {
             "valid_ppl": fit.best_valid_ppl,
+            "reward": REWARD_CONSTANT / fit.best_valid_ppl ** 2,
             "valid_ppl_history": [h["valid_ppl"] for h in history],
             "train_ppl": history[-1]["train_ppl"],
             "train_loss": math.log(history[-1]["train_ppl"]),

@@ -108,3 +108,21 @@ def test_fit_keeps_the_best_weights_in_memory():
     assert math.exp(trainer.evaluate(ids["valid"], 2, 5).loss) == pytest.approx(
         result.best_valid_ppl, rel=1e-5)
     assert result.test_ppl > 1
+
+
+def test_rnn_lm_children_can_carry_the_state(shared_data):
+    """carry_state=True: a child trains through the stateful trainer; its metrics and reward
+    have the usual form, and the option is recorded in its config."""
+    from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
+
+    evaluator = RNNLanguageModelEvaluator(
+        data_dir=str(shared_data("ptb")), units=8, epochs=2, steps_per_epoch=3, batch_size=4,
+        seq_len=5, max_valid_steps=2, carry_state=True)
+    result = evaluator.evaluate(FIGURE5_SPEC)
+    assert not result.failed, result.error
+    m = result.metrics
+    assert m["carry_state"] and m["steps"] == 6 and len(m["valid_ppl_history"]) == 2
+    assert m["valid_ppl"] == min(m["valid_ppl_history"])
+    assert result.reward == pytest.approx(80.0 / m["valid_ppl"] ** 2)
+    assert evaluator.config()["carry_state"] is True
+    assert "carry_state" not in RNNLanguageModelEvaluator().config()  # old run dirs still match
