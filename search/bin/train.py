@@ -13,7 +13,7 @@ kind picks the trainer: ``rnn_cell`` specs train language models
 (`RNNLanguageModelEvaluator`), ``conv`` specs CIFAR-10 classifiers (`ConvClassifierEvaluator`),
 at the paper's full size (`child_flags.PAPER_SETTINGS`) unless ``--child_*`` flags say
 otherwise. Language models carry the recurrent state across batches (truncated BPTT, as
-Zaremba et al. and the paper train them) unless ``--nocarry_state``.
+Zaremba et al. and the paper train them) unless ``--nochild_carry_state``.
 
 1. Grid: every combination of learning rate, weight decay, batch-norm epsilon (conv only) and
    learning-rate decay epoch is trained for ``--grid_epochs`` epochs and scored on the
@@ -71,10 +71,7 @@ flags.DEFINE_integer("epochs", None, "Epochs of the final training (default: the
                      "child epochs, 35 for cells, 50 for conv nets).")
 flags.DEFINE_enum("cell", None, ["lstm"], "Train a baseline cell instead of a found spec: "
                   "lstm (Keras' LSTMCell, as Zaremba et al.). Exclusive with --spec_json.")
-flags.DEFINE_bool("carry_state", True, "Language models: carry the recurrent state from one "
-                  "batch to the next (truncated BPTT, the loss summed over the unrolled steps, "
-                  "as Zaremba et al.), in training and in the validation and test perplexity.")
-flags.DEFINE_integer("test_batch_size", None, "Language models with --carry_state: rows of the "
+flags.DEFINE_integer("test_batch_size", None, "Language models carrying the state: rows of the "
                      "test stream (default: the batch size; 1: the test split as one stream, "
                      "as Zaremba et al. measure it).")
 
@@ -229,7 +226,8 @@ def base_options(kind: str) -> Dict[str, Any]:
     if kind == "rnn_lm" and options.get("clipnorm") == 0:
         options["clipnorm"] = None
     if kind == "rnn_lm":
-        options["carry_state"] = FLAGS.carry_state
+        # The final stage trains language models as the literature does, unless told not to.
+        options["carry_state"] = given.get("carry_state", True)
         if FLAGS.test_batch_size is not None:
             options["test_batch_size"] = FLAGS.test_batch_size
     options["data_dir"] = FLAGS.data_dir
