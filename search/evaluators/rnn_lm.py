@@ -8,11 +8,14 @@ as the paper matches its children to the "medium" baselines.
 
 Design choices, stated once:
 
-* The recurrent state is reset at every batch (the layers are not stateful). Every batch is
-  then an independent example, which lets `tf.distribute.MirroredStrategy` split it across
-  GPUs and lets validation run with any batch size. Compared with carrying the state across
-  batches (Zaremba et al.), perplexity is a little worse for every cell alike, so the ranking
-  the search needs is kept.
+* By default the recurrent state is reset at every batch (the layers are not stateful). Every
+  batch is then an independent example, which lets `tf.distribute.MirroredStrategy` split it
+  across GPUs and lets validation run with any batch size. Compared with carrying the state
+  across batches (Zaremba et al.), perplexity is a little worse for every cell alike, so the
+  ranking the search needs is kept. With ``carry_state=True`` the child trains as Zaremba et
+  al. and the paper do: the state carried from batch to batch (truncated BPTT), in training
+  and validation, the loss summed over the unrolled steps, on one device
+  (`nascell.search.training.stateful_lm`); the final stage (`train_model`) always does.
 * Dropout is variational: the `TreeCell` drops its inputs (``dropout``) and its recurrent
   state (``recurrent_dropout``) with one mask per sequence, and the top layer's outputs are
   dropped with one mask per sequence (``dropout``) before the softmax; the embedding output
@@ -27,7 +30,6 @@ Design choices, stated once:
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from typing import Any, Dict, Optional, Tuple
@@ -36,9 +38,11 @@ from absl import logging
 
 from nascell.search.evaluator import EvalResult, Evaluator
 from nascell.search.evaluators import _child
+from nascell.search.evaluators.lm_parts import (  # noqa: F401  (public names of this module)
+    LSTM, is_lstm, tied_embedding_class, as_cell_spec, cell_base, language_model_params,
+    recurrent_cell, units_for_params)
 
 REWARD_CONSTANT = 80.0
-LSTM = "lstm"  # the baseline cell's name, accepted wherever a cell spec is
 DATASETS = ("ptb", "ptb_char", "tiny_shakespeare")
 OPTIMIZERS = ("sgd", "adam")
 
@@ -67,76 +71,6 @@ def load_corpus(dataset: str, data_dir: Optional[str] = None, download: bool = F
     return _CORPORA[key]
 
 
-def language_model_params(vocab_size: int, units: int, base: int, num_layers: int = 2,
-                          tie_weights: bool = True, embedding_dim: Optional[int] = None) -> int:
-    """Parameter count of the child language model (matches ``model.count_params()``)."""
-    embedding_dim = units if (tie_weights or embedding_dim is None) else embedding_dim
-    total = vocab_size * embedding_dim
-    input_dim = embedding_dim
-    for _ in range(num_layers):
-        total += (input_dim + units + 1) * base * units  # kernel, recurrent kernel, bias
-        input_dim = units
-    total += vocab_size if tie_weights else (units + 1) * vocab_size
-    return total
-
-
-def units_for_params(target_params: int, vocab_size: int, base: int, num_layers: int = 2,
-                     tie_weights: bool = True) -> int:
-    """The hidden size whose model is closest to ``target_params`` parameters."""
-    def count(u):
-        return language_model_params(vocab_size, u, base, num_layers, tie_weights)
-
-    lo, hi = 1, 1
-    while count(hi) < target_params:
-        hi *= 2
-    while lo < hi:  # smallest u with count(u) >= target
-        mid = (lo + hi) // 2
-        if count(mid) >= target_params:
-            hi = mid
-        else:
-            lo = mid + 1
-    if lo > 1 and abs(count(lo - 1) - target_params) <= abs(count(lo) - target_params):
-        return lo - 1
-    return lo
-
-
-def cell_base(spec) -> int:
-    """Weight matrices per recurrent layer, as multiples of ``units`` (the ``base`` of a tree
-    cell; 4 for the ``"lstm"`` baseline, whose gates are four such matrices)."""
-    return 4 if _is_lstm(spec) else as_cell_spec(spec).base
-
-
-def _is_lstm(spec) -> bool:
-    return isinstance(spec, str) and spec.strip().lower() == LSTM
-
-
-def as_cell_spec(spec):
-    """``"lstm"`` (the baseline cell) or the `RNNCellSpec` of ``spec`` (a spec, dict or JSON)."""
-    from nascell.tree_cell import as_rnn_cell_spec
-
-    return LSTM if _is_lstm(spec) else as_rnn_cell_spec(spec)
-
-
-def recurrent_cell(spec, units: int, dropout: float = 0.0, recurrent_dropout: float = 0.0,
-                   initializer=None, seed: Optional[int] = None, name: Optional[str] = None):
-    """One layer's cell: a `TreeCell` of ``spec``, or Keras' `LSTMCell` for ``"lstm"``.
-
-    The LSTM is the baseline of Zaremba et al.: every weight drawn from ``initializer``, zero
-    biases and no added forget-gate bias (as TensorFlow's PTB tutorial).
-    """
-    import keras
-
-    from nascell.tree_cell import TreeCell
-
-    inits = ({} if initializer is None
-             else {"kernel_initializer": initializer, "recurrent_initializer": initializer})
-    if _is_lstm(spec):
-        return keras.layers.LSTMCell(units, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                                     unit_forget_bias=False, seed=seed, name=name, **inits)
-    return TreeCell(spec, units, dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
-                    name=name, **inits)
-
-
 def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
                          tie_weights: bool = True, embedding_dim: Optional[int] = None,
                          embedding_dropout: float = 0.0, dropout: float = 0.0,
@@ -158,7 +92,7 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     state_inputs, state_outputs = [], []
     if tie_weights:
-        embedding = _tied_embedding_class()(vocab_size, embedding_dim, init, name="embedding")
+        embedding = tied_embedding_class()(vocab_size, embedding_dim, init, name="embedding")
     else:
         embedding = keras.layers.Embedding(vocab_size, embedding_dim,
                                            embeddings_initializer=init, name="embedding")
@@ -167,7 +101,7 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
         x = keras.layers.Dropout(embedding_dropout, seed=seed, name="embedding_dropout")(x)
     for layer in range(num_layers):
         cell = recurrent_cell(spec, units, dropout, recurrent_dropout, init, seed,
-                              name=f"{'lstm' if _is_lstm(spec) else 'tree'}_cell_{layer}")
+                              name=f"{'lstm' if is_lstm(spec) else 'tree'}_cell_{layer}")
         if return_state:
             state = [keras.Input(shape=(size,), name=f"{part}_{layer}")
                      for part, size in zip("hc", cell.state_size)]
@@ -188,40 +122,6 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
         return keras.Model([tokens, *state_inputs], [logits, *state_outputs],
                            name="language_model")
     return keras.Model(tokens, logits, name="language_model")
-
-
-@functools.lru_cache(maxsize=None)
-def _tied_embedding_class():
-    """The embedding whose matrix is also the softmax's (made on first use, so importing this
-    module does not import Keras)."""
-    import keras
-
-    class TiedEmbedding(keras.layers.Layer):
-        """``call(ids)``: embeddings; ``call(x, logits=True)``: ``x @ embeddings^T + bias``.
-
-        One layer owns both weights and is called twice, which keeps the model free of
-        layers that reference each other (such references kept every child's weights alive
-        after `keras.backend.clear_session`).
-        """
-
-        def __init__(self, vocab_size, dim, embeddings_initializer, **kwargs):
-            super().__init__(**kwargs)
-            self.vocab_size, self.dim = int(vocab_size), int(dim)
-            self.embeddings_initializer = embeddings_initializer
-
-        def build(self, input_shape):
-            self.embeddings = self.add_weight(shape=(self.vocab_size, self.dim),
-                                              initializer=self.embeddings_initializer,
-                                              name="embeddings")
-            self.bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros",
-                                        name="softmax_bias")
-
-        def call(self, inputs, logits=False):
-            if logits:
-                return keras.ops.matmul(inputs, keras.ops.transpose(self.embeddings)) + self.bias
-            return keras.ops.take(self.embeddings, keras.ops.cast(inputs, "int32"), axis=0)
-
-    return TiedEmbedding
 
 
 class RNNLanguageModelEvaluator(Evaluator):
@@ -246,6 +146,9 @@ class RNNLanguageModelEvaluator(Evaluator):
         max_valid_steps: cap on validation batches per epoch (None: the whole split).
         seed: seeds weights and dropout (every trial starts from the same seed).
         num_gpus: GPUs one evaluation asks an executor for.
+        carry_state: carry the recurrent state across batches (see the module docstring).
+        test_batch_size: rows of the test stream when the state is carried (default
+            ``batch_size``; 1: the test split as one stream, as Zaremba et al.).
     """
 
     name = "rnn_lm"
@@ -257,7 +160,8 @@ class RNNLanguageModelEvaluator(Evaluator):
                  embedding_dropout: float = 0.0, dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, epochs: int = 1,
                  steps_per_epoch: Optional[int] = None, batch_size: int = 20, seq_len: int = 35,
-                 optimizer: str = "sgd", lr: float = 1.0, clipnorm: Optional[float] = 5.0, lr_decay: float = 1 / 1.2,
+                 optimizer: str = "sgd", lr: float = 1.0, clipnorm: Optional[float] = 5.0,
+                 lr_decay: float = 1 / 1.2,
                  lr_decay_epoch: Optional[int] = None, weight_decay: float = 0.0,
                  max_valid_steps: Optional[int] = None, seed: Optional[int] = 0,
                  num_gpus: float = 0, carry_state: bool = False,
@@ -313,8 +217,8 @@ class RNNLanguageModelEvaluator(Evaluator):
     def config(self) -> Dict[str, Any]:
         keys = ("dataset", "data_dir", "units", "target_params", "num_layers", "tie_weights",
                 "embedding_dim", "embedding_dropout", "dropout", "recurrent_dropout", "epochs",
-                "steps_per_epoch", "batch_size", "seq_len", "optimizer", "lr", "clipnorm", "lr_decay",
-                "lr_decay_epoch", "weight_decay", "max_valid_steps", "seed")
+                "steps_per_epoch", "batch_size", "seq_len", "optimizer", "lr", "clipnorm",
+                "lr_decay", "lr_decay_epoch", "weight_decay", "max_valid_steps", "seed")
         out = {"name": self.name, **{k: getattr(self, k) for k in keys}}
         # Recorded only when set, so run directories of earlier versions still match.
         for key in ("carry_state", "test_batch_size"):
