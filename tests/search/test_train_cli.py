@@ -50,7 +50,12 @@ def test_grid_then_final_and_resume(parsed_flags, shared_data, tmp_path):
     _tiny_lm_flags(parsed_flags, shared_data("ptb"))
     final_dir = str(tmp_path / "final")
     out = io.StringIO()
-    record = train.run_final(FIGURE5_SPEC, final_dir, out=out)
+    final_model = train.final_stage(FIGURE5_SPEC, final_dir, out=out)
+    record = final_model.record
+    # The final stage ends with the trained model in memory and its best weights on disk.
+    assert isinstance(final_model.model, keras.Model)
+    assert final_model.model.count_params() == record["metrics"]["params"]
+    assert os.path.isfile(final_model.weights_path)
     grid = _grid_files(final_dir)
     assert len(grid) == 2 and out.getvalue().count("grid point") == 2
     with open(os.path.join(final_dir, "final.json")) as f:
@@ -73,8 +78,9 @@ def test_grid_then_final_and_resume(parsed_flags, shared_data, tmp_path):
     assert os.path.exists(os.path.join(final_dir, "final.json"))
     # Everything done: nothing is trained at all.
     out = io.StringIO()
-    train.run_final(FIGURE5_SPEC, final_dir, out=out)
-    assert "already done" in out.getvalue()
+    again = train.final_stage(FIGURE5_SPEC, final_dir, out=out)
+    assert "already done" in out.getvalue() and again.model is None
+    assert again.weights_path == final_model.weights_path
 
 
 def test_spec_from_run_dir_best_json_then_store(parsed_flags, tmp_path):
