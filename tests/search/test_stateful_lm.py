@@ -126,3 +126,18 @@ def test_rnn_lm_children_can_carry_the_state(shared_data):
     assert result.reward == pytest.approx(80.0 / m["valid_ppl"] ** 2)
     assert evaluator.config()["carry_state"] is True
     assert "carry_state" not in RNNLanguageModelEvaluator().config()  # old run dirs still match
+
+
+@pytest.mark.parametrize("spec", ["lstm", FIGURE5_SPEC])
+def test_stateful_and_stateless_models_share_a_weights_file(spec, tmp_path):
+    """The final stage saves the stateful model's weights; the ids -> logits model (what an
+    export serves) loads them and computes the same logits from a zero state."""
+    stateful = _model(spec, scale=5.0)
+    path = str(tmp_path / "m.weights.h5")
+    stateful.save_weights(path)
+    stateless = build_language_model(spec, VOCAB, 4, num_layers=2, tie_weights=False, seed=9)
+    stateless.load_weights(path)
+    ids = keras.ops.convert_to_tensor(_ids(2 * 6).reshape(2, 6))
+    trainer = StatefulLMTrainer(stateful, keras.optimizers.SGD(1.0))
+    expected = stateful([ids, *trainer.zero_state(2)])[0]
+    np.testing.assert_allclose(stateless(ids), expected, rtol=1e-5, atol=1e-6)
