@@ -148,7 +148,7 @@ def _train_args(spec_file, final_dir, data_dir, epochs):
     return [sys.executable, "-m", "nascell.search.bin.train", f"--spec_json={spec_file}",
             f"--final_dir={final_dir}", f"--data_dir={data_dir}",
             "--child_dataset=tiny_shakespeare", "--child_units=8", "--child_num_layers=1",
-            "--child_steps_per_epoch=40", "--child_batch_size=20", "--child_seq_len=5",
+            "--child_steps_per_epoch=30", "--child_batch_size=20", "--child_seq_len=5",
             "--child_max_valid_steps=4", "--child_optimizer=sgd", f"--epochs={epochs}"]
 
 
@@ -159,7 +159,7 @@ def test_killed_final_training_resumes_after_its_last_finished_epoch(tmp_path):
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(FIGURE5_SPEC.to_json())
     final_dir = tmp_path / "final"
-    args = _train_args(spec_file, final_dir, data_dir, epochs=6)
+    args = _train_args(spec_file, final_dir, data_dir, epochs=4)
     progress = final_dir / "train" / "progress.json"
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -174,23 +174,23 @@ def test_killed_final_training_resumes_after_its_last_finished_epoch(tmp_path):
         proc.kill()
         proc.wait()
     before = json.loads(progress.read_text())
-    assert 1 <= before["epoch"] < 6 and not (final_dir / "final.json").exists()
+    assert 1 <= before["epoch"] < 4 and not (final_dir / "final.json").exists()
 
     again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert f"resumed after epoch {before['epoch']}" in again.stdout
-    assert f"final training epoch {before['epoch'] + 1}/6" in again.stdout
-    assert "final training epoch 1/6" not in again.stdout
+    assert f"final training epoch {before['epoch'] + 1}/4" in again.stdout
+    assert "final training epoch 1/4" not in again.stdout
     final = json.loads((final_dir / "final.json").read_text())
     metrics = final["metrics"]
     assert metrics["resumed_after_epoch"] == before["epoch"]
-    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4, 5, 6]
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4]
     assert metrics["history"][:before["epoch"]] == before["history"]
     ppls = [h["valid_ppl"] for h in metrics["history"]]
     assert metrics["valid_ppl"] == min(ppls) and metrics["best_epoch"] == 1 + ppls.index(min(ppls))
     assert final["weights"] == os.path.join("train", "best.weights.h5")
     assert sorted(p.name for p in (final_dir / "train").iterdir() if p.name.startswith("epoch-")) \
-        <= sorted({f"epoch-{e:04d}.{s}" for e in (6, metrics["best_epoch"])
+        <= sorted({f"epoch-{e:04d}.{s}" for e in (4, metrics["best_epoch"])
                    for s in ("weights.h5", "optimizer.npz")})
 
     # The best weights on disk reproduce the best validation perplexity.
