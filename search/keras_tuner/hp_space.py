@@ -115,6 +115,11 @@ class HPSpace:
                 out[e.decision] = _nearest(e.hp, e.choices, values.get(e.hp.name, e.hp.default))
         return out
 
+    def key(self, values: Dict[str, Any]) -> str:
+        """`values_key` of ``values`` as this space sees them (snapped to the grid, inactive
+        hps dropped, hps added since filled with their defaults): equal keys, same trial."""
+        return values_key(self.values(self.decisions(values)))
+
 
 def values_key(values: Dict[str, Any]) -> str:
     """A canonical string for a set of hp values (what "the same trial" means)."""

@@ -110,6 +110,8 @@ class Oracle(kt.Oracle):
                          tune_new_entries=tune_new_entries, seed=seed,
                          max_retries_per_trial=max_retries_per_trial,
                          max_consecutive_failed_trials=max_consecutive_failed_trials)
+        if seed is not None:  # KerasTuner reads a seed of 0 as "no seed"; nascell does not
+            self.seed = self._seed_state = seed
         self.strategy_name = strategy
         # JSON round trip: what is compared with a reloaded project's options.
         self.strategy_options = json.loads(json.dumps(
@@ -265,10 +267,13 @@ class Oracle(kt.Oracle):
         return None
 
     def _tried(self) -> Dict[str, Optional[float]]:
-        """Values key -> reward of every trial so far (None: running, or no reward yet)."""
+        """Values key -> reward of every trial so far (None: running, or no reward yet).
+
+        Keys are taken in the current space: a trial that ran before an hp was declared ran
+        with its default, so it counts as the configuration with that default."""
         worst, out = self._worst(), {}
         for t in self.trials.values():
-            key = values_key(t.hyperparameters.values)
+            key = self.hp_space.key(t.hyperparameters.values)
             if out.get(key) is None:
                 out[key] = self._reward(t, worst)
         return out
