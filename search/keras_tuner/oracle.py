@@ -47,6 +47,7 @@ from absl import logging
 from keras_tuner.engine import trial as kt_trial
 
 from nascell.search.keras_tuner.hp_space import FLOAT_POINTS, MAX_CHOICES, HPSpace, values_key
+from nascell.search.space import Categorical, SearchSpace
 from nascell.search.strategy import Strategy, available_strategies, create_strategy
 from nascell.search.trial import Trial
 
@@ -116,6 +117,12 @@ class Oracle(kt.Oracle):
         # JSON round trip: what is compared with a reloaded project's options.
         self.strategy_options = json.loads(json.dumps(
             {**DEFAULT_STRATEGY_OPTIONS.get(strategy, {}), **(strategy_options or {})}))
+        try:  # bad options fail here, not at the first trial (the real space comes later)
+            create_strategy(strategy, SearchSpace("check", [Categorical("x", (0, 1))]),
+                            **self.strategy_options)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"Argument `strategy_options` does not suit strategy {strategy!r}: "
+                             f"{e}. Received: strategy_options={strategy_options!r}") from e
         self.float_points = float_points
         self.max_choices = max_choices
         self.max_repeats = max_repeats

@@ -123,6 +123,9 @@ def test_unknown_hp_type_and_bad_arguments():
         nkt.Oracle("nope")
     with pytest.raises(ValueError, match="Argument `float_points` must be an integer >= 2"):
         nkt.Oracle("random", float_points=1)
+    with pytest.raises(ValueError, match="`strategy_options` does not suit strategy 'evolution'"):
+        nkt.Oracle("evolution", strategy_options={"population_size": 4})  # tournament 5 > 4
+    assert nkt.Oracle("random", seed=0).seed == 0  # KerasTuner alone would draw a random seed
 
 
 # --- a tuner that trains nothing: the trial's score is a function of its values ---------------
@@ -274,25 +277,29 @@ def test_conditional_search(tmp_path):
 
 # --- a real, tiny KerasTuner search -----------------------------------------------------------
 
-@pytest.mark.parametrize("name", available_strategies())
-def test_real_keras_search(tmp_path, name):
-    import keras
-
+def _data():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(48, 6)).astype("float32")
-    y = (x[:, 0] - x[:, 1] > 0).astype("int32")
+    return x, (x[:, 0] - x[:, 1] > 0).astype("int32")
 
-    def build_model(hp):
-        model = keras.Sequential([
-            keras.Input((6,)),
-            keras.layers.Dense(hp.Int("units", 4, 12, step=4),
-                               activation=hp.Choice("act", ["relu", "tanh"])),
-            keras.layers.Dense(2, activation="softmax")])
-        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-1, sampling="log")),
-                      "sparse_categorical_crossentropy", metrics=["accuracy"],
-                      run_eagerly=True)  # no tracing: these models train for 2 steps
-        return model
 
+def build_model(hp):
+    import keras
+
+    model = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(hp.Int("units", 4, 12, step=4),
+                           activation=hp.Choice("act", ["relu", "tanh"])),
+        keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-1, sampling="log")),
+                  "sparse_categorical_crossentropy", metrics=["accuracy"],
+                  run_eagerly=True)  # no tracing: these models train for 2 steps
+    return model
+
+
+@pytest.mark.parametrize("name", available_strategies())
+def test_real_keras_search(tmp_path, name):
+    x, y = _data()
     tuner = kt.Tuner(oracle=nkt.Oracle(name, objective="val_accuracy", max_trials=3, seed=1,
                                        strategy_options=_options(name)),
                      hypermodel=build_model, directory=str(tmp_path), project_name="p")
@@ -304,3 +311,18 @@ def test_real_keras_search(tmp_path, name):
     best = tuner.get_best_hyperparameters()[0].values
     assert best["units"] in (4, 8, 12) and best["act"] in ("relu", "tanh")
     assert tuner.get_best_models(1)[0].predict(x[:2], verbose=0).shape == (2, 2)
+
+
+def test_strategy_search_is_a_ready_made_tuner(tmp_path):
+    x, y = _data()
+    tuner = nkt.StrategySearch(build_model, strategy="evolution", objective="val_loss",
+                               max_trials=2, seed=3,
+                               strategy_options={"population_size": 4, "tournament_size": 2},
+                               directory=str(tmp_path), project_name="p")
+    assert isinstance(tuner, kt.Tuner) and isinstance(tuner.oracle, nkt.Oracle)
+    assert tuner.oracle.objective.direction == "min"
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    o = tuner.oracle
+    assert len(o.trials) == 2 and o.strategy.population_size == 4
+    assert sorted(r for _, _, r in o.strategy.population) == sorted(
+        -t.score for t in o.trials.values())
