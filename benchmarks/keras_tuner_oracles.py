@@ -49,6 +49,9 @@ flags.DEFINE_string("nb201_csv", None, "nb201_cifar10.csv (default: NASCELL_NB20
                     "NASCELL_DATA_DIR, or ../shared/data relative to the project)")
 flags.DEFINE_integer("processes", 1, "worker processes (the runs are independent)")
 flags.DEFINE_string("json_out", None, "optional: write per-run curves and the statistics here")
+flags.DEFINE_string("runs_log", None, "optional JSON-lines file: each finished run is appended "
+                    "as it ends, and runs already there are not repeated (a stopped benchmark "
+                    "resumes)")
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = [(i, j) for i in range(1, 4) for j in range(i)]  # (to, from), the table's order
@@ -96,6 +99,7 @@ def run_one(args):
     from nascell.search.evaluators.nasbench201 import NASBench201Evaluator
 
     table = NASBench201Evaluator(csv_path)
+    table.table  # noqa: B018 - load the CSV now, outside the timed search
 
     class TableTuner(kt.engine.base_tuner.BaseTuner):
         def run_trial(self, trial, **kwargs):
@@ -118,8 +122,8 @@ def run_one(args):
         curve.append(best)
         seen.add(arch_string(t.hyperparameters.values))
         distinct.append(len(seen))
-    return {"oracle": name, "seed": seed, "curve": curve, "distinct": distinct,
-            "cpu_seconds": seconds, "trials": len(trials)}
+    return {"oracle": name, "seed": seed, "budget": budget, "curve": curve,
+            "distinct": distinct, "cpu_seconds": seconds, "trials": len(trials)}
 
 
 def summarize(runs, budgets, best_acc):
@@ -156,12 +160,21 @@ def main(argv):
     budgets = sorted(int(b) for b in FLAGS.budgets)
     seeds = list(range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds))
     tasks = [(name, seed, budgets[-1], csv_path) for seed in seeds for name in FLAGS.oracles]
-    start = time.time()
     runs = []
+    if FLAGS.runs_log and os.path.exists(FLAGS.runs_log):
+        with open(FLAGS.runs_log) as f:  # a run of more trials holds every shorter one
+            done = {(r["oracle"], r["seed"]): r for r in map(json.loads, f)
+                    if r["budget"] >= budgets[-1]}
+        runs = [done[t[:2]] for t in tasks if t[:2] in done]
+        tasks = [t for t in tasks if t[:2] not in done]
+    start, total = time.time(), len(runs) + len(tasks)
     with multiprocessing.get_context("spawn").Pool(FLAGS.processes) as pool:
-        for run in pool.imap(run_one, tasks, chunksize=1):
+        for run in pool.imap_unordered(run_one, tasks, chunksize=1):
             runs.append(run)
-            print(f"[{len(runs)}/{len(tasks)}] {run['oracle']} seed {run['seed']}: best "
+            if FLAGS.runs_log:
+                with open(FLAGS.runs_log, "a") as f:
+                    f.write(json.dumps(run) + "\n")
+            print(f"[{len(runs)}/{total}] {run['oracle']} seed {run['seed']}: best "
                   f"{run['curve'][-1]:.2f} after {run['trials']} trials, "
                   f"{run['cpu_seconds']:.1f} CPU s", file=sys.stderr, flush=True)
     from nascell.search.evaluators.nasbench201 import NASBench201Evaluator
