@@ -20,7 +20,9 @@ seed of 0 as "no seed"):
 
 For each budget it reports the best accuracy found (mean ± std over seeds), its regret to the
 table's best (94.37), the distinct configurations evaluated (KerasTuner's Bayesian oracle may
-propose a configuration again; the others never do) and the oracle's own seconds per trial.
+propose a configuration again; the others never do) and the CPU seconds per trial of the
+whole KerasTuner loop (oracle, trial files; the look-up itself is negligible), one thread per
+worker process.
 
     python benchmarks/keras_tuner_oracles.py --seeds=20 \
         --nb201_csv=../shared/data/nasbench201/nb201_cifar10.csv
@@ -157,6 +159,11 @@ def main(argv):
         except ImportError:
             sys.exit("kt-bayesian (KerasTuner's BayesianOptimization) needs scikit-learn and "
                      "scipy: pip install scikit-learn, or leave it out of --oracles")
+    # One thread per worker: a multi-threaded BLAS (the Gaussian process) or TensorFlow (the
+    # controller) only spins on a shared machine, and CPU s/trial should measure the oracle.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(var, "1")
     budgets = sorted(int(b) for b in FLAGS.budgets)
     seeds = list(range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds))
     tasks = [(name, seed, budgets[-1], csv_path) for seed in seeds for name in FLAGS.oracles]
