@@ -164,8 +164,7 @@ class Oracle(kt.Oracle):
                 logging.info("nascell oracle: the %s strategy repeated tried values %d times; "
                              "trial %s has random values", self.strategy_name, self.max_repeats,
                              trial_id)
-                self._live[trial_id] = Trial(trial_id=_number(trial_id, len(self.trials)),
-                                             decisions=decisions, spec=decisions)
+                self._live[trial_id] = _foreign_trial(trial_id, decisions)
                 return {"status": _RUNNING, "values": values}
         logging.info("nascell oracle: no untried values found; the space looks exhausted")
         return {"status": _STOPPED, "values": None}
@@ -253,7 +252,7 @@ class Oracle(kt.Oracle):
             trial = self._live.pop(tid, None)
             if trial is None:  # asked of an earlier strategy, or values chosen by the user
                 decisions = self.hp_space.decisions(self.trials[tid].hyperparameters.values)
-                trial = Trial(trial_id=_number(tid, 0), decisions=decisions, spec=decisions)
+                trial = _foreign_trial(tid, decisions)
             self.strategy.tell(trial, reward)
             self._told.add(tid)
 
@@ -290,5 +289,7 @@ def _finite(x: Any) -> bool:
     return x is not None and math.isfinite(float(x))
 
 
-def _number(trial_id: str, fallback: int) -> int:
-    return int(trial_id) if str(trial_id).isdigit() else fallback
+def _foreign_trial(kt_trial_id: str, decisions: Dict[str, Any]) -> Trial:
+    """A trial the strategy did not propose; negative ids never clash with the strategy's."""
+    number = int(kt_trial_id) if str(kt_trial_id).isdigit() else abs(hash(kt_trial_id))
+    return Trial(trial_id=-1 - number, decisions=decisions, spec=decisions)
