@@ -207,7 +207,8 @@ class Controller(keras.Model):
         return sum(1 if isinstance(d, Categorical) else d.num_candidates for d in ds)
 
     def tokens_to_rows(self, tokens: np.ndarray, num_decisions: int) -> List[List[Any]]:
-        """Token matrix -> per architecture a list (an int per Categorical, a 0/1 list per Skips)."""
+        """Token matrix -> per architecture a list (an int per Categorical, a 0/1 list per
+        Skips)."""
         out = []
         for row in np.asarray(tokens):
             items, col = [], 0

@@ -19,9 +19,8 @@ responsible for its own proposals.
 
 from __future__ import annotations
 
-import abc
 import dataclasses
-from typing import Any, Dict, Iterable, List, Type
+from typing import Any, Dict, Iterable, List, Optional, Type
 
 import numpy as np
 from absl import logging
@@ -40,7 +39,7 @@ class Proposal:
     meta: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class Strategy(abc.ABC):
+class Strategy:
     """Base class: subclasses implement `propose` and `observe` (and extend the state).
 
     Subclasses that keep state extend `get_state` / `set_state` (calling ``super()``), which
@@ -52,6 +51,10 @@ class Strategy(abc.ABC):
     #: proposal rounds in a row without a new architecture before `ask` falls back to
     #: `nascell.search.dedupe.novel_architectures` for the rest of the batch.
     max_repeat_rounds: int = 8
+
+    #: when set, the run's best-trial files rank only the trials whose ``meta["phase"]`` is
+    #: this (once there are any): the strategy's answer is chosen among them (ENAS: "derive").
+    result_phase: Optional[str] = None
 
     def __init__(self, space: Any, seed: int = 0, **options: Any):
         self.space = space
@@ -83,6 +86,12 @@ class Strategy(abc.ABC):
         """A proposal repeated an architecture still in flight; it is dropped. Default: nothing."""
 
     # --- ask / tell ------------------------------------------------------------------------------
+
+    def bind(self, evaluator: Any) -> None:
+        """Called by `run_search` before anything else (before a resume restores this
+        strategy): a strategy that trains together with its evaluator (ENAS' shared weights)
+        takes what it needs here. Most strategies need nothing."""
+        return None
 
     def ask(self, n: int = 1) -> List[Trial]:
         """Propose ``n`` new trials (ids `next_trial_id...`), each with decisions and a spec.
@@ -243,7 +252,8 @@ def create_strategy(name: str, space: Any, seed: int = 0, **options: Any) -> Str
     """Create a registered strategy by name (reinforce, random, evolution, local_search, ...)."""
     _import_builtin()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown strategy {name!r}; available: {sorted(_REGISTRY)}")
+        raise ValueError(f"Argument `name` must be a registered strategy, one of "
+                         f"{sorted(_REGISTRY)}. Received: name={name!r}")
     return _REGISTRY[name](space, seed=seed, **options)
 
 

@@ -4,8 +4,9 @@ Built-in spaces (see each module): ``conv_v1``, ``conv_v2``, ``conv_v3`` (the pa
 spaces, decoding to `nascell.spec.ConvSpec`), ``rnn_cell`` (the paper's recurrent cell tree,
 decoding to `nascell.spec.RNNCellSpec`), ``nasbench201`` (the NAS-Bench-201 cell, decoding
 to its architecture string), ``synthetic_pairwise`` (a tabular space with strong pairwise
-interactions and a known optimum, `nascell.search.spaces.synthetic_pairwise`) and the ENAS spaces ``enas_rnn``, ``enas_conv``, ``enas_macro``
-(`nascell.search.spaces.enas`). Register your own with `register_space`.
+interactions and a known optimum, `nascell.search.spaces.synthetic_pairwise`) and the ENAS
+spaces ``enas_rnn``, ``enas_conv``, ``enas_macro`` (`nascell.search.spaces.enas`).
+Register your own with `register_space`.
 """
 
 from __future__ import annotations

@@ -7,12 +7,11 @@
 * ``enas``: the ENAS-configured controller behind ask/tell (`nascell.search.strategies.enas`).
 """
 
+from nascell.search.strategies.enas import ENASStrategy
 from nascell.search.strategies.evolution import EvolutionStrategy
 from nascell.search.strategies.local_search import LocalSearchStrategy
 from nascell.search.strategies.random import RandomStrategy
 from nascell.search.strategies.reinforce import ReinforceStrategy
-
-from nascell.search.strategies.enas import ENASStrategy
 
 __all__ = ["ENASStrategy", "EvolutionStrategy", "LocalSearchStrategy", "RandomStrategy",
            "ReinforceStrategy"]

@@ -39,7 +39,8 @@ def test_probabilities_sum_to_one_and_rescore_matches():
 
 
 def test_reinforce_gradient_by_hand():
-    """One softmax decision: d/d(bias) of -1/m sum_k A_k log softmax(z)[a_k] = -1/m sum A (e_a - p)."""
+    """One softmax decision: d/d(bias) of -1/m sum_k A_k log softmax(z)[a_k]
+    = -1/m sum A (e_a - p)."""
     space = SearchSpace("one", [Categorical("op", ["a", "b", "c"])])
     c = Controller(space, seed=0, jit_compile=False, learning_rate=0.01)
     p = c.probabilities()

@@ -74,6 +74,7 @@ def test_the_cli_searches_the_synthetic_table(tmp_path):
     import os
     import subprocess
     import sys
+
     from nascell.search.store import TrialStore
     run_dir = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
