@@ -223,8 +223,11 @@ def main(argv):
             else f"seeds {','.join(map(str, seeds))}")
     lines = [f"{span} ({len(seeds)} seeds"
              + (f"; {missing} requested seeds not finished" if missing else "")
-             + f"), {budgets[-1]} trials a run, {wall:.0f} s wall this invocation, "
-             f"{procs} process(es); regret = optimum - best accuracy found (points), "
+             + f"), {budgets[-1]} trials a run, "
+             + (f"{wall:.0f} s wall this invocation, {procs} process(es)" if jobs
+                and not FLAGS.report_only else
+                f"{sum(float(c.sum()) for c in cpu.values()):.0f} s CPU over these runs")
+             + "; regret = optimum - best accuracy found (points), "
              "mean ± standard error over seeds"]
     stats = {}
     for table in FLAGS.tables:
