@@ -35,6 +35,7 @@ from keras import ops
 
 from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroSpec, ENASRNNCellSpec,
                                conv_cell_loose_ends)
+from nascell.fast_rnn import dense, matmul_last_axis
 from nascell.spec import SpecError, spec_from_dict, spec_from_json
 
 SpecLike = Union[str, Dict[str, Any], Any]
@@ -110,14 +111,26 @@ class ENASRNNCell(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, states, training=None):
+        return self.projected_call(self.project_inputs(inputs), states)
+
+    # The fast-path hook (used by nascell.RNN; see nascell/fast_rnn.py).
+
+    def project_inputs(self, inputs, training=None):
+        """``x W_x``, node 0's input product, for one step or a whole ``(batch, time, ...)``."""
+        return matmul_last_axis(inputs, self.kernel)
+
+    def projected_call(self, projected, states, training=None, matmul=None):
+        """One step from ``projected = project_inputs(x_t)``; every product of the state with
+        a weight goes through ``matmul(x, kernel)`` (default: `dense`)."""
+        matmul = matmul or dense
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
         u = self.units
         nodes = self.spec.nodes
-        proj = ops.matmul(inputs, self.kernel) + ops.matmul(h_prev, self.recurrent_kernel)
+        proj = projected + matmul(h_prev, self.recurrent_kernel)
         outs = [highway(proj, h_prev, nodes[0].activation, u)]
         for i in range(1, len(nodes)):
             h_in = outs[nodes[i].input]
-            outs.append(highway(ops.matmul(h_in, self.node_kernels[i]), h_in,
+            outs.append(highway(matmul(h_in, self.node_kernels[i]), h_in,
                                 nodes[i].activation, u))
         loose = [outs[i] for i in self._loose_ends]
         h = loose[0] if len(loose) == 1 else ops.mean(ops.stack(loose, axis=0), axis=0)
