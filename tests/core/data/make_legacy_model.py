@@ -49,8 +49,9 @@ def main(folder: str) -> None:
     padded[1, 4:] = 0.0          # the Masking layer masks these steps
     padded[2, 2:] = 0.0
     model.save(os.path.join(folder, "legacy_cells.keras"))
-    np.savez(os.path.join(folder, "legacy_cells.npz"), inputs=xs, outputs=model.predict(xs, verbose=0),
-             padded=padded, padded_outputs=model.predict(padded, verbose=0))
+    np.savez(os.path.join(folder, "legacy_cells.npz"), inputs=xs,
+             outputs=model.predict(xs, verbose=0), padded=padded,
+             padded_outputs=model.predict(padded, verbose=0))
 
 
 if __name__ == "__main__":
