@@ -4,82 +4,83 @@ Automatic differentiation of a loop that computes ``h_{t-1} U`` at every step al
 at every step of the backward loop, the outer product ``h_{t-1}^T dz_t`` and adds it into a
 ``U``-sized accumulator: for the NAS cell's ``[650, 5200]`` recurrent kernel that is 35 small,
 memory-bound matmuls and 35 additions of a 13.5 MB matrix per layer and batch. `batched_rnn`
-instead runs the loop with the weight held constant (``stop_gradient``) plus a zero "probe"
-added to each product; the backward loop then yields ``dz_t`` for every step as the probe's
-gradient, and the weight's gradient is a single matmul after it:
-``dU = [h_0 .. h_{T-1}]^T [dz_1 .. dz_T]`` (and ``db = sum_t dz_t``).
+instead runs the loop with the weight as a constant plus a zero "probe" added to each product;
+the backward loop then yields ``dz_t`` for every step as the probe's gradient, and the weight's
+gradient is a single matmul after it: ``dU = [h_0 .. h_{T-1}]^T [dz_1 .. dz_T]`` (and
+``db = sum_t dz_t``). The backward loop's own product, ``dz_t U^T``, reads a transposed copy
+of ``U`` made once: on CPU a matmul with a transposed operand costs about twice a plain one.
 
 The step reports its products through the ``matmul(x, kernel, bias=None)`` it is given (see
-`nascell.fast_rnn`); products with anything but a variable are left to autograd. Masking
-follows ``keras.layers.RNN``: a masked step keeps the previous state and repeats the previous
-output (or outputs zeros, with ``zero_output_for_mask``).
+`nascell.fast_rnn`); products with anything but a variable are left to autograd. The weights
+enter the custom gradient as explicit inputs (read once, outside it), so their gradients reach
+the variables under any distribution strategy. Masking follows ``keras.layers.RNN``: a masked
+step keeps the previous state and repeats the previous output (zeros with
+``zero_output_for_mask``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 import tensorflow as tf
 
 Step = Callable[..., Tuple[Any, List[Any]]]
 
 
-def _variable(kernel) -> Optional[tf.Variable]:
-    """The `tf.Variable` behind a Keras or TensorFlow variable, else None."""
-    value = getattr(kernel, "value", None) if not isinstance(kernel, tf.Variable) else kernel
-    return value if isinstance(value, tf.Variable) else None
+def _is_variable(value: Any) -> bool:
+    """A Keras or TensorFlow variable (loop-invariant by construction)."""
+    return isinstance(value, tf.Variable) or isinstance(getattr(value, "value", None),
+                                                        tf.Variable)
 
 
 @tf.custom_gradient
 def _product(x, kernel, kernel_transposed):
-    """``x kernel`` for constant weights, whose gradient reads a transposed copy: on CPU a
-    matmul of ``(batch, n) x (n, m)^T`` costs about twice one of ``(batch, n) x (n, m)``."""
+    """``x kernel`` for a constant kernel; the gradient reads the transposed copy."""
     def grad(dy):
         return tf.matmul(dy, kernel_transposed), None, None
     return tf.matmul(x, kernel), grad
 
 
-def _dense(x, kernel, bias=None):
-    y = tf.matmul(x, kernel)
-    return y if bias is None else y + bias
-
-
 class _Discover:
-    """The ``matmul`` of a trial step: notes each product's weights and widths."""
+    """The ``matmul`` of a trial step: notes each product with a variable (kernel, bias)."""
 
     def __init__(self):
-        self.products: List[Tuple[Any, Any, int, int]] = []   # (kernel, bias, in, out)
+        self.products: List[Tuple[Any, Any]] = []
 
     def __call__(self, x, kernel, bias=None):
-        kernel_t = tf.convert_to_tensor(kernel)
-        if _variable(kernel) is not None and (bias is None or _variable(bias) is not None):
-            self.products.append((kernel, bias, int(kernel_t.shape[0]), int(kernel_t.shape[1])))
-        return _dense(x, kernel_t, None if bias is None else tf.convert_to_tensor(bias))
+        if _is_variable(kernel) and (bias is None or _is_variable(bias)):
+            self.products.append((kernel, bias))
+        y = tf.matmul(x, tf.convert_to_tensor(kernel))
+        return y if bias is None else y + tf.convert_to_tensor(bias)
 
 
 class _Record:
-    """The ``matmul`` of a loop step: ``x stop_gradient(W) + probe_t``; keeps ``x``."""
+    """The ``matmul`` of a loop step: ``x W + probe_t (+ b)`` with constant ``W`` and ``b``;
+    keeps ``x`` for the weight gradient."""
 
-    def __init__(self, constants: Sequence[Tuple[Any, Any]], probes: Sequence[Any]):
-        self.constants, self.probes = constants, probes
+    def __init__(self, products, constants, probes):
+        self.products, self.constants, self.probes = products, constants, probes
         self.inputs: List[Any] = []
 
     def __call__(self, x, kernel, bias=None):
         i = len(self.inputs)
-        if i >= len(self.constants):
-            raise RuntimeError("the step made more weight products in the loop than in its "
-                               "trial step; its `matmul` calls must not depend on the data")
+        if not (_is_variable(kernel) and (bias is None or _is_variable(bias))):
+            y = tf.matmul(x, tf.convert_to_tensor(kernel))
+            return y if bias is None else y + tf.convert_to_tensor(bias)
+        if i >= len(self.products) or self.products[i][0] is not kernel or (
+                self.products[i][1] is not bias):
+            raise RuntimeError("the step's weight products differ from those of its trial step; "
+                               "its `matmul` calls must not depend on the data")
         kernel_t, kernel_transposed, bias_t = self.constants[i]
         self.inputs.append(x)
         y = _product(x, kernel_t, kernel_transposed) + self.probes[i]
         return y if bias_t is None else y + bias_t
 
 
-def _run_loop(step: Step, xs, states: Sequence[Any], probes: Sequence[Any], constants,
-              mask, zero_output_for_mask: bool, output_size: int):
+def _run_loop(step: Step, xs, states, probes, products, constants, mask,
+              zero_output_for_mask: bool, output_size: int):
     """The time-major loop; returns (outputs [T,B,O], the products' inputs [T,B,in], states)."""
-    steps = tf.shape(xs)[0]
-    batch = tf.shape(xs)[1]
+    steps, batch = tf.shape(xs)[0], tf.shape(xs)[1]
 
     def unstack(t):
         return tf.TensorArray(t.dtype, size=steps, element_shape=t.shape[1:]).unstack(t)
@@ -88,12 +89,12 @@ def _run_loop(step: Step, xs, states: Sequence[Any], probes: Sequence[Any], cons
     probe_tas = [unstack(p) for p in probes]
     mask_ta = unstack(mask) if mask is not None else None
     out_ta = tf.TensorArray(xs.dtype, size=steps, element_shape=[None, output_size])
-    in_tas = [tf.TensorArray(xs.dtype, size=steps, element_shape=[None, n_in])
-              for _, _, n_in, _ in constants.products]
+    in_tas = [tf.TensorArray(xs.dtype, size=steps, element_shape=[None, kernel.shape[0]])
+              for kernel, _ in products]
     zero_output = tf.zeros([batch, output_size], xs.dtype)
 
     def body(t, out_ta, in_tas, prev_output, *states):
-        record = _Record(constants.tensors, [ta.read(t) for ta in probe_tas])
+        record = _Record(products, constants, [ta.read(t) for ta in probe_tas])
         output, new_states = step(xs_ta.read(t), list(states), record)
         new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
         if mask_ta is not None:
@@ -110,19 +111,6 @@ def _run_loop(step: Step, xs, states: Sequence[Any], probes: Sequence[Any], cons
     return result[1].stack(), [ta.stack() for ta in result[2]], list(result[4:])
 
 
-class _Constants:
-    """The products found by the trial step, as constants (``stop_gradient``) for the loop:
-    (kernel, its transpose, bias)."""
-
-    def __init__(self, products):
-        self.products = products
-        self.tensors = []
-        for kernel, bias, _, _ in products:
-            kernel = tf.stop_gradient(tf.convert_to_tensor(kernel))
-            self.tensors.append((kernel, tf.transpose(kernel), None if bias is None
-                                 else tf.stop_gradient(tf.convert_to_tensor(bias))))
-
-
 def batched_rnn(step: Step, inputs, initial_states: Sequence[Any], *, mask=None,
                 go_backwards: bool = False, zero_output_for_mask: bool = False):
     """Run ``step`` over the time axis of ``inputs`` with batched weight gradients.
@@ -130,7 +118,8 @@ def batched_rnn(step: Step, inputs, initial_states: Sequence[Any], *, mask=None,
     Args:
         step: ``step(x_t, states, matmul) -> (output, new_states)``; every product of a
             state-dependent tensor with a weight variable goes through
-            ``matmul(x, kernel, bias=None)``, in the same order at every step.
+            ``matmul(x, kernel, bias=None)``, in the same order at every step. Other variables
+            the step reads get their gradients by autograd; tensors it captures get none.
         inputs: ``(batch, time, features)``, e.g. a cell's projected inputs.
         initial_states: list of ``(batch, size)`` tensors.
         mask: ``(batch, time)`` booleans, or None.
@@ -155,49 +144,47 @@ def batched_rnn(step: Step, inputs, initial_states: Sequence[Any], *, mask=None,
     output0, _ = step(xs[0], states, discover)
     output_size = int(output0.shape[-1])
     products = discover.products
-    watched = {}   # id of a tf.Variable -> indices of its products (kernel or bias)
-    for i, (kernel, bias, _, _) in enumerate(products):
-        watched.setdefault(id(_variable(kernel)), []).append(("kernel", i))
-        if bias is not None:
-            watched.setdefault(id(_variable(bias)), []).append(("bias", i))
+    kernels = [tf.convert_to_tensor(kernel) for kernel, _ in products]
+    biases = [tf.convert_to_tensor(bias) for _, bias in products if bias is not None]
+    n_states, n_kernels = len(states), len(kernels)
 
     @tf.custom_gradient
-    def recurrence(xs, *states):
-        constants = _Constants(products)
+    def recurrence(xs, *args):
+        states = list(args[:n_states])
+        kernels = args[n_states:n_states + n_kernels]
+        biases = iter(args[n_states + n_kernels:])
+        constants = [(kernel, tf.transpose(kernel), None if b is None else next(biases))
+                     for kernel, (_, b) in zip(kernels, products)]
         steps, batch = tf.shape(xs)[0], tf.shape(xs)[1]
-        probes = [tf.zeros([steps, batch, n_out], xs.dtype) for _, _, _, n_out in products]
+        probes = [tf.zeros([steps, batch, kernel.shape[1]], xs.dtype) for kernel in kernels]
         with tf.GradientTape() as tape:
             tape.watch([xs, *states, *probes])
-            outputs, product_inputs, final = _run_loop(step, xs, states, probes, constants, mask,
-                                                       zero_output_for_mask, output_size)
+            outputs, product_inputs, final = _run_loop(step, xs, states, probes, products,
+                                                       constants, mask, zero_output_for_mask,
+                                                       output_size)
 
-        def grad(d_outputs, *d_final, variables=None):
-            variables = list(variables or [])
+        def grad(*d_results, variables=None):
             d_results = [tf.zeros_like(r) if d is None else d
-                         for d, r in zip((d_outputs, *d_final), (outputs, *final))]
-            sources = [xs, *states, *probes] + variables
-            grads = tape.gradient([outputs, *final], sources,
-                                  output_gradients=d_results)
-            n = 1 + len(states)
+                         for d, r in zip(d_results, (outputs, *final))]
+            sources = [xs, *states, *probes, *(variables or [])]
+            grads = tape.gradient([outputs, *final], sources, output_gradients=d_results)
             input_grads = [tf.zeros_like(s) if g is None else g
-                           for g, s in zip(grads[:n], [xs, *states])]
-            d_probes = grads[n:n + len(probes)]
-            var_grads = list(grads[n + len(probes):])
-            for j, var in enumerate(variables):
-                for part, i in watched.get(id(var), ()):
-                    dz = d_probes[i]
-                    if dz is None:
-                        continue
-                    dz = tf.reshape(dz, [-1, dz.shape[-1]])
-                    if part == "kernel":
-                        x = product_inputs[i]
-                        g = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), dz, transpose_a=True)
-                    else:
-                        g = tf.reduce_sum(dz, axis=0)
-                    var_grads[j] = g if var_grads[j] is None else var_grads[j] + g
-            return input_grads, var_grads
+                           for g, s in zip(grads[:1 + n_states], [xs, *states])]
+            d_probes = [tf.zeros_like(p) if g is None else g
+                        for g, p in zip(grads[1 + n_states:1 + n_states + n_kernels], probes)]
+            kernel_grads, bias_grads = [], []
+            for x, dz, (_, bias) in zip(product_inputs, d_probes, products):
+                dz = tf.reshape(dz, [-1, dz.shape[-1]])
+                x = tf.reshape(x, [-1, x.shape[-1]])
+                kernel_grads.append(tf.matmul(x, dz, transpose_a=True))
+                if bias is not None:
+                    bias_grads.append(tf.reduce_sum(dz, axis=0))
+            input_grads += kernel_grads + bias_grads
+            if variables is None:
+                return input_grads
+            return input_grads, list(grads[1 + n_states + n_kernels:])
 
         return (outputs, *final), grad
 
-    outputs, *final = recurrence(xs, *states)
+    outputs, *final = recurrence(xs, *states, *kernels, *biases)
     return outputs[-1], tf.transpose(outputs, [1, 0, 2]), final

@@ -134,6 +134,28 @@ def test_dropout_draws_the_same_masks_as_the_step_path():
     np.testing.assert_allclose(np.asarray(fast(xs)), np.asarray(slow(xs)), **TOL)
 
 
+def test_training_under_a_mirrored_strategy_matches_step_path():
+    """The search trains children under tf.distribute.MirroredStrategy on GPU machines: the
+    batched weight gradients must reach its mirrored variables."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    rng = np.random.default_rng(8)
+    tokens, targets = rng.integers(0, 12, (4, 6)), rng.integers(0, 12, (4, 6))
+    trained = []
+    for rnn in (keras.layers.RNN, nascell.RNN):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = keras.Sequential([
+                keras.Input((6,), dtype="int32"), keras.layers.Embedding(12, 5),
+                rnn(TreeCell(FIGURE5_SPEC, 4, projection=3), return_sequences=True),
+                keras.layers.Dense(12)])
+            model.compile(keras.optimizers.SGD(0.5),
+                          keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(tokens, targets, batch_size=4, epochs=2, verbose=0)
+        trained.append(model.get_weights())
+    for fast, slow in zip(*trained):
+        np.testing.assert_allclose(fast, slow, **TOL)
+
+
 def test_stateful_layer_carries_its_state_across_calls():
     keras.utils.set_random_seed(0)
     whole = nascell.RNN(TreeCell(FIGURE5_SPEC, 4), return_sequences=True)
