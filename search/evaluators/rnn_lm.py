@@ -106,6 +106,7 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
     """The child network: ids ``(batch, time)`` -> next-token logits ``(batch, time, vocab)``."""
     import keras
 
+    from nascell.fast_rnn import RNN
     from nascell.tree_cell import TreeCell
 
     embedding_dim = units if (tie_weights or embedding_dim is None) else embedding_dim
@@ -124,7 +125,7 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
         cell = TreeCell(spec, units, dropout=dropout, recurrent_dropout=recurrent_dropout,
                         kernel_initializer=init, recurrent_initializer=init, seed=seed,
                         name=f"tree_cell_{layer}")
-        x = keras.layers.RNN(cell, return_sequences=True, name=f"rnn_{layer}")(x)
+        x = RNN(cell, return_sequences=True, name=f"rnn_{layer}")(x)   # the fast path
     if dropout:
         x = keras.layers.Dropout(dropout, noise_shape=(None, 1, units), seed=seed,
                                  name="output_dropout")(x)
