@@ -41,14 +41,21 @@ def _product(x, kernel, kernel_transposed):
     return tf.matmul(x, kernel), grad
 
 
-class _Discover:
-    """The ``matmul`` of a trial step: notes each product with a variable (kernel, bias)."""
+def _batched(kernel, bias, min_size: int) -> bool:
+    """Whether a product's weight gradients are batched: variables, and a big enough kernel."""
+    return (_is_variable(kernel) and (bias is None or _is_variable(bias))
+            and int(kernel.shape[0]) * int(kernel.shape[1]) >= min_size)
 
-    def __init__(self):
+
+class _Discover:
+    """The ``matmul`` of a trial step: notes each product to batch (kernel, bias)."""
+
+    def __init__(self, min_size: int):
+        self.min_size = min_size
         self.products: List[Tuple[Any, Any]] = []
 
     def __call__(self, x, kernel, bias=None):
-        if _is_variable(kernel) and (bias is None or _is_variable(bias)):
+        if _batched(kernel, bias, self.min_size):
             self.products.append((kernel, bias))
         y = tf.matmul(x, tf.convert_to_tensor(kernel))
         return y if bias is None else y + tf.convert_to_tensor(bias)
@@ -58,13 +65,14 @@ class _Record:
     """The ``matmul`` of a loop step: ``x W + probe_t (+ b)`` with constant ``W`` and ``b``;
     keeps ``x`` for the weight gradient."""
 
-    def __init__(self, products, constants, probes):
+    def __init__(self, products, constants, probes, min_size: int):
         self.products, self.constants, self.probes = products, constants, probes
+        self.min_size = min_size
         self.inputs: List[Any] = []
 
     def __call__(self, x, kernel, bias=None):
         i = len(self.inputs)
-        if not (_is_variable(kernel) and (bias is None or _is_variable(bias))):
+        if not _batched(kernel, bias, self.min_size):
             y = tf.matmul(x, tf.convert_to_tensor(kernel))
             return y if bias is None else y + tf.convert_to_tensor(bias)
         if i >= len(self.products) or self.products[i][0] is not kernel or (
@@ -78,7 +86,7 @@ class _Record:
 
 
 def _run_loop(step: Step, xs, states, probes, products, constants, mask,
-              zero_output_for_mask: bool, output_size: int):
+              zero_output_for_mask: bool, output_size: int, min_size: int):
     """The time-major loop; returns (outputs [T,B,O], the products' inputs [T,B,in], states)."""
     steps, batch = tf.shape(xs)[0], tf.shape(xs)[1]
 
@@ -94,7 +102,7 @@ def _run_loop(step: Step, xs, states, probes, products, constants, mask,
     zero_output = tf.zeros([batch, output_size], xs.dtype)
 
     def body(t, out_ta, in_tas, prev_output, *states):
-        record = _Record(products, constants, [ta.read(t) for ta in probe_tas])
+        record = _Record(products, constants, [ta.read(t) for ta in probe_tas], min_size)
         output, new_states = step(xs_ta.read(t), list(states), record)
         new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
         if mask_ta is not None:
@@ -112,7 +120,8 @@ def _run_loop(step: Step, xs, states, probes, products, constants, mask,
 
 
 def batched_rnn(step: Step, inputs, initial_states: Sequence[Any], *, mask=None,
-                go_backwards: bool = False, zero_output_for_mask: bool = False):
+                go_backwards: bool = False, zero_output_for_mask: bool = False,
+                min_size: int = 0):
     """Run ``step`` over the time axis of ``inputs`` with batched weight gradients.
 
     Args:
@@ -126,6 +135,8 @@ def batched_rnn(step: Step, inputs, initial_states: Sequence[Any], *, mask=None,
         go_backwards: process the sequence in reverse (outputs then come in that order, as
             ``keras.layers.RNN(go_backwards=True)`` returns them).
         zero_output_for_mask: masked steps output zeros instead of the previous output.
+        min_size: products whose kernel has fewer entries are left to autograd (for small
+            kernels the extra ops per step cost more than batching saves).
 
     Returns ``(last_output, outputs, final_states)`` as Keras' ``backend.rnn`` does with
     ``return_all_outputs=True``: outputs ``(batch, time, output_size)``.
@@ -140,10 +151,14 @@ def batched_rnn(step: Step, inputs, initial_states: Sequence[Any], *, mask=None,
 
     # A trial step (outside the loop; dropped from the graph as its value is unused) finds the
     # weight products and the output width.
-    discover = _Discover()
+    discover = _Discover(min_size)
     output0, _ = step(xs[0], states, discover)
     output_size = int(output0.shape[-1])
     products = discover.products
+    if not products:   # nothing to batch: the plain loop, autograd all through
+        outputs, _, final = _run_loop(step, xs, states, [], [], [], mask, zero_output_for_mask,
+                                      output_size, min_size)
+        return outputs[-1], tf.transpose(outputs, [1, 0, 2]), final
     kernels = [tf.convert_to_tensor(kernel) for kernel, _ in products]
     biases = [tf.convert_to_tensor(bias) for _, bias in products if bias is not None]
     n_states, n_kernels = len(states), len(kernels)
@@ -161,7 +176,7 @@ def batched_rnn(step: Step, inputs, initial_states: Sequence[Any], *, mask=None,
             tape.watch([xs, *states, *probes])
             outputs, product_inputs, final = _run_loop(step, xs, states, probes, products,
                                                        constants, mask, zero_output_for_mask,
-                                                       output_size)
+                                                       output_size, min_size)
 
         def grad(*d_results, variables=None):
             d_results = [tf.zeros_like(r) if d is None else d

@@ -1,7 +1,8 @@
 """Standalone Keras layers for the three ENAS spaces (Pham et al., 2018).
 
-* `ENASRNNCell(spec, units)`: a recurrent cell for ``keras.layers.RNN``, built from an
-  `ENASRNNCellSpec`. Every node is a highway unit, as in the paper (section 2.1):
+* `ENASRNNCell(spec, units)`: a recurrent cell for `nascell.RNN` (the fast path: node 0's
+  input products of all time steps before the loop) or ``keras.layers.RNN`` (step by step),
+  built from an `ENASRNNCellSpec`. Every node is a highway unit, as in the paper (section 2.1):
   ``c_0 = sigmoid(x W_x^c + h_prev W_h^c)``,
   ``h_0 = c_0 * f_0(x W_x^h + h_prev W_h^h) + (1 - c_0) * h_prev``; node ``i`` reading node
   ``j``: ``c_i = sigmoid(h_j W_i^c)``, ``h_i = c_i * f_i(h_j W_i^h) + (1 - c_i) * h_j``. The
@@ -77,7 +78,8 @@ def highway(projection, h_in, activation: str, units: int):
 
 @keras.saving.register_keras_serializable(package="nascell")
 class ENASRNNCell(keras.layers.Layer):
-    """The recurrent cell an `ENASRNNCellSpec` describes; use inside ``keras.layers.RNN``.
+    """The recurrent cell an `ENASRNNCellSpec` describes; use inside `nascell.RNN` (or
+    ``keras.layers.RNN``, step by step).
 
     Args:
       spec: an `ENASRNNCellSpec`, its dict or its JSON.

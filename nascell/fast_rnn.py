@@ -25,12 +25,19 @@ The hook. A cell takes the fast path if it has these two methods (`TreeCell`, `N
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Union
 
 import keras
 from keras import ops
 from keras.src import backend as keras_backend
 from keras.src import tree
+
+
+# `batch_weight_gradients="auto"` batches kernels of at least this many entries. Measured on
+# 2 CPU cores, one NAS-cell layer forward and backward, batch 20 x 35 (benchmarks/README.md):
+# batching costs ~25% more CPU time at 48 units (a 48 x 384 kernel), breaks even near 100-128
+# units (128 x 1024), saves ~12% at 300 units and ~25% at 650.
+AUTO_MIN_KERNEL_SIZE = 2 ** 17
 
 
 def dense(x, kernel, bias=None):
@@ -77,15 +84,21 @@ class RNN(keras.layers.RNN):
         fast_path: False runs the cell step by step exactly as ``keras.layers.RNN`` does
             (for comparisons and benchmarks).
         batch_weight_gradients: compute the gradients of the weights used inside the loop as
-            one matmul over all steps after the backward loop (TensorFlow only).
+            one matmul over all steps after the backward loop (TensorFlow only). ``"auto"``
+            does it for kernels of at least `AUTO_MIN_KERNEL_SIZE` entries (from 128 units
+            for the NAS cell, 256 for a base-2 cell): below that the extra ops per step cost
+            more than batching saves.
         **kwargs: the arguments of ``keras.layers.RNN``.
     """
 
-    def __init__(self, cell, fast_path: bool = True, batch_weight_gradients: bool = True,
-                 **kwargs):
+    def __init__(self, cell, fast_path: bool = True,
+                 batch_weight_gradients: Union[bool, str] = "auto", **kwargs):
+        if batch_weight_gradients not in (True, False, "auto"):
+            raise ValueError("Argument `batch_weight_gradients` must be True, False or 'auto'. "
+                             f"Received: batch_weight_gradients={batch_weight_gradients!r}")
         super().__init__(cell, **kwargs)
         self.fast_path = bool(fast_path)
-        self.batch_weight_gradients = bool(batch_weight_gradients)
+        self.batch_weight_gradients = batch_weight_gradients
 
     @classmethod
     def from_rnn(cls, layer: keras.layers.RNN, **kwargs) -> "RNN":
@@ -125,7 +138,8 @@ class RNN(keras.layers.RNN):
 
             last, outputs, states = batched_rnn(
                 batched_step, projected, list(initial_state), mask=mask,
-                go_backwards=self.go_backwards, zero_output_for_mask=self.zero_output_for_mask)
+                go_backwards=self.go_backwards, zero_output_for_mask=self.zero_output_for_mask,
+                min_size=AUTO_MIN_KERNEL_SIZE if self.batch_weight_gradients == "auto" else 0)
             return last, (outputs if self.return_sequences else ops.expand_dims(last, 1)), states
 
         def step(z, states):

@@ -15,7 +15,11 @@ single one for ``h`` serve all leaves; leaf ``i`` reads columns ``i*units:(i+1)*
 bias is added to the recurrent product only. States follow ``keras.layers.LSTMCell``: ``[h, c]``.
 
     cell = TreeCell(nascell.spec.FIGURE5_SPEC, units=128)
-    layer = keras.layers.RNN(cell, return_sequences=True)
+    layer = nascell.RNN(cell, return_sequences=True)
+
+`nascell.RNN` runs the cell on the fast path (`project_inputs` for all time steps before the
+loop, `projected_call` in it); ``keras.layers.RNN(cell)`` runs `call` step by step, with the
+same numbers.
 """
 
 from __future__ import annotations

@@ -33,10 +33,14 @@ def random_enas_spec(rng, num_nodes):
                                        for _ in range(num_nodes)])
 
 
-def twin_layers(make_cell, input_dim, **rnn_kwargs):
-    """The step-by-step and the fast layer around two copies of one cell (same weights)."""
+def twin_layers(make_cell, input_dim, batch_weight_gradients=True, **rnn_kwargs):
+    """The step-by-step and the fast layer around two copies of one cell (same weights).
+
+    The fast layer batches the weight gradients of every product, however small (the default,
+    "auto", leaves the tiny kernels of these tests to autograd)."""
     slow = keras.layers.RNN(make_cell(), **rnn_kwargs)
-    fast = nascell.RNN(make_cell(), **rnn_kwargs)
+    fast = nascell.RNN(make_cell(), batch_weight_gradients=batch_weight_gradients,
+                       **rnn_kwargs)
     slow.build((None, None, input_dim))
     fast.build((None, None, input_dim))
     rng = np.random.default_rng(7)
@@ -108,15 +112,13 @@ def test_fast_path_matches_step_path_on_random_enas_specs(num_nodes):
     dict(zero_output_for_mask=True),
     dict(unroll=True),
     dict(batch_weight_gradients=False),
+    dict(batch_weight_gradients="auto"),
 ])
 def test_keras_options_and_masking_match_step_path(options):
     """Masked rows (one stops after 3 steps, one after 1) with each option of the layer."""
     options = dict(dict(return_sequences=True, return_state=True), **options)
-    fast_only = {k: options.pop(k) for k in ("batch_weight_gradients",) if k in options}
     cell = lambda: NASCell(4, projection=3, use_bias=True)  # noqa: E731
     slow, fast = twin_layers(cell, 3, **options)
-    if fast_only:
-        fast = nascell.RNN.from_rnn(fast, **fast_only)
     xs = np.random.default_rng(3).uniform(-1, 1, (3, 5, 3)).astype("float32")
     mask = tf.constant([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4])
     assert_twins_agree(slow, fast, xs, mask=mask)
@@ -141,7 +143,8 @@ def test_training_under_a_mirrored_strategy_matches_step_path():
     rng = np.random.default_rng(8)
     tokens, targets = rng.integers(0, 12, (4, 6)), rng.integers(0, 12, (4, 6))
     trained = []
-    for rnn in (keras.layers.RNN, nascell.RNN):
+    fast = lambda cell, **kwargs: nascell.RNN(cell, batch_weight_gradients=True, **kwargs)  # noqa
+    for rnn in (keras.layers.RNN, fast):
         keras.utils.set_random_seed(0)
         with strategy.scope():
             model = keras.Sequential([
@@ -159,7 +162,8 @@ def test_training_under_a_mirrored_strategy_matches_step_path():
 def test_stateful_layer_carries_its_state_across_calls():
     keras.utils.set_random_seed(0)
     whole = nascell.RNN(TreeCell(FIGURE5_SPEC, 4), return_sequences=True)
-    parts = nascell.RNN(TreeCell(FIGURE5_SPEC, 4), return_sequences=True, stateful=True)
+    parts = nascell.RNN(TreeCell(FIGURE5_SPEC, 4), return_sequences=True, stateful=True,
+                        batch_weight_gradients=True)
     xs = np.random.default_rng(5).uniform(-1, 1, (2, 6, 3)).astype("float32")
     whole(xs[:, :1])
     parts.build((2, None, 3))
@@ -202,6 +206,27 @@ def test_fast_path_is_taken(monkeypatch):
     assert calls == {"project": [(2, 5, 3)], "batched": 1}
 
 
+def test_auto_batches_only_big_kernels(monkeypatch):
+    from nascell import batched_grad
+    products = []
+    original = batched_grad._product
+
+    def product(x, kernel, kernel_transposed):
+        products.append(tuple(kernel.shape))
+        return original(x, kernel, kernel_transposed)
+
+    monkeypatch.setattr(batched_grad, "_product", product)
+    xs = np.zeros((1, 2, 3), "float32")
+    for units, batch_weight_gradients, want in [(8, "auto", []), (8, True, [(8, 64)]),
+                                                (128, "auto", [(128, 1024)]), (128, False, [])]:
+        products.clear()
+        nascell.RNN(NASCell(units), batch_weight_gradients=batch_weight_gradients)(xs)
+        assert sorted(set(products)) == want, (units, batch_weight_gradients)
+    assert 128 * 1024 >= nascell.fast_rnn.AUTO_MIN_KERNEL_SIZE > 8 * 64
+    with pytest.raises(ValueError, match="`batch_weight_gradients`"):
+        nascell.RNN(NASCell(4), batch_weight_gradients="yes")
+
+
 def test_fit_with_mask_zero_embedding_lowers_loss():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -212,7 +237,7 @@ def test_fit_with_mask_zero_embedding_lowers_loss():
         keras.Input((6,), dtype="int32"),
         keras.layers.Embedding(8, 8, mask_zero=True),
         nascell.RNN(TreeCell(FIGURE5_SPEC, 8, dropout=0.1, recurrent_dropout=0.1),
-                    return_sequences=True),
+                    return_sequences=True, batch_weight_gradients=True),
         nascell.RNN(NASCell(8, projection=6)),
         keras.layers.Dense(2),
     ])
