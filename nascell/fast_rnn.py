@@ -32,7 +32,6 @@ from keras import ops
 from keras.src import backend as keras_backend
 from keras.src import tree
 
-
 # `batch_weight_gradients="auto"` batches kernels of at least this many entries. Measured on
 # 2 CPU cores, one NAS-cell layer forward and backward, batch 20 x 35 (benchmarks/README.md):
 # batching costs ~25% more CPU time at 48 units (a 48 x 384 kernel), breaks even near 100-128
