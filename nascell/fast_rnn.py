@@ -74,9 +74,10 @@ class RNN(keras.layers.RNN):
     ``stateful``, ``go_backwards``, ``unroll`` and initial states. Falls back to the cell's
     step-by-step ``call`` (the ``keras.layers.RNN`` loop) when the cell has no hook, when the
     inputs are nested, or under a mixed-precision policy (the cell's compute and variable
-    dtypes differ). The batched weight gradients need the TensorFlow backend and a symbolic
-    loop: with another backend or ``unroll=True`` the projection is still hoisted but the
-    loop's weight gradients are left to autograd.
+    dtypes differ). The batched weight gradients apply in training (``training=True``, as in
+    ``fit``) with the TensorFlow backend and a symbolic loop: in inference (and so in a
+    SavedModel from ``model.export``), with another backend or with ``unroll=True`` the
+    projection is still hoisted but the loop's weight gradients are left to autograd.
 
     Args:
         cell: a recurrent cell; `TreeCell`, `NASCell` and `ENASRNNCell` take the fast path.
@@ -126,7 +127,10 @@ class RNN(keras.layers.RNN):
             initial_state = [initial_state]
         projected = cell.project_inputs(sequences, training=training)
 
-        if (self.batch_weight_gradients and not self.unroll
+        # Batched weight gradients only when training: they matter only for the backward pass,
+        # and a function holding them cannot be saved as a SavedModel (model.export traces
+        # with training=False). Gradients taken in inference mode come from autograd.
+        if (self.batch_weight_gradients and training is True and not self.unroll
                 and keras.backend.backend() == "tensorflow"):
             from nascell.batched_grad import batched_rnn
 

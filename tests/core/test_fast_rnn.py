@@ -50,10 +50,10 @@ def twin_layers(make_cell, input_dim, batch_weight_gradients=True, **rnn_kwargs)
     return slow, fast
 
 
-def outputs_and_gradients(layer, xs, initial_state=None, mask=None, training=False):
+def outputs_and_gradients(layer, xs, initial_state=None, mask=None, training=True):
     """The layer's outputs, and the gradients of a function of all of them with respect to
-    the inputs, the initial states and every weight, computed in a tf.function (the path
-    Keras' fit takes)."""
+    the inputs, the initial states and every weight, computed in a tf.function as Keras' fit
+    does (``training=True``: the batched weight gradients apply in training only)."""
     states = [] if initial_state is None else [tf.constant(s) for s in initial_state]
 
     @tf.function
@@ -202,8 +202,11 @@ def test_fast_path_is_taken(monkeypatch):
 
     monkeypatch.setattr(cell, "project_inputs", project)
     monkeypatch.setattr(batched_grad, "batched_rnn", batched)
-    nascell.RNN(cell)(np.zeros((2, 5, 3), "float32"))
+    layer = nascell.RNN(cell)
+    layer(np.zeros((2, 5, 3), "float32"), training=True)
     assert calls == {"project": [(2, 5, 3)], "batched": 1}
+    layer(np.zeros((2, 5, 3), "float32"))          # inference: hoisted, autograd loop
+    assert calls == {"project": [(2, 5, 3)] * 2, "batched": 1}
 
 
 def test_auto_batches_only_big_kernels(monkeypatch):
@@ -220,7 +223,8 @@ def test_auto_batches_only_big_kernels(monkeypatch):
     for units, batch_weight_gradients, want in [(8, "auto", []), (8, True, [(8, 64)]),
                                                 (128, "auto", [(128, 1024)]), (128, False, [])]:
         products.clear()
-        nascell.RNN(NASCell(units), batch_weight_gradients=batch_weight_gradients)(xs)
+        nascell.RNN(NASCell(units), batch_weight_gradients=batch_weight_gradients)(
+            xs, training=True)
         assert sorted(set(products)) == want, (units, batch_weight_gradients)
     assert 128 * 1024 >= nascell.fast_rnn.AUTO_MIN_KERNEL_SIZE > 8 * 64
     with pytest.raises(ValueError, match="`batch_weight_gradients`"):
@@ -264,6 +268,20 @@ def test_config_and_keras_file_round_trip(tmp_path):
         k: v for k, v in config.items() if k != "cell"}
     xs = np.random.default_rng(1).uniform(-1, 1, (3, 5, 2)).astype("float32")
     np.testing.assert_array_equal(np.asarray(loaded(xs)), np.asarray(model(xs)))
+
+
+def test_model_with_batched_layer_exports_a_saved_model(tmp_path):
+    keras.utils.set_random_seed(4)
+    layer = nascell.RNN(NASCell(6, projection=4), return_sequences=True,
+                        batch_weight_gradients=True)
+    model = keras.Sequential([keras.Input((None, 3)), layer, keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    xs = np.random.default_rng(2).uniform(-1, 1, (2, 5, 3)).astype("float32")
+    model.train_on_batch(xs, np.zeros((2, 5, 2), "float32"))   # the batched path traced
+    model.export(str(tmp_path / "saved"), verbose=False)
+    loaded = tf.saved_model.load(str(tmp_path / "saved"))
+    served = loaded.serve(xs)
+    np.testing.assert_allclose(np.asarray(served), np.asarray(model(xs)), **TOL)
 
 
 def test_keras_file_of_the_earlier_version_loads_and_converts():
