@@ -168,7 +168,10 @@ def batched_rnn(step: Step, inputs, initial_states: Sequence[Any], *, mask=None,
         states = list(args[:n_states])
         kernels = args[n_states:n_states + n_kernels]
         biases = iter(args[n_states + n_kernels:])
-        constants = [(kernel, tf.transpose(kernel), None if b is None else next(biases))
+        # Constants in the loop (stop_gradient): its backward pass must not accumulate
+        # gradients for them step by step.
+        constants = [(tf.stop_gradient(kernel), tf.stop_gradient(tf.transpose(kernel)),
+                      None if b is None else tf.stop_gradient(next(biases)))
                      for kernel, (_, b) in zip(kernels, products)]
         steps, batch = tf.shape(xs)[0], tf.shape(xs)[1]
         probes = [tf.zeros([steps, batch, kernel.shape[1]], xs.dtype) for kernel in kernels]
