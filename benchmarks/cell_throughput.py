@@ -52,7 +52,8 @@ flags.DEFINE_list("models", ["lstm", "nascell", "treecell", "nascell_step", "tre
                   "Models to time, the reference first: lstm, nascell, treecell (nascell.RNN, "
                   "the fast path), nascell_step, treecell_step (keras.layers.RNN, step by step), "
                   "nascell_autograd, treecell_autograd (fast path without batched weight "
-                  "gradients).")
+                  "gradients); a _jit suffix (e.g. lstm_jit, nascell_jit) compiles that "
+                  "model's train step with XLA.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 
 
@@ -76,14 +77,18 @@ def recurrent_layer(kind: str, units: int, unroll: bool) -> keras.layers.Layer:
 
 
 def build_model(kind: str) -> keras.Model:
+    """The model ``kind`` names; a ``_jit`` suffix compiles its train step with XLA."""
+    jit = FLAGS.jit or kind.endswith("_jit")
+    layer_kind = kind[:-len("_jit")] if kind.endswith("_jit") else kind
     layers = [keras.Input((FLAGS.seq_len,), batch_size=FLAGS.batch, dtype="int32"),
               keras.layers.Embedding(FLAGS.vocab, FLAGS.units)]
-    layers += [recurrent_layer(kind, FLAGS.units, FLAGS.unroll) for _ in range(FLAGS.layers)]
+    layers += [recurrent_layer(layer_kind, FLAGS.units, FLAGS.unroll)
+               for _ in range(FLAGS.layers)]
     layers += [keras.layers.Dense(FLAGS.vocab)]
     model = keras.Sequential(layers, name=kind)
     model.compile(keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=5.0),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=FLAGS.jit)
+                  jit_compile=jit)
     return model
 
 
@@ -117,6 +122,7 @@ def main(argv):
         print(f"{kind}: {models[kind].count_params():,} parameters, warmup "
               f"{time.perf_counter() - start:.1f}s", flush=True)
 
+    load_before = os.getloadavg()[0]
     rates = {kind: [] for kind in models}       # wall-clock steps/s, one per repeat
     cpu_ms = {kind: [] for kind in models}      # process CPU ms per step, one per repeat
     for repeat in range(FLAGS.repeats):
@@ -131,7 +137,8 @@ def main(argv):
     first = next(iter(models))
     print(f"\nbatch {FLAGS.batch}, seq_len {FLAGS.seq_len}, units {FLAGS.units}, vocab "
           f"{FLAGS.vocab}, layers {FLAGS.layers}, jit {FLAGS.jit}, unroll {FLAGS.unroll}; "
-          f"{FLAGS.steps} steps x {FLAGS.repeats} interleaved repeats")
+          f"{FLAGS.steps} steps x {FLAGS.repeats} interleaved repeats; load average "
+          f"{load_before:.1f} before timing, {os.getloadavg()[0]:.1f} after")
     print(f"| model | params | steps/s (median) | step ms | step time vs {first} "
           f"| CPU ms/step | CPU time vs {first} |")
     print("|---|---:|---:|---:|---:|---:|---:|")

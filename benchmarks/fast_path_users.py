@@ -141,6 +141,7 @@ def main(argv):
                 batches[kind] = batches.get(kind) or [make_batch(rng) for _ in range(4)]
                 time_steps(model, batches[kind], max(FLAGS.warmup, 1))
                 models[(kind, variant)] = model
+    load_before = os.getloadavg()[0]
     wall = {key: [] for key in models}
     cpu = {key: [] for key in models}
     for repeat in range(FLAGS.repeats):
@@ -151,7 +152,8 @@ def main(argv):
         print(f"repeat {repeat + 1}: " + "  ".join(
             f"{k}/{v} {wall[(k, v)][-1]:.1f} ms ({cpu[(k, v)][-1]:.1f} cpu)" for k, v in models),
             flush=True)
-    print(f"\n{FLAGS.steps} steps x {FLAGS.repeats} interleaved repeats; ms per training step")
+    print(f"\n{FLAGS.steps} steps x {FLAGS.repeats} interleaved repeats; ms per training step; "
+          f"load average {load_before:.1f} before timing, {os.getloadavg()[0]:.1f} after")
     print("| model | step by step | fast path | fast / step | CPU step by step | CPU fast "
           "| CPU fast / step |")
     print("|---|---:|---:|---:|---:|---:|---:|")
