@@ -185,6 +185,20 @@ def test_cells_without_the_hook_run_step_by_step():
     np.testing.assert_allclose(np.asarray(layer(xs)), np.asarray(reference(xs)), **TOL)
 
 
+def test_mixed_precision_runs_step_by_step():
+    """Under a mixed policy the cell's variables are float32 and its math float16: the layer
+    falls back to the cell's own call, whose Keras autocasting handles that."""
+    keras.utils.set_random_seed(0)
+    layer = nascell.RNN(TreeCell(FIGURE5_SPEC, 4, dtype="mixed_float16"), return_sequences=True)
+    reference = keras.layers.RNN(TreeCell(FIGURE5_SPEC, 4, dtype="mixed_float16"),
+                                 return_sequences=True)
+    xs = np.random.default_rng(9).uniform(-1, 1, (2, 3, 5)).astype("float16")
+    layer(xs), reference(xs)
+    reference.set_weights(layer.get_weights())
+    np.testing.assert_allclose(np.asarray(layer(xs, training=True), "float32"),
+                               np.asarray(reference(xs, training=True), "float32"), atol=1e-3)
+
+
 def test_fast_path_is_taken(monkeypatch):
     """The whole sequence is projected in one call and the batched recurrence runs."""
     from nascell import batched_grad
