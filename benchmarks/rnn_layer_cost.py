@@ -8,7 +8,8 @@ in one ``tf.function`` (no embedding, no softmax: the recurrent layer alone), fo
 * ``<cell>_autograd``: ``nascell.RNN(cell, batch_weight_gradients=False)``: the input
   projection hoisted out of the loop, the loop's weight gradients by autograd;
 * ``<cell>``: ``nascell.RNN(cell, batch_weight_gradients=True)``: hoisted, and the loop's
-  weight gradients as one matmul after it.
+  weight gradients as one matmul after it;
+* ``<cell>_auto``: ``nascell.RNN(cell)``, the default (``batch_weight_gradients="auto"``).
 
 ``<cell>`` is ``nas`` (the NAS cell, base 8) or ``fig5`` (the paper's base-2 Figure 5 cell).
 Repeats are interleaved across the variants; prints the median wall and process CPU ms per
@@ -59,9 +60,10 @@ def make_layer(variant: str) -> keras.layers.Layer:
         raise app.UsageError(f"unknown variant {variant!r}")
     if loop == "step":
         return keras.layers.RNN(cell, return_sequences=True)
-    if loop not in ("", "autograd"):
+    modes = {"": True, "autograd": False, "auto": "auto"}
+    if loop not in modes:
         raise app.UsageError(f"unknown variant {variant!r}")
-    return RNN(cell, return_sequences=True, batch_weight_gradients=loop == "")
+    return RNN(cell, return_sequences=True, batch_weight_gradients=modes[loop])
 
 
 def main(argv):
