@@ -124,6 +124,27 @@ def test_keras_options_and_masking_match_step_path(options):
     assert_twins_agree(slow, fast, xs, mask=mask)
 
 
+def test_unknown_batch_and_time_sizes():
+    """The search's children read ``(None, None)`` token batches: the batched loop traced
+    with neither size known gives the step path's outputs and gradients."""
+    slow, fast = twin_layers(lambda: NASCell(5, projection=3), 4, return_sequences=True)
+    spec = tf.TensorSpec((None, None, 4), tf.float32)
+    results = []
+    for layer in (slow, fast):
+        @tf.function(input_signature=[spec])
+        def run(xs, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(xs)
+                loss = tf.reduce_sum(tf.sin(layer(xs, training=True)))
+            return loss, tape.gradient(loss, [xs, *layer.trainable_weights])
+        results.append([run(np.random.default_rng(n).uniform(-1, 1, (n, n + 3, 4))
+                            .astype("float32")) for n in (2, 5)])
+    for (want_loss, want_grads), (loss, grads) in zip(*results):
+        np.testing.assert_allclose(np.asarray(loss), np.asarray(want_loss), **TOL)
+        for got, want in zip(grads, want_grads):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), **TOL)
+
+
 def test_dropout_draws_the_same_masks_as_the_step_path():
     """Input and recurrent dropout on: same seeds give the same masks, so the same numbers."""
     cell = lambda: TreeCell(FIGURE5_SPEC, 6, dropout=0.4, recurrent_dropout=0.3, seed=5)  # noqa
