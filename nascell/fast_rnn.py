@@ -55,9 +55,18 @@ def matmul_last_axis(x, kernel):
 
 
 def has_fast_path(cell: Any) -> bool:
-    """Whether ``cell`` implements the hook (``project_inputs`` and ``projected_call``)."""
-    return callable(getattr(cell, "project_inputs", None)) and callable(
-        getattr(cell, "projected_call", None))
+    """Whether ``cell`` implements the hook (``project_inputs`` and ``projected_call``) and its
+    ``call`` is the one the hook mirrors: a subclass that overrides ``call`` alone runs step
+    by step, so that its ``call`` is what runs."""
+    if not (callable(getattr(cell, "project_inputs", None))
+            and callable(getattr(cell, "projected_call", None))):
+        return False
+    mro = type(cell).__mro__
+
+    def definer(name: str) -> int:
+        return next((i for i, k in enumerate(mro) if name in vars(k)), len(mro))
+
+    return definer("call") >= max(definer("project_inputs"), definer("projected_call"))
 
 
 @keras.saving.register_keras_serializable(package="nascell")
@@ -72,8 +81,8 @@ class RNN(keras.layers.RNN):
     ``keras.layers.RNN`` supports keeps working: variational dropout (one input mask and one
     recurrent mask per sequence, as the cell draws them), masking, ``return_state``,
     ``stateful``, ``go_backwards``, ``unroll`` and initial states. Falls back to the cell's
-    step-by-step ``call`` (the ``keras.layers.RNN`` loop) when the cell has no hook, when the
-    inputs are nested, or under a mixed-precision policy (the cell's compute and variable
+    step-by-step ``call`` (the ``keras.layers.RNN`` loop) when the cell has no hook (or
+    overrides ``call`` below the class that defines it), when the inputs are nested, or under a mixed-precision policy (the cell's compute and variable
     dtypes differ). The batched weight gradients apply in training (``training=True``, as in
     ``fit``) with the TensorFlow backend and a symbolic loop: in inference (and so in a
     SavedModel from ``model.export``), with another backend or with ``unroll=True`` the

@@ -196,14 +196,26 @@ def test_stateful_layer_carries_its_state_across_calls():
     np.testing.assert_allclose(np.asarray(parts(xs[:, :4])), first, **TOL)
 
 
+class DoubledTreeCell(TreeCell):
+    """A subclass that changes `call` only: the fast path would skip the change."""
+
+    def call(self, inputs, states, training=False):
+        return super().call(2.0 * inputs, states, training=training)
+
+
 def test_cells_without_the_hook_run_step_by_step():
-    keras.utils.set_random_seed(0)
-    layer = nascell.RNN(keras.layers.SimpleRNNCell(3), return_sequences=True)
-    reference = keras.layers.RNN(keras.layers.SimpleRNNCell(3), return_sequences=True)
+    assert nascell.fast_rnn.has_fast_path(NASCell(3))
+    assert not nascell.fast_rnn.has_fast_path(DoubledTreeCell(FIGURE5_SPEC, 3))
     xs = np.random.default_rng(6).uniform(-1, 1, (2, 4, 5)).astype("float32")
-    layer(xs), reference(xs)
-    reference.set_weights(layer.get_weights())
-    np.testing.assert_allclose(np.asarray(layer(xs)), np.asarray(reference(xs)), **TOL)
+    for make_cell in (lambda: keras.layers.SimpleRNNCell(3),
+                      lambda: DoubledTreeCell(FIGURE5_SPEC, 3)):
+        keras.utils.set_random_seed(0)
+        layer = nascell.RNN(make_cell(), return_sequences=True)
+        reference = keras.layers.RNN(make_cell(), return_sequences=True)
+        layer(xs), reference(xs)
+        reference.set_weights(layer.get_weights())
+        np.testing.assert_allclose(np.asarray(layer(xs, training=True)),
+                                   np.asarray(reference(xs, training=True)), **TOL)
 
 
 def test_mixed_precision_runs_step_by_step():
