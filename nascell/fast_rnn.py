@@ -82,11 +82,12 @@ class RNN(keras.layers.RNN):
     recurrent mask per sequence, as the cell draws them), masking, ``return_state``,
     ``stateful``, ``go_backwards``, ``unroll`` and initial states. Falls back to the cell's
     step-by-step ``call`` (the ``keras.layers.RNN`` loop) when the cell has no hook (or
-    overrides ``call`` below the class that defines it), when the inputs are nested, or under a mixed-precision policy (the cell's compute and variable
-    dtypes differ). The batched weight gradients apply in training (``training=True``, as in
-    ``fit``) with the TensorFlow backend and a symbolic loop: in inference (and so in a
-    SavedModel from ``model.export``), with another backend or with ``unroll=True`` the
-    projection is still hoisted but the loop's weight gradients are left to autograd.
+    overrides ``call`` below the class that defines it), when the inputs are nested, or
+    under a mixed-precision policy (the cell's compute and variable dtypes differ). The
+    batched weight gradients apply in training (``training=True``, as in ``fit``) with the
+    TensorFlow backend and a symbolic loop: in inference (and so in a SavedModel from
+    ``model.export``), with another backend or with ``unroll=True`` the projection is still
+    hoisted but the loop's weight gradients are left to autograd.
 
     Args:
         cell: a recurrent cell; `TreeCell`, `NASCell` and `ENASRNNCell` take the fast path.
