@@ -1,9 +1,10 @@
 """ENAS vs NAS-RL: compute per architecture scored, measured in one run on PTB.
 
-* ENAS: a short ENAS search (`nascell.search.enas.trainer.ENASTrainer`) on a PTB proxy: its
-  whole cost (shared-weight training, controller training, derivation, graph tracing
-  included) divided by the number of architectures it scored (each on one validation batch
-  with the shared weights).
+* ENAS: a short ENAS search (the ``enas`` strategy and the ``supernet`` evaluator run by
+  `nascell.search.loop.run_search`, in a run directory like every search's) on a PTB proxy:
+  its whole cost (shared-weight training, controller training, derivation, graph tracing, and
+  the run directory's store, checkpoints and TensorBoard summaries included) divided by the
+  number of architectures it scored (each on one validation batch with the shared weights).
 * NAS-RL: one child of the same space and size (the derived cell), trained from scratch for
   the proxy budget (``--child_epochs`` passes over the same training tokens) and scored on the
   validation tokens; its cost is the cost of one architecture scored.
@@ -48,36 +49,37 @@ def main(argv):
     del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from enas_common import load_ptb_proxy, train_child
-    from nascell.search.enas.trainer import ENASOptions, ENASTrainer
+
+    from nascell.search.enas import build
+    from nascell.search.loop import run_search
 
     data = load_ptb_proxy(FLAGS.max_train, FLAGS.max_valid, None)
     data["test"] = None
-    options = ENASOptions(epochs=FLAGS.epochs, shared_steps=FLAGS.shared_steps,
-                          controller_steps=FLAGS.controller_steps,
-                          controller_batch=FLAGS.controller_batch,
-                          derive_samples=FLAGS.derive_samples, derive_batches=1,
-                          num_nodes=FLAGS.num_nodes, units=FLAGS.units,
-                          batch_size=FLAGS.batch, seq_len=FLAGS.seq_len)
+    space, strategy, evaluator = build(
+        "enas_rnn", data=data, epochs=FLAGS.epochs, shared_steps=FLAGS.shared_steps,
+        controller_steps=FLAGS.controller_steps, controller_batch=FLAGS.controller_batch,
+        derive_samples=FLAGS.derive_samples, derive_batches=1, num_nodes=FLAGS.num_nodes,
+        units=FLAGS.units, batch_size=FLAGS.batch, seq_len=FLAGS.seq_len)
+    strategy.on_epoch = lambda s: print(f"  enas epoch {int(s['epoch'])}: valid ppl "
+                                        f"{s['valid_ppl']:.1f}, {s['seconds']:.1f}s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         wall, cpu = time.time(), time.process_time()
-        trainer = ENASTrainer("enas_rnn", os.path.join(tmp, "run"), options, data=data)
-        result = trainer.fit(lambda s: print(f"  enas epoch {s['epoch']}: valid ppl "
-                                             f"{s['valid_ppl']:.1f}, {s['seconds']:.1f}s",
-                                             flush=True))
+        result = run_search(space, strategy, evaluator, os.path.join(tmp, "run"),
+                            num_trials=strategy.planned_trials(), m=strategy.m, progress=False,
+                            checkpoint_every=strategy.checkpoint_every)
         enas_wall, enas_cpu = time.time() - wall, time.process_time() - cpu
         # Post-training scoring alone: one architecture, one validation batch.
-        specs = trainer.sample(5)[0]
+        task = evaluator.supernet_task(space)
+        specs = [t.spec for t in strategy.ask(5)]
         wall = time.time()
         for i, spec in enumerate(specs):
-            trainer.task.score(spec, [i])
+            task.score(spec, [i])
         score_only = (time.time() - wall) / len(specs)
-        trainer.close()
-    scored = (options.epochs * options.controller_steps * options.controller_batch
-              + options.derive_samples)
+    scored = len(result.trials)
     enas_per_arch_wall, enas_per_arch_cpu = enas_wall / scored, enas_cpu / scored
 
     wall, cpu = time.time(), time.process_time()
-    child = train_child(result.spec, data, FLAGS.units, FLAGS.child_epochs, FLAGS.batch,
+    child = train_child(result.best.spec, data, FLAGS.units, FLAGS.child_epochs, FLAGS.batch,
                         FLAGS.seq_len)
     child_wall, child_cpu = time.time() - wall, time.process_time() - cpu
 
@@ -95,9 +97,9 @@ def main(argv):
     }
     print(f"space: {out['space']}; proxy: {FLAGS.max_train} train / {FLAGS.max_valid} valid "
           f"tokens, batch {FLAGS.batch} x {FLAGS.seq_len}")
-    print(f"ENAS: {options.epochs} epochs x ({options.shared_steps} shared steps + "
-          f"{options.controller_steps} x {options.controller_batch} scored) + "
-          f"{options.derive_samples} derived = {scored} architectures in {enas_wall:.1f}s "
+    print(f"ENAS: {FLAGS.epochs} epochs x ({FLAGS.shared_steps} shared steps + "
+          f"{FLAGS.controller_steps} x {FLAGS.controller_batch} scored) + "
+          f"{FLAGS.derive_samples} derived = {scored} architectures in {enas_wall:.1f}s "
           f"wall / {enas_cpu:.1f}s cpu -> {enas_per_arch_wall:.3f}s wall / "
           f"{enas_per_arch_cpu:.3f}s cpu per architecture (scoring alone "
           f"{score_only:.3f}s)")

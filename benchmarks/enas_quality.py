@@ -51,7 +51,8 @@ def main(argv):
     del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from enas_common import load_ptb_proxy, train_child
-    from nascell.search.enas.trainer import run_enas
+
+    from nascell.search.enas import run_enas
     from nascell.search.spaces.enas import enas_rnn_space
 
     start = time.time()
@@ -64,9 +65,9 @@ def main(argv):
             derive_samples=FLAGS.derive_samples, derive_batches=FLAGS.derive_batches,
             num_nodes=FLAGS.num_nodes, units=FLAGS.units, batch_size=FLAGS.batch,
             seq_len=FLAGS.seq_len, seed=FLAGS.seed,
-            progress=lambda s: print(f"  enas epoch {s['epoch']}: shared train ppl "
-                                     f"{s['train_ppl']:.1f}, sampled valid ppl "
-                                     f"{s['valid_ppl']:.1f}, entropy {s['entropy']:.2f}, "
+            progress=lambda s: print(f"  enas epoch {int(s['epoch'])}: shared train ppl "
+                                     f"{s.get('train_ppl', float('nan')):.1f}, sampled valid "
+                                     f"ppl {s['valid_ppl']:.1f}, entropy {s['entropy']:.2f}, "
                                      f"{s['seconds']:.0f}s", flush=True))
     search_s = time.time() - start
     print(f"ENAS search: {search_s:.0f}s; derived cell (supernet valid ppl "

@@ -4,17 +4,18 @@
     path = export_spec(spec, "exports/cell", units=256, input_dim=128)
     layer = load(path)            # keras.layers.RNN(TreeCell(...)) with the exported weights
 
-Every spec kind exports: tree cells (``rnn_cell``), conv nets (``conv``) and the three ENAS
-kinds (``enas_rnn_cell``: ``RNN(ENASRNNCell)``, whose single state is ``h``;
-``enas_conv_cell`` / ``enas_macro``: a feature extractor, ``input_shape`` required).
+Every registered spec kind exports (`nascell.kinds`): tree cells (``rnn_cell``), conv nets
+(``conv``) and the three ENAS kinds (``enas_rnn_cell``: ``RNN(ENASRNNCell)``, whose single
+state is ``h``; ``enas_conv_cell`` / ``enas_macro``: a feature extractor, ``input_shape``
+required), and any kind a user registers.
 
 The folder holds ``spec.json``, ``weights.npz``, ``layer.keras``, a ``saved_model/`` with
 named endpoints (TensorFlow alone runs it), ``architecture.dot`` and ``metadata.json``; see
-`nascell.export.exporter` and `nascell.export.artifacts`. The binary ``nascell-export`` does
-the same from the command line.
+`nascell.export.exporter`, `nascell.export.artifacts` and docs/export.md. ``export_best``
+exports a search run's best trial through `nascell.search.handover`, the one module that joins
+search and export. The binary ``nascell-export`` does the same from the command line.
 
-The names below are imported on first use, so ``import nascell.export.runs`` (what the binary
-needs to check its flags) does not load TensorFlow.
+The names below are imported on first use.
 """
 
 import importlib

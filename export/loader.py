@@ -20,15 +20,20 @@ with a bad field (`SpecError`, with the spec file's path), or weights that do no
 from __future__ import annotations
 
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import keras
 
+from nascell import kinds
 from nascell.export import artifacts
-from nascell.export.artifacts import (METADATA_FILE, SPEC_FILE, WEIGHTS_FILE, ExportFormatError,
-                                      WeightsMismatchError)
-from nascell.enas_spec import ENASConvCellSpec, ENASMacroSpec, ENASRNNCellSpec
-from nascell.spec import ConvSpec, RNNCellSpec, SpecError, spec_from_dict
+from nascell.export.artifacts import (
+    METADATA_FILE,
+    SPEC_FILE,
+    WEIGHTS_FILE,
+    ExportFormatError,
+    WeightsMismatchError,
+)
+from nascell.spec import SpecError, spec_from_dict
 
 __all__ = ["load", "load_spec", "load_metadata", "ExportFormatError", "WeightsMismatchError"]
 
@@ -74,29 +79,23 @@ def load_metadata(path: str) -> Dict[str, Any]:
     return meta
 
 
-def _shape(meta: Dict[str, Any], key: str, meta_path: str):
-    value = meta["shapes"].get(key)
-    if value is None:
-        raise ExportFormatError(f"{meta_path} is corrupt: shapes.{key} is missing")
-    return value
-
-
-def load(path: str, name: str = None, **rnn_kwargs) -> keras.layers.Layer:
+def load(path: str, name: Optional[str] = None, **rnn_kwargs) -> keras.layers.Layer:
     """Rebuild the exported layer with its weights.
 
     Args:
         path: an export folder.
-        name: the layer's name (default: ``tree_rnn`` for tree cells, ``enas_rnn`` for ENAS
-            cells, ``convnet`` / ``enas_convnet`` / ``enas_macronet`` for image nets).
+        name: the layer's name (default: the kind's, e.g. ``tree_rnn`` for tree cells,
+            ``enas_rnn`` for ENAS cells, ``convnet`` / ``enas_convnet`` / ``enas_macronet``
+            for image nets).
         **rnn_kwargs: for cells, `keras.layers.RNN` arguments overriding the exported
             wrapper's (``return_sequences=True, return_state=True``), e.g.
             ``return_state=False`` for a drop-in replacement of ``RNN(LSTMCell(...))``.
 
     Returns:
-        cells: a built ``keras.layers.RNN`` around a `TreeCell` (returning ``outputs, h, c``)
-        or an `ENASRNNCell` (returning ``outputs, h``), input ``(batch, time, input_dim)``;
-        conv: a built `ConvNet`, `ENASConvNet` or `ENASMacroNet` for the exported image
-        shape.
+        The layer its kind builds (`nascell.kinds`): for cells a built ``keras.layers.RNN``
+        around a `TreeCell` (returning ``outputs, h, c``) or an `ENASRNNCell` (returning
+        ``outputs, h``), input ``(batch, time, input_dim)``; for image specs a built `ConvNet`,
+        `ENASConvNet` or `ENASMacroNet` for the exported image shape.
     """
     path = _check_folder(path)
     spec = load_spec(path)
@@ -106,44 +105,24 @@ def load(path: str, name: str = None, **rnn_kwargs) -> keras.layers.Layer:
         raise ExportFormatError(f"{meta_path} describes a {meta['kind']!r} export but "
                                 f"{os.path.join(path, SPEC_FILE)} holds a {spec.kind!r} spec; "
                                 f"the folder mixes two exports. Export again.")
+    kind = kinds.find_kind(spec)
+    if kind is None:
+        raise ExportFormatError(f"{path}: no registered kind builds a {spec.kind!r} spec "
+                                f"(known: {kinds.available_kinds()})")
     # Read (and check) the weights before building anything.
     weights_path = os.path.join(path, WEIGHTS_FILE)
     arrays = artifacts.read_weights(weights_path)
     config = dict(meta["layer"].get("config") or {})
+    shapes = meta["shapes"]
+    for key in kind.size_arguments:
+        if key != "projection" and shapes.get(key) is None:
+            raise ExportFormatError(f"{meta_path} is corrupt: shapes.{key} is missing")
     try:
-        if isinstance(spec, RNNCellSpec):
-            units = int(_shape(meta, "units", meta_path))
-            input_dim = int(_shape(meta, "input_dim", meta_path))
-            projection = meta["shapes"].get("projection")
-            config.pop("units", None)
-            config.pop("projection", None)
-            layer = artifacts.build_cell_layer(
-                spec, units, input_dim, projection, config,
-                name=name or artifacts.CELL_LAYER_NAME, **rnn_kwargs)
-        elif isinstance(spec, ENASRNNCellSpec):
-            units = int(_shape(meta, "units", meta_path))
-            input_dim = int(_shape(meta, "input_dim", meta_path))
-            config.pop("units", None)
-            layer = artifacts.build_enas_cell_layer(
-                spec, units, input_dim, config, name=name or artifacts.ENAS_RNN_LAYER_NAME,
-                **rnn_kwargs)
-        elif isinstance(spec, (ENASConvCellSpec, ENASMacroSpec)):
-            if rnn_kwargs:
-                raise TypeError(f"unexpected arguments for an {spec.kind} export: "
-                                f"{sorted(rnn_kwargs)}")
-            layer = artifacts.build_enas_image_layer(
-                spec, _shape(meta, "input_shape", meta_path), config, name=name)
-        elif isinstance(spec, ConvSpec):
-            if rnn_kwargs:
-                raise TypeError(f"unexpected arguments for a conv export: {sorted(rnn_kwargs)}")
-            layer = artifacts.build_conv_layer(spec, _shape(meta, "input_shape", meta_path),
-                                               config, name=name or artifacts.CONV_LAYER_NAME)
-        else:
-            raise ExportFormatError(f"{path}: cannot load a spec of kind {spec.kind!r}")
-    except (ExportFormatError, TypeError):
+        layer = kind.build(spec, shapes, config, name=name, **rnn_kwargs)
+    except TypeError:
         raise
     except (ValueError, KeyError) as e:
         raise ExportFormatError(f"{meta_path} does not describe a layer this spec can build "
                                 f"({type(e).__name__}: {e}); export again.") from None
-    artifacts.assign_weights(artifacts.core_of(layer), arrays, weights_path)
+    artifacts.assign_weights(kind.core_of(layer), arrays, weights_path)
     return layer

@@ -19,15 +19,34 @@ Importing `nascell` registers its layers with Keras, so a `.keras` file that use
 with `keras.saving.load_model(path)` and no `custom_objects`.
 """
 
-from nascell.spec import (FIGURE5_SPEC, NAS_CELL_SPEC, CellIndex, ConvLayer, ConvSpec, NodeOp,
-                          RNNCellSpec, SpecError, rnn_cell_spec, spec_from_dict, spec_from_json)
-from nascell.fast_rnn import RNN
-from nascell.tree_cell import TreeCell
-from nascell.nas_cell import NASCell
+from nascell import kinds
 from nascell.conv import ConvNet, build_conv_classifier, plan_conv_shapes
-from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroLayer, ENASMacroSpec,
-                               ENASRNNCellSpec, ENASRNNNode)
 from nascell.enas_cells import ENASConvNet, ENASMacroNet, ENASRNNCell
+from nascell.enas_spec import (
+                               ENASConvCellSpec,
+                               ENASConvNode,
+                               ENASMacroLayer,
+                               ENASMacroSpec,
+                               ENASRNNCellSpec,
+                               ENASRNNNode,
+)
+from nascell.fast_rnn import RNN
+from nascell.nas_cell import NASCell
+from nascell.spec import (
+                               FIGURE5_SPEC,
+                               NAS_CELL_SPEC,
+                               CellIndex,
+                               ConvLayer,
+                               ConvSpec,
+                               NodeOp,
+                               RNNCellSpec,
+                               SpecError,
+                               coerce_spec,
+                               rnn_cell_spec,
+                               spec_from_dict,
+                               spec_from_json,
+)
+from nascell.tree_cell import TreeCell
 
 __version__ = "0.1.0"
 
@@ -36,5 +55,6 @@ __all__ = [
     "ENASConvNode", "ENASMacroLayer", "ENASMacroNet", "ENASMacroSpec", "ENASRNNCell",
     "ENASRNNCellSpec", "ENASRNNNode", "FIGURE5_SPEC", "NASCell", "NAS_CELL_SPEC",
     "NodeOp", "RNN", "RNNCellSpec", "SpecError", "TreeCell", "build_conv_classifier",
-    "plan_conv_shapes", "rnn_cell_spec", "spec_from_dict", "spec_from_json",
+    "coerce_spec", "kinds", "plan_conv_shapes", "rnn_cell_spec", "spec_from_dict",
+    "spec_from_json",
 ]

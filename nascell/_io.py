@@ -42,6 +42,18 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def json_default(obj: Any) -> Any:
+    """`json.dumps`' ``default``: numpy scalars and arrays as lists, sets sorted, objects with
+    ``to_dict`` (specs) as their dict, anything else as its repr."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return repr(obj)
+
+
 def atomic_write_json(path: str, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode("utf-8"))
 

@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
 
-from nascell.spec import ConvSpec
+from nascell.spec import ConvSpec, coerce_spec
 
 SpecLike = Union[ConvSpec, Dict[str, Any], str]
 
@@ -44,14 +44,7 @@ __all__ = ["ConvNet", "ConvPlan", "build_conv_classifier", "plan_conv_shapes"]
 
 def _as_spec(spec: SpecLike) -> ConvSpec:
     """A `ConvSpec` from a spec, its dict form, or its JSON text."""
-    if isinstance(spec, ConvSpec):
-        return spec
-    if isinstance(spec, dict):
-        return ConvSpec.from_dict(spec)
-    if isinstance(spec, (str, bytes)):
-        return ConvSpec.from_json(spec)
-    raise TypeError(f"expected a ConvSpec, its dict (spec.to_dict()) or its JSON text; "
-                    f"got {type(spec).__name__}")
+    return coerce_spec(spec, ConvSpec)
 
 
 def _same_size(size: int, stride: int) -> int:

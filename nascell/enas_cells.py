@@ -34,31 +34,22 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import keras
 from keras import ops
 
-from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroSpec, ENASRNNCellSpec,
-                               conv_cell_loose_ends)
+from nascell.activations import ACTIVATIONS
+from nascell.enas_spec import (
+    ENASConvCellSpec,
+    ENASConvNode,
+    ENASMacroSpec,
+    ENASRNNCellSpec,
+    conv_cell_loose_ends,
+)
 from nascell.fast_rnn import dense, matmul_last_axis
-from nascell.spec import SpecError, spec_from_dict, spec_from_json
+from nascell.spec import SpecError, coerce_spec
 
 SpecLike = Union[str, Dict[str, Any], Any]
 
-ACTIVATIONS = {
-    "tanh": ops.tanh,
-    "relu": ops.relu,
-    "identity": lambda x: x,
-    "sigmoid": ops.sigmoid,
-}
-
-
 def _as_spec(spec: SpecLike, cls) -> Any:
     """Accept a spec object, its dict or its JSON; check it is of ``cls``."""
-    if isinstance(spec, str):
-        spec = spec_from_json(spec)
-    elif isinstance(spec, dict):
-        spec = spec_from_dict(spec)
-    if not isinstance(spec, cls):
-        raise SpecError(f"expected a {cls.__name__} (kind {cls.kind!r}), got "
-                        f"{type(spec).__name__}; build one with {cls.__name__}.from_json(...)")
-    return spec
+    return coerce_spec(spec, cls)
 
 
 def highway(projection, h_in, activation: str, units: int):

@@ -2,7 +2,7 @@
 
 It is `TreeCell` fixed to `nascell.spec.NAS_CELL_SPEC` and matches TensorFlow 1's
 ``tf.contrib.rnn.NASCell`` (same fused weights, same optional projection, no bias by default),
-so its numbers agree with TensorFlow's own test values (see DESIGN.md).
+so its numbers agree with TensorFlow's own test values (docs/tree_cell.md).
 
     layer = nascell.RNN(NASCell(units=256), return_sequences=True)   # or keras.layers.RNN
 """

@@ -1,8 +1,11 @@
 """Architecture specs: the plain-data language between search and export.
 
+(Over 400 lines on purpose: the two paper kinds, their validation and the JSON registry every
+kind reads through are one idea, and splitting them would scatter the format's definition.)
+
 A spec is a frozen dataclass, validated on construction, that round-trips through JSON.
 The controller's tokens decode to a spec, the run directory stores specs, and export compiles
-them. Two kinds are defined here (see DESIGN.md):
+them. Two kinds are defined here (docs/specs.md describes every kind's format):
 
 * `RNNCellSpec` (``"kind": "rnn_cell"``): the recurrent cell tree of Zoph & Le, section 3.4.
 * `ConvSpec` (``"kind": "conv"``): a convolutional network with skip connections, sections
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
 PAPER_COMBINES: Tuple[str, ...] = ("add", "mult")
@@ -42,7 +46,8 @@ def _check_int(field: str, value: Any, minimum: int) -> int:
     return value
 
 
-def _check_keys(field: str, data: Any, required: Iterable[str], optional: Iterable[str] = ()) -> None:
+def _check_keys(field: str, data: Any, required: Iterable[str],
+                optional: Iterable[str] = ()) -> None:
     if not isinstance(data, dict):
         _fail(field, data, "expected a JSON object")
     required = list(required)
@@ -66,9 +71,11 @@ def _parse_json(text: str) -> Dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise SpecError(f"malformed spec JSON: {e.msg} at line {e.lineno} column {e.colno}; "
-                                        "expected a JSON object such as {\"kind\": \"rnn_cell\", ...}") from None
+                          "expected a JSON object such as {\"kind\": \"rnn_cell\", ...}"
+                          ) from None
     if not isinstance(data, dict):
-        raise SpecError(f"malformed spec JSON: top level is {type(data).__name__}, expected an object")
+        raise SpecError(f"malformed spec JSON: top level is {type(data).__name__}, expected an "
+                        "object")
     return data
 
 
@@ -177,8 +184,10 @@ class RNNCellSpec(_SpecBase):
             _fail("cell_index", self.cell_index, "expected a CellIndex(inject, output)")
         for name in ("inject", "output"):
             value = getattr(self.cell_index, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.num_nodes:
-                _fail(f"cell_index.{name}", value, f"expected a node index in [0, {self.num_nodes - 1}]")
+            if (isinstance(value, bool) or not isinstance(value, int)
+                    or not 0 <= value < self.num_nodes):
+                _fail(f"cell_index.{name}", value,
+                      f"expected a node index in [0, {self.num_nodes - 1}]")
 
     # --- tree structure -------------------------------------------------------------------------
 
@@ -251,10 +260,11 @@ def rnn_cell_spec(base: int, nodes: Sequence[Tuple[str, str]], inject: Tuple[str
                                     inject_node: int, output_node: int) -> RNNCellSpec:
     """Shorthand: ``rnn_cell_spec(2, [("add","tanh"), ...], ("add","relu"), 0, 1)``."""
     return RNNCellSpec(base=base, nodes=tuple(NodeOp(c, a) for c, a in nodes),
-                                          cell_inject=NodeOp(*inject), cell_index=CellIndex(inject_node, output_node))
+                       cell_inject=NodeOp(*inject),
+                       cell_index=CellIndex(inject_node, output_node))
 
 
-# The cell Zoph & Le found on Penn Treebank (TensorFlow's `NASCell`), see DESIGN.md.
+# The cell Zoph & Le found on Penn Treebank (TensorFlow's `NASCell`); docs/tree_cell.md.
 NAS_CELL_SPEC = rnn_cell_spec(
         base=8,
         nodes=[("add", "sigmoid"), ("add", "relu"), ("add", "sigmoid"), ("mult", "relu"),
@@ -375,6 +385,11 @@ class ConvSpec(_SpecBase):
         return cls(layers=tuple(layers))
 
 
+# The base class of every spec kind, public so a user's own kind can derive from it
+# (docs/kinds.md): subclasses set ``kind`` and implement ``to_dict`` / ``from_dict``.
+SpecBase = _SpecBase
+
+
 # ---------------------------------------------------------------------------------------------
 # Registry of spec kinds, so `spec_from_json` can read any of them.
 # ---------------------------------------------------------------------------------------------
@@ -401,3 +416,46 @@ def spec_from_dict(data: Dict[str, Any]):
 def spec_from_json(text: str):
     """Any registered spec from JSON text, dispatched on its ``kind`` field."""
     return spec_from_dict(_parse_json(text))
+
+
+def coerce_spec(spec: Any, expected: Optional[Type[_SpecBase]] = None):
+    """A spec object from a spec, its dict, its JSON text, or the path of a JSON file.
+
+    Every layer and tool that takes "a spec" reads it through this one function.
+
+    Args:
+      spec: a spec object, ``spec.to_dict()``, ``spec.to_json()``, or a path (str or
+        ``os.PathLike``) of a file holding that JSON.
+      expected: the spec class the result must be; a dict without ``"kind"`` is read as it.
+
+    Raises:
+      SpecError: a field is wrong, or the spec is of another kind than ``expected``.
+      FileNotFoundError: a string that is neither JSON text nor an existing file.
+      ValueError: ``spec`` is none of the forms above.
+    """
+    what = expected.__name__ if expected is not None else "spec"
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if isinstance(spec, (bytes, bytearray)):
+        spec = spec.decode("utf-8")
+    if isinstance(spec, str):
+        if not spec.lstrip().startswith("{"):
+            if not os.path.isfile(spec):
+                raise FileNotFoundError(f"spec {spec!r} is neither JSON text nor an existing "
+                                        "JSON file")
+            with open(spec, "r", encoding="utf-8") as f:
+                spec = f.read()
+        spec = _parse_json(spec)
+    if isinstance(spec, dict):
+        if expected is not None:
+            if spec.get("kind", expected.kind) != expected.kind:
+                _fail("kind", spec["kind"], f"expected a {what} (kind {expected.kind!r})")
+            spec = dict(spec, kind=expected.kind)
+        spec = spec_from_dict(spec)
+    if not isinstance(spec, tuple(SPEC_KINDS.values())):
+        raise ValueError(f"Argument `spec` must be a {what}, its dict, its JSON text or the path "
+                         f"of a JSON file. Received: spec={spec!r} (a {type(spec).__name__})")
+    if expected is not None and not isinstance(spec, expected):
+        _fail("kind", spec.kind, f"expected a {what} (kind {expected.kind!r}); build one with "
+              f"{what}.from_json(...)")
+    return spec

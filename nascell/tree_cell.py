@@ -1,6 +1,6 @@
 """`TreeCell`: a Keras 3 RNN cell compiled from any `RNNCellSpec` (Zoph & Le, section 3.4).
 
-The cell is a binary tree of ``2*base - 1`` nodes (see DESIGN.md, "Recurrent cell spec"):
+The cell is a binary tree of ``2*base - 1`` nodes (docs/tree_cell.md gives the semantics):
 
 * leaf ``i`` computes ``act_i(combine_i(x W_i, h_prev U_i + b_i))``;
 * an internal node computes ``act(combine(left, right))``;
@@ -25,42 +25,23 @@ same numbers.
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import keras
 from keras import ops
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
+# The ops a spec may name (paper space plus the extended `max` and `sin`): one shared table.
+from nascell.activations import ACTIVATIONS, COMBINES
 from nascell.fast_rnn import dense, matmul_last_axis
-from nascell.spec import RNNCellSpec, SpecError, spec_from_dict
+from nascell.spec import RNNCellSpec, coerce_spec
 
 SpecLike = Union[RNNCellSpec, Dict[str, Any], str]
 
 
-def _identity(x):
-    return x
-
-
-# The ops a spec may name (paper space plus the extended `max` and `sin`).
-COMBINES: Dict[str, Callable] = {"add": ops.add, "mult": ops.multiply, "max": ops.maximum}
-ACTIVATIONS: Dict[str, Callable] = {"identity": _identity, "tanh": ops.tanh,
-                                    "sigmoid": ops.sigmoid, "relu": ops.relu, "sin": ops.sin}
-
-
 def as_rnn_cell_spec(spec: SpecLike) -> RNNCellSpec:
     """An `RNNCellSpec` from the spec itself, its dict form or its JSON text."""
-    if isinstance(spec, RNNCellSpec):
-        return spec
-    if isinstance(spec, (str, bytes, bytearray)):
-        return RNNCellSpec.from_json(spec)
-    if isinstance(spec, dict):
-        spec = spec_from_dict(dict(spec, kind=spec.get("kind", RNNCellSpec.kind)))
-        if not isinstance(spec, RNNCellSpec):
-            raise SpecError(f"invalid spec field 'kind': got {spec.kind!r}; "
-                            f"a TreeCell needs kind {RNNCellSpec.kind!r}")
-        return spec
-    raise ValueError(f"Argument `spec` must be an RNNCellSpec, its dict or its JSON string; "
-                     f"got {type(spec).__name__}: {spec!r}")
+    return coerce_spec(spec, RNNCellSpec)
 
 
 def _check_positive_int(name: str, value: Any, allow_none: bool = False) -> Optional[int]:

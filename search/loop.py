@@ -15,7 +15,14 @@ trial store first, so a run killed at any point resumes on the same directory:
   they finished, before anything new is asked.
 
 A failed evaluation (an exception, a NaN reward, a lost worker) is recorded as failed with
-reward 0 and its error text; the strategy is told 0 and the search goes on.
+reward 0 and its error text; the strategy is told 0 and the search goes on, unless the last
+``max_consecutive_failures`` trials all failed (`nascell.search.failures`): then it stops with
+`SearchFailedError`, quoting the first errors, and a rerun resumes it.
+
+Before anything else, ``strategy.bind(evaluator)`` lets a strategy that trains together with
+its evaluator (ENAS' shared weights) take what it needs; the strategy's ``result_phase``, when
+set, makes the best-trial files rank only the trials of that phase (ENAS' derived candidates).
+docs/search.md follows a search from flags to export.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from absl import logging
 from nascell.search.evaluator import EvalResult, Evaluator
 from nascell.search.executors.base import Executor
 from nascell.search.executors.local import LocalExecutor
+from nascell.search.failures import DEFAULT_LIMIT, FailureStreak
 from nascell.search.run_dir import RunDir
 from nascell.search.trial import Trial, TrialStatus
 
@@ -71,7 +79,8 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
                num_trials: int, executor: Optional[Executor] = None, m: int = 1,
                progress: bool = True, checkpoint_every: int = 1, top_k: int = 5,
                tensorboard: bool = True, extra_config: Optional[Dict[str, Any]] = None,
-               progress_stream: Optional[TextIO] = None) -> SearchResult:
+               progress_stream: Optional[TextIO] = None,
+               max_consecutive_failures: Optional[int] = DEFAULT_LIMIT) -> SearchResult:
     """Run (or resume) a search until `num_trials` trials have finished.
 
     Args:
@@ -90,26 +99,39 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
       tensorboard: write scalar summaries under run_dir/tensorboard, and one HParams
         session per finished trial under run_dir/tensorboard/trials/<id>.
       extra_config: more keys for the run config (compared on resume).
+      max_consecutive_failures: stop with `SearchFailedError` once this many trials in a
+        row have failed (None or 0: never).
 
     Returns:
       A `SearchResult`; raises `nascell.search.run_dir.RunDirError` for an unusable run
-      directory (a different search, a corrupt file) before anything is evaluated.
+      directory (a different search, a corrupt file) before anything is evaluated, and
+      `nascell.search.failures.SearchFailedError` when the failure guard stops the search.
     """
-    if int(num_trials) <= 0:
-        raise ValueError(f"num_trials must be > 0, got {num_trials}")
-    if int(m) <= 0:
-        raise ValueError(f"m must be > 0, got {m}")
-    if int(checkpoint_every) <= 0:
-        raise ValueError(f"checkpoint_every must be > 0, got {checkpoint_every}")
+    for name, value in (("num_trials", num_trials), ("m", m),
+                        ("checkpoint_every", checkpoint_every)):
+        if int(value) <= 0:
+            raise ValueError(f"Argument `{name}` must be a positive integer. Received: "
+                             f"{name}={value!r}")
     num_trials, m = int(num_trials), int(m)
-    run = RunDir.open_or_create(run_dir, search_config(space, strategy, evaluator, m,
-                                                       extra_config))
+    streak = FailureStreak(max_consecutive_failures)
     own_executor = executor is None
     if executor is None:
         executor = LocalExecutor()
+    if getattr(evaluator, "in_process_only", False) and not executor.in_process:
+        if own_executor:
+            executor.shutdown()
+        raise ValueError(f"Argument `executor` must evaluate in this process for the "
+                         f"{evaluator.name or type(evaluator).__name__} evaluator (its "
+                         f"strategy trains the same object between trials); received "
+                         f"{type(executor).__name__} with parallelism {executor.parallelism}. "
+                         "Use LocalExecutor(workers=1), the default.")
+    strategy.bind(evaluator)  # before the run directory restores the strategy
+    run = RunDir.open_or_create(run_dir, search_config(space, strategy, evaluator, m,
+                                                       extra_config))
     loop = _Loop(space, strategy, evaluator, run, num_trials, executor, m, checkpoint_every,
                  top_k, tensorboard,
-                 _Progress(num_trials, progress_stream or sys.stderr) if progress else None)
+                 _Progress(num_trials, progress_stream or sys.stderr) if progress else None,
+                 streak)
     try:
         return loop.run()
     finally:
@@ -123,12 +145,14 @@ class _Loop:
 
     def __init__(self, space, strategy, evaluator, run: RunDir, num_trials: int,
                  executor: Executor, m: int, checkpoint_every: int, top_k: int,
-                 tensorboard: bool, progress: Optional["_Progress"]):
+                 tensorboard: bool, progress: Optional["_Progress"], streak: FailureStreak):
         self.space, self.strategy, self.evaluator = space, strategy, evaluator
         self.run_dir, self.store = run, run.store
         self.num_trials, self.executor, self.m = num_trials, executor, m
         self.checkpoint_every, self.top_k = checkpoint_every, top_k
         self.tensorboard, self.progress = tensorboard, progress
+        self.streak = streak
+        self.result_phase = getattr(strategy, "result_phase", None)
         self.told_since_checkpoint: List[int] = []
         self.best_reward: Optional[float] = None
         self.in_flight: Dict[int, Trial] = {}
@@ -208,9 +232,12 @@ class _Loop:
                 failed += int(own.status == TrialStatus.FAILED)
                 if self.progress:
                     self.progress.update(finished, failed, self.best_reward)
+                self.streak.record(own.trial_id, own.status == TrialStatus.FAILED, own.error)
+                if self.streak.exceeded:
+                    self._stop()
         if self.told_since_checkpoint:
             self._checkpoint()
-        best = self.run_dir.update_best(self.top_k)
+        best = self.run_dir.update_best(self.top_k, self.result_phase)
         if self.progress:
             self.progress.close()
         trials = self.store.finished()
@@ -220,6 +247,15 @@ class _Loop:
             num_done=sum(t.status == TrialStatus.DONE for t in trials),
             num_failed=sum(t.status == TrialStatus.FAILED for t in trials),
             seconds=time.time() - start, resumed=self.run_dir.resumed)
+
+    def _stop(self) -> None:
+        """The failure guard tripped: save what the strategy learned, then stop."""
+        if self.told_since_checkpoint:
+            self._checkpoint()
+        self.run_dir.update_best(self.top_k, self.result_phase)
+        if self.progress:
+            self.progress.close()
+        raise self.streak.error(self.run_dir.path)
 
     def _ask(self, n: int) -> List[Trial]:
         trials = list(self.strategy.ask(n))
@@ -265,9 +301,9 @@ class _Loop:
             self.best_reward is None or trial.reward > self.best_reward)
         if improved:
             self.best_reward = trial.reward
-            self.run_dir.update_best(self.top_k)
-        elif self.top_k > 1 and trial.status == TrialStatus.DONE:
-            self.run_dir.update_best(self.top_k)
+            self.run_dir.update_best(self.top_k, self.result_phase)
+        elif (self.top_k > 1 or self.result_phase) and trial.status == TrialStatus.DONE:
+            self.run_dir.update_best(self.top_k, self.result_phase)
         if self.tensorboard:
             self._summaries(trial, step)
 

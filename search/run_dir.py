@@ -6,6 +6,7 @@
       strategy/gen-N/    the strategy checkpoint (`Strategy.save`), newest two generations
       best/best.json     the best trial so far (spec, decisions, reward, metrics)
       best/top_k.json    the k best trials, best first
+      weights/           trained weights an evaluator kept (trial_<id>.keras, .npz, ...)
       tensorboard/       scalar summaries: reward, best so far, baseline, entropy, ...;
                          tensorboard/trials/<id>/ one HParams session per finished trial
 
@@ -18,6 +19,7 @@ a checkpoint is written to a fresh ``gen-N`` folder first, and only then does on
 transaction mark the trials whose rewards it includes (``told_gen = N``) and make N current.
 A crash between the two leaves generation N-1 current and its trials still marked as theirs,
 so on resume the trials that N-1 has not seen are re-told from the store, exactly once.
+docs/run_dir.md describes the directory for users.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ STORE_FILE = "trials.sqlite"
 STRATEGY_DIR = "strategy"
 BEST_DIR = "best"
 TENSORBOARD_DIR = "tensorboard"
+WEIGHTS_DIR = "weights"
+# Where a trial's trained weights may be, relative to the run directory ({id}: the trial id).
+_WEIGHT_FOLDERS = (WEIGHTS_DIR, "trials/{id}")
+_WEIGHT_NAMES = ("trial_{id}.keras", "model.keras", "weights.npz", "trial_{id}.npz",
+                 "trial_{id}")
 
 _KEEP_GENERATIONS = 2
 
@@ -74,15 +81,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def normalize_config(config: Dict[str, Any]) -> Dict[str, Any]:
     """The config as JSON would give it back (tuples become lists, numpy scalars numbers)."""
-    return json.loads(json.dumps(config, sort_keys=True, default=_default))
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    return repr(obj)
+    return json.loads(json.dumps(config, sort_keys=True, default=_io.json_default))
 
 
 def _flatten(obj: Any, prefix: str = "") -> Dict[str, Any]:
@@ -263,15 +262,28 @@ class RunDir:
             f"safe in {os.path.join(self.path, STORE_FILE)}; restore the strategy folder from a "
             "backup, or start a new search with another --run_dir.")
 
+    def strategy_dir(self, generation: Optional[int] = None) -> Optional[str]:
+        """The folder of strategy checkpoint ``generation`` (default: the current one), or
+        None when there is none (a strategy may keep its own files there, e.g. ENAS' shared
+        weights)."""
+        generation = self.strategy_generation if generation is None else int(generation)
+        path = self._gen_dir(generation)
+        return path if generation > 0 and os.path.isdir(path) else None
+
     def untold_trials(self, generation: int) -> List[Trial]:
         """Finished trials that checkpoint `generation` has not seen, in finish order."""
         return self.store.untold(after_generation=generation)
 
     # -- best specs ------------------------------------------------------------------------
 
-    def update_best(self, k: int = 5) -> Optional[Trial]:
-        """Rewrite best/best.json and best/top_k.json from the store; returns the best trial."""
-        top = self.store.best(k)
+    def update_best(self, k: int = 5, phase: Optional[str] = None) -> Optional[Trial]:
+        """Rewrite best/best.json and best/top_k.json from the store; returns the best trial.
+
+        ``phase``: rank only the trials whose ``meta["phase"]`` is ``phase`` once there are any
+        (a strategy's result phase, `Strategy.result_phase`: ENAS' derived candidates).
+        """
+        top = self.store.best(k, phase=phase) if phase is not None else []
+        top = top or self.store.best(k)
         if not top:
             return None
         entries = [_best_entry(t) for t in top]
@@ -281,6 +293,26 @@ class RunDir:
             _io.atomic_write_json(os.path.join(best_dir, "best.json"), entries[0])
             _io.atomic_write_json(os.path.join(best_dir, "top_k.json"), entries)
         return top[0]
+
+    def trial_weights(self, trial_id: int, metrics: Optional[Dict[str, Any]] = None
+                      ) -> Optional[str]:
+        """The trained weights an evaluator kept for a trial, or None: a path in its metrics
+        (``weights`` or ``weights_path``, absolute or relative to the run directory), else a
+        file under ``weights/`` or ``trials/<id>/`` named ``trial_<id>.keras``,
+        ``model.keras``, ``weights.npz`` or ``trial_<id>.npz`` (an export folder works too)."""
+        for key in ("weights", "weights_path"):
+            path = (metrics or {}).get(key)
+            if isinstance(path, str):
+                path = path if os.path.isabs(path) else os.path.join(self.path, path)
+                if os.path.exists(path):
+                    return path
+        for folder in _WEIGHT_FOLDERS:
+            for name in _WEIGHT_NAMES:
+                path = os.path.join(self.path, folder.format(id=trial_id),
+                                    name.format(id=trial_id))
+                if os.path.exists(path):
+                    return path
+        return None
 
     # -- summaries -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import sqlite3
 import time
 from typing import Any, Dict, Iterable, List, Optional
 
+from nascell import _io
 from nascell.search.trial import Trial, TrialStatus
 
 SCHEMA_VERSION = 1
@@ -88,18 +89,8 @@ def spec_from_stored(text: Optional[str]) -> Any:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=_json_default)
-
-
-def _json_default(obj: Any) -> Any:
     # numpy scalars and arrays, sets: the usual suspects in metrics and strategy meta.
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    return repr(obj)
+    return json.dumps(obj, sort_keys=True, default=_io.json_default)
 
 
 class TrialStore:
@@ -295,11 +286,15 @@ class TrialStore:
         row = self._db.execute("SELECT MAX(id) FROM trials").fetchone()
         return -1 if row[0] is None else int(row[0])
 
-    def best(self, k: int = 1) -> List[Trial]:
-        """The `k` done trials with the highest reward (ties: the earlier trial first)."""
-        rows = self._db.execute(
-            "SELECT * FROM trials WHERE status = ? ORDER BY reward DESC, id LIMIT ?",
-            (TrialStatus.DONE.value, int(k)))
+    def best(self, k: int = 1, phase: Optional[str] = None) -> List[Trial]:
+        """The `k` done trials with the highest reward (ties: the earlier trial first); with
+        ``phase``, only trials whose ``meta["phase"]`` is ``phase``."""
+        where, args = "status = ?", [TrialStatus.DONE.value]
+        if phase is not None:  # SQLite's JSON functions: one indexed-free scan, no decoding
+            where += " AND json_extract(meta, '$.phase') = ?"
+            args.append(phase)
+        rows = self._db.execute(f"SELECT * FROM trials WHERE {where} ORDER BY reward DESC, id "
+                                "LIMIT ?", (*args, int(k)))
         return [_row_to_trial(r) for r in rows]
 
     def events(self, trial_id: Optional[int] = None) -> List[Dict[str, Any]]:

@@ -12,7 +12,7 @@ strategy. A strategy's whole state saves to and restores from a folder, so a run
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, List, Type
+from typing import Any, Dict, List, Optional, Type
 
 from nascell.search.trial import Trial
 
@@ -23,11 +23,21 @@ class Strategy(abc.ABC):
     #: registry name, e.g. "reinforce".
     name: str = ""
 
+    #: when set, the run's best-trial files rank only the trials whose ``meta["phase"]`` is
+    #: this (once there are any): the strategy's answer is chosen among them (ENAS: "derive").
+    result_phase: Optional[str] = None
+
     def __init__(self, space: Any, seed: int = 0, **options: Any):
         self.space = space
         self.seed = seed
         self.options = options
         self.next_trial_id = 0
+
+    def bind(self, evaluator: Any) -> None:
+        """Called by `run_search` before anything else (before a resume restores this
+        strategy): a strategy that trains together with its evaluator (ENAS' shared weights)
+        takes what it needs here. Most strategies need nothing."""
+        return None
 
     @abc.abstractmethod
     def ask(self, n: int = 1) -> List[Trial]:
@@ -82,7 +92,8 @@ def create_strategy(name: str, space: Any, seed: int = 0, **options: Any) -> Str
     """Create a registered strategy by name (reinforce, random, evolution, enas, ...)."""
     _import_builtin()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown strategy {name!r}; available: {sorted(_REGISTRY)}")
+        raise ValueError(f"Argument `name` must be a registered strategy, one of "
+                         f"{sorted(_REGISTRY)}. Received: name={name!r}")
     return _REGISTRY[name](space, seed=seed, **options)
 
 

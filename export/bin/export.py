@@ -26,6 +26,8 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags
 
+from nascell._args import as_flags
+
 FLAGS = flags.FlagValues()
 
 _ = dict(flag_values=FLAGS)
@@ -49,7 +51,8 @@ del _
 def _positive(name: str) -> Optional[int]:
     value = getattr(FLAGS, name)
     if value is not None and value < 1:
-        raise app.UsageError(f"--{name} must be a positive integer, got {value}")
+        raise app.UsageError(f"Argument `--{name}` must be a positive integer. Received: "
+                             f"--{name}={value}")
     return value
 
 
@@ -63,8 +66,9 @@ def _input_shape() -> Optional[tuple]:
     except ValueError:
         shape = ()
     if len(shape) != 3 or min(shape) < 1:
-        raise app.UsageError(f"--input_shape must be three positive integers height,width,"
-                             f"channels (e.g. 32,32,3); got {text!r}")
+        raise app.UsageError(f"Argument `--input_shape` must be three positive integers "
+                             f"height,width,channels (e.g. 32,32,3). Received: "
+                             f"--input_shape={text!r}")
     return shape
 
 
@@ -84,31 +88,22 @@ def _read_spec(text: str):
 
 
 def _check_sizes(spec, sizes: Dict[str, Any], from_run: bool) -> None:
-    from nascell.enas_spec import ENASRNNCellSpec
-    from nascell.spec import RNNCellSpec
-    if isinstance(spec, ENASRNNCellSpec):
-        for name in ("projection", "use_bias"):
-            if sizes.get(name) is not None:
-                raise app.UsageError(f"--{name} is for tree cells (rnn_cell specs); an ENAS "
-                                     f"cell ({spec.kind}) takes only --units and --input_dim")
-    if isinstance(spec, (RNNCellSpec, ENASRNNCellSpec)):
-        if sizes.get("input_shape") is not None:
-            raise app.UsageError("--input_shape is for conv specs; this is a recurrent cell "
-                                 "spec: pass --units and --input_dim")
-        for name in ("units", "input_dim"):
-            if sizes.get(name) is None:
-                where = " (the run config does not record it)" if from_run else ""
-                raise app.UsageError(f"--{name} is required to export a recurrent cell{where}")
-    else:
-        for name in ("units", "input_dim", "projection", "use_bias"):
-            if sizes.get(name) is not None:
-                raise app.UsageError(f"--{name} is for recurrent cell specs; this is a "
-                                     f"{spec.kind} spec: pass --input_shape=height,width,"
-                                     f"channels")
-        if sizes.get("input_shape") is None:
-            where = " (the run config does not record it)" if from_run else ""
-            raise app.UsageError(f"--input_shape (e.g. 32,32,3) is required to export a "
-                                 f"{spec.kind} spec{where}")
+    """The spec's kind checks the sizes (`nascell.kinds`); its argument errors become flag
+    errors (``Argument `units``` -> ``Argument `--units```)."""
+    from nascell import kinds
+    kind = kinds.kind_of(spec)
+    if sizes.get("use_bias") is not None and "use_bias" not in kind.layer_options:
+        raise app.UsageError(f"--use_bias is for tree cells (rnn_cell specs); a spec of kind "
+                             f"{spec.kind!r} has no such option")
+    given = {k: v for k, v in sizes.items() if k in ("units", "input_dim", "projection",
+                                                      "input_shape")}
+    try:
+        kind.shapes(spec, given)
+    except ValueError as e:
+        message = as_flags(str(e), ("units", "input_dim", "projection", "input_shape"))
+        if from_run and "=None" in str(e):
+            message += " (the run does not record it: pass the flag)"
+        raise app.UsageError(message) from None
 
 
 def _plan() -> Dict[str, Any]:
@@ -132,13 +127,13 @@ def _plan() -> Dict[str, Any]:
         _check_sizes(spec, sizes, from_run=False)
         out, info = FLAGS.out, None
     else:
-        from nascell.export import runs
+        from nascell.search import handover  # the one module that joins search and export
         try:
-            info = runs.trial_info(FLAGS.run_dir, FLAGS.trial)
-        except (runs.RunExportError, ValueError) as e:
+            info = handover.trial_for_export(FLAGS.run_dir, FLAGS.trial)
+        except (handover.RunExportError, ValueError) as e:
             raise app.UsageError(f"--run_dir {FLAGS.run_dir}: {e}") from None
         spec = info["spec"]
-        merged = {**runs.export_sizes(FLAGS.run_dir, spec, info), **explicit}
+        merged = {**handover.export_sizes(info), **explicit}
         _check_sizes(spec, merged, from_run=True)
         explicit = merged
         sub = "best" if FLAGS.trial is None else f"trial_{info['trial_id']}"

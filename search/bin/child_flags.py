@@ -100,6 +100,10 @@ flags.DEFINE_float("child_recurrent_dropout", None, "Variational dropout of the 
                    "state h (rnn_lm, default 0).")
 flags.DEFINE_float("child_embedding_dropout", None, "Dropout of the embedding output (rnn_lm, "
                    "default 0).")
+flags.DEFINE_bool("child_carry_state", None, "Language-model children carry the recurrent "
+                  "state across batches (truncated BPTT with the loss summed over the unrolled "
+                  "steps, as Zaremba et al.) in training and validation (default false: the "
+                  "state is reset every batch).")
 flags.DEFINE_integer("child_max_valid_steps", None, "Validation batches per child epoch; 0: "
                      "the whole validation split (default: rnn_lm 20, conv_classifier 0).")
 flags.DEFINE_integer("child_seed", None, "Seed of every child's weights, dropout and data "
@@ -120,7 +124,8 @@ FLAG_ARGS: Dict[str, Dict[str, str]] = {
                    child_num_layers="num_layers", child_tie_weights="tie_weights",
                    child_optimizer="optimizer", child_clipnorm="clipnorm",
                    child_recurrent_dropout="recurrent_dropout",
-                   child_embedding_dropout="embedding_dropout"),
+                   child_embedding_dropout="embedding_dropout",
+                   child_carry_state="carry_state"),
     "conv_classifier": dict(_COMMON, child_subset="subset", child_momentum="momentum",
                             child_bn_epsilon="bn_epsilon"),
 }
@@ -219,3 +224,31 @@ def evaluator_from_flags(name: str, **overrides: Any):
     options = child_options(name)
     options.update(overrides)
     return create_evaluator(name, **options)
+
+
+# The child flags that also choose the data of the ENAS supernet evaluator (by the space's
+# modality, `nascell.kinds.SpecKind.modality`), and that evaluator's argument for each.
+SUPERNET_DATA_FLAGS = {"sequence": {"child_dataset": "dataset"},
+                       "image": {"child_subset": "subset"}}
+
+
+def supernet_options(modality: str) -> Dict[str, Any]:
+    """The data arguments of the ``supernet`` evaluator from the data flags (--data_dir,
+    --download, --cifar_npz for images, --child_dataset for cells, --child_subset for images),
+    checked like the children's; app.UsageError for a flag that does not apply."""
+    validate_child_flags(None)
+    allowed = SUPERNET_DATA_FLAGS.get(modality, {})
+    foreign = sorted(name for name in FLAGS if name.startswith("child_") and FLAGS[name].present
+                     and name not in allowed)
+    if foreign:
+        _usage(f"{', '.join('--' + f for f in foreign)} configure trained children; the "
+               "supernet evaluator (ENAS) takes its settings as --enas_option=KEY=VALUE")
+    if modality != "image" and FLAGS["cifar_npz"].present:
+        _usage("--cifar_npz is for the image spaces (CIFAR-10), not a recurrent-cell search")
+    options: Dict[str, Any] = {"data_dir": FLAGS.data_dir, "download": FLAGS.download}
+    if modality == "image":
+        options["cifar_npz"] = FLAGS.cifar_npz
+    for flag, arg in allowed.items():
+        if FLAGS[flag].value is not None:
+            options[arg] = FLAGS[flag].value or None  # --child_subset=0: all of it
+    return options

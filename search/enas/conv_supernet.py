@@ -100,7 +100,65 @@ class _SharedCell(keras.layers.Layer):
         return states[1]
 
 
-class ConvSupernet(keras.Model):
+class ImageSupernet(keras.Model):
+    """What the image supernets share: loss, one SGD step on exactly the variables a sampled
+    architecture reads, accuracy with the weights fixed, and checkpoints. Subclasses define
+    ``logits(spec, images)`` (the subgraph of ``spec``, built eagerly) and ``_check``."""
+
+    def _check(self, spec) -> None:
+        raise NotImplementedError
+
+    def logits(self, spec, images):
+        raise NotImplementedError
+
+    def batch_loss(self, spec, images, labels):
+        logits = self.logits(spec, images)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.convert_to_tensor(labels, tf.int32), logits=logits)
+        return tf.reduce_mean(ce), logits
+
+    def used_variables(self, spec, images) -> List[tf.Variable]:
+        """The variables the subgraph of ``spec`` reads (traced on ``images``)."""
+        with tf.GradientTape(watch_accessed_variables=True) as tape:
+            self.batch_loss(spec, images[:2], np.zeros(len(images[:2]), np.int32))
+        return list(tape.watched_variables())
+
+    def train_step(self, spec, images, labels, learning_rate: float,
+                   clipnorm: Optional[float] = 5.0) -> float:
+        """One SGD step on exactly the variables ``spec`` reads; returns the loss. A
+        non-finite loss or gradient skips the step (the shared weights stay clean)."""
+        with tf.GradientTape() as tape:
+            loss, _ = self.batch_loss(spec, images, labels)
+        variables = list(tape.watched_variables())
+        grads = tape.gradient(loss, variables)
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        grads = [tf.convert_to_tensor(g) for g, _ in pairs]
+        norm = tf.linalg.global_norm(grads)
+        if not (np.isfinite(float(loss)) and np.isfinite(float(norm))):
+            return float(loss)
+        if clipnorm:
+            grads, _ = tf.clip_by_global_norm(grads, clipnorm, use_norm=norm)
+        for (_, v), g in zip(pairs, grads):
+            v.assign_sub(learning_rate * g)
+        return float(loss)
+
+    def accuracy(self, spec, batches: Sequence[Tuple[np.ndarray, np.ndarray]]) -> float:
+        """Accuracy of ``spec`` over ``(images, labels)`` batches, weights fixed."""
+        correct = total = 0
+        for x, y in batches:
+            pred = np.argmax(self.logits(spec, x).numpy(), axis=-1)
+            correct += int(np.sum(pred == np.asarray(y)))
+            total += len(y)
+        return correct / max(1, total)
+
+    def state_bytes(self) -> bytes:
+        return weights_io.weights_to_bytes(self.weights)
+
+    def load_state_bytes(self, data: bytes) -> None:
+        weights_io.load_weights_bytes(self.weights, data)
+
+
+class ConvSupernet(ImageSupernet):
     """Shared-weight micro network over every `ENASConvCellSpec` with ``num_nodes`` nodes.
 
     Args:
@@ -152,46 +210,3 @@ class ConvSupernet(keras.Model):
         for kind, cell in self.positions:
             prev, cur = cur, cell(prev, cur, nodes=getattr(spec, kind))
         return self.head(tf.reduce_mean(tf.nn.relu(cur), axis=[1, 2]))
-
-    def batch_loss(self, spec: ENASConvCellSpec, images, labels):
-        logits = self.logits(spec, images)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.convert_to_tensor(labels, tf.int32), logits=logits)
-        return tf.reduce_mean(ce), logits
-
-    def used_variables(self, spec: ENASConvCellSpec, images) -> List[tf.Variable]:
-        """The variables the subgraph of ``spec`` reads (traced on ``images``)."""
-        with tf.GradientTape(watch_accessed_variables=True) as tape:
-            self.batch_loss(spec, images[:2], np.zeros(len(images[:2]), np.int32))
-        return list(tape.watched_variables())
-
-    def train_step(self, spec: ENASConvCellSpec, images, labels, learning_rate: float,
-                   clipnorm: Optional[float] = 5.0) -> float:
-        """One SGD step on exactly the variables ``spec`` reads; returns the loss."""
-        with tf.GradientTape() as tape:
-            loss, _ = self.batch_loss(spec, images, labels)
-        variables = list(tape.watched_variables())
-        grads = tape.gradient(loss, variables)
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        grads = [tf.convert_to_tensor(g) for g, _ in pairs]
-        if clipnorm:
-            grads, _ = tf.clip_by_global_norm(grads, clipnorm)
-        for (_, v), g in zip(pairs, grads):
-            v.assign_sub(learning_rate * g)
-        return float(loss)
-
-    def accuracy(self, spec: ENASConvCellSpec, batches: Sequence[Tuple[np.ndarray, np.ndarray]]
-                 ) -> float:
-        """Accuracy of ``spec`` over ``(images, labels)`` batches, weights fixed."""
-        correct = total = 0
-        for x, y in batches:
-            pred = np.argmax(self.logits(spec, x).numpy(), axis=-1)
-            correct += int(np.sum(pred == np.asarray(y)))
-            total += len(y)
-        return correct / max(1, total)
-
-    def state_bytes(self) -> bytes:
-        return weights_io.weights_to_bytes(self.weights)
-
-    def load_state_bytes(self, data: bytes) -> None:
-        weights_io.load_weights_bytes(self.weights, data)

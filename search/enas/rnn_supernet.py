@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nascell.activations import ACTIVATIONS
 from nascell.enas_cells import highway
 from nascell.enas_spec import ENAS_RNN_ACTIVATIONS, ENASRNNCellSpec
 from nascell.search.enas import weights_io
@@ -47,7 +48,10 @@ class RNNSupernet(keras.Model):
         super().__init__(name=name)
         self.vocab_size, self.num_nodes, self.units = vocab_size, num_nodes, units
         self.per_activation = per_activation
-        init = lambda k: keras.initializers.RandomUniform(-init_range, init_range, seed=seed + k)
+
+        def init(k):
+            return keras.initializers.RandomUniform(-init_range, init_range, seed=seed + k)
+
         u = units
         self.embedding = self.add_weight(shape=(vocab_size, u), initializer=init(1),
                                          name="embedding")
@@ -155,7 +159,7 @@ class RNNSupernet(keras.Model):
         def node(proj, h_in, a):
             c = tf.sigmoid(proj[:, :u])
             f = proj[:, u:]
-            cand = tf.stack([tf.tanh(f), tf.nn.relu(f), f, tf.sigmoid(f)])
+            cand = tf.stack([ACTIVATIONS[name](f) for name in ENAS_RNN_ACTIVATIONS])
             return c * tf.gather(cand, a) + (1.0 - c) * h_in
 
         def step(h, xp):

@@ -16,6 +16,8 @@ _EVALUATORS: Dict[str, str] = {
     "nasbench201": "nascell.search.evaluators.nasbench201:NASBench201Evaluator",
     "rnn_lm": "nascell.search.evaluators.rnn_lm:RNNLanguageModelEvaluator",
     "conv_classifier": "nascell.search.evaluators.conv_classifier:ConvClassifierEvaluator",
+    # ENAS: scores with the shared weights the enas strategy trains (nascell.search.enas).
+    "supernet": "nascell.search.enas.evaluator:SupernetEvaluator",
 }
 
 
@@ -30,7 +32,8 @@ def available_evaluators() -> List[str]:
 
 def evaluator_class(name: str):
     if name not in _EVALUATORS:
-        raise ValueError(f"unknown evaluator {name!r}; available: {sorted(_EVALUATORS)}")
+        raise ValueError(f"Argument `name` must be a registered evaluator, one of "
+                         f"{sorted(_EVALUATORS)}. Received: name={name!r}")
     module, cls = _EVALUATORS[name].split(":")
     return getattr(importlib.import_module(module), cls)
 

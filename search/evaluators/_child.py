@@ -1,7 +1,7 @@
 """What every real child trainer shares: the device strategy, failure isolation, cleanup.
 
-A child that fails must not stop the search (DESIGN.md, "Rewards"): a NaN or infinite loss, a
-spec that cannot be built, or running out of memory becomes ``EvalResult.failure`` with a
+A child that fails must not stop the search (docs/search.md, "Rewards"): a NaN or infinite
+loss, a spec that cannot be built, or running out of memory becomes ``EvalResult.failure`` with a
 reward of 0 and the reason. Data that cannot be found is not the child's fault and still
 raises, so a misconfigured search stops at its first trial with the message naming the flag.
 """

@@ -69,6 +69,12 @@ class Executor(abc.ABC):
     def parallelism(self) -> int:
         """How many trials the loop should keep in flight."""
 
+    @property
+    def in_process(self) -> bool:
+        """Whether evaluations run in the calling process, on the evaluator object itself
+        (not a copy): what an evaluator that shares state with its strategy needs."""
+        return False
+
     @abc.abstractmethod
     def submit(self, trial: Trial, evaluator: Evaluator) -> None:
         """Start evaluating `trial.spec` with `evaluator` (returns at once)."""
@@ -89,6 +95,7 @@ class Executor(abc.ABC):
 
     def shutdown(self) -> None:
         """Release workers; in-flight evaluations are abandoned (a resumed run redoes them)."""
+        return None
 
     def resources(self) -> Dict[str, float]:
         """What this executor has to hand out (e.g. {"num_cpus": 4, "num_gpus": 1})."""

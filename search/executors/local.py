@@ -105,6 +105,10 @@ class LocalExecutor(Executor):
         return self.workers
 
     @property
+    def in_process(self) -> bool:
+        return not self.processes
+
+    @property
     def num_in_flight(self) -> int:
         return len(self._queue) + len(self._futures) + len(self._ready)
 

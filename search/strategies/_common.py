@@ -23,7 +23,7 @@ def make_trial(space: SearchSpace, trial_id: int, decisions: Dict[str, Any],
 
 
 def check_reward(reward: Any) -> float:
-    """A finite float; None/NaN (a failed trial) count as 0, as DESIGN.md asks."""
+    """A finite float; None/NaN (a failed trial) count as 0 (docs/search.md, "Rewards")."""
     if reward is None:
         return 0.0
     reward = float(reward)

@@ -144,7 +144,7 @@ def test_weight_decay_regularizes_every_kernel():
     kernels = [v for v in model.trainable_weights if "kernel" in v.path]
     assert len(kernels) == 3 and len(model.losses) == 3
     expected = sum(1e-4 * np.sum(keras.ops.convert_to_numpy(k) ** 2) for k in kernels)
-    np.testing.assert_allclose(sum(float(l) for l in model.losses), expected, rtol=1e-5)
+    np.testing.assert_allclose(sum(float(loss) for loss in model.losses), expected, rtol=1e-5)
     assert model.get_layer("dropout").rate == 0.5
     with pytest.raises(ValueError, match="not both"):
         ConvNet(spec, weight_decay=1e-4, kernel_regularizer="l2")
@@ -156,7 +156,7 @@ def test_spec_may_be_a_dict_or_json():
         assert ConvNet(form).spec == spec
     with pytest.raises(SpecError):
         ConvNet({"kind": "conv", "layers": [{"filters": 0}]})
-    with pytest.raises(TypeError, match="ConvSpec"):
+    with pytest.raises(ValueError, match="Argument `spec` must be a ConvSpec"):
         ConvNet([conv(4)])
 
 

@@ -9,7 +9,7 @@ from nascell.nas_cell import NASCell
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
 from nascell.tree_cell import TreeCell
 
-# From TensorFlow's own NASCell test (tf.contrib.rnn, rnn_cell_test.py), see DESIGN.md.
+# From TensorFlow's own NASCell test (tf.contrib.rnn, rnn_cell_test.py), as in docs/tree_cell.md.
 GOLDEN = {
     None: {"output": [0.576751, 0.618936, 0.627393],
            "c": [0.7157977, 0.7804162, 0.7945764]},

@@ -1,5 +1,5 @@
-"""TreeCell against an independent numpy reference of DESIGN.md's cell semantics, plus its
-Keras behaviour: RNN options, masking, training, dropout, config and `.keras` files."""
+"""TreeCell against an independent numpy reference of docs/tree_cell.md's cell semantics, plus
+its Keras behaviour: RNN options, masking, training, dropout, config and `.keras` files."""
 
 import json
 import os
@@ -13,14 +13,20 @@ import pytest
 
 import nascell
 from nascell.nas_cell import NASCell
-from nascell.spec import (EXTENDED_ACTIVATIONS, EXTENDED_COMBINES, FIGURE5_SPEC, NAS_CELL_SPEC,
-                          SpecError, rnn_cell_spec)
+from nascell.spec import (
+    EXTENDED_ACTIVATIONS,
+    EXTENDED_COMBINES,
+    FIGURE5_SPEC,
+    NAS_CELL_SPEC,
+    SpecError,
+    rnn_cell_spec,
+)
 from nascell.tree_cell import TreeCell
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
-# --- the reference: DESIGN.md read literally, node by node, in float64 --------------------------
+# --- the reference: docs/tree_cell.md read literally, node by node, in float64 -----------------
 
 def ref_activation(name, x):
     if name == "identity":

@@ -198,11 +198,13 @@ def test_failed_overwrite_keeps_the_old_export(tmp_path, monkeypatch):
 def test_bad_arguments_write_nothing(tmp_path):
     from nascell.export import export_spec
     from nascell.spec import FIGURE5_SPEC, SpecError
-    with pytest.raises(ValueError, match="units is required"):
+    with pytest.raises(ValueError, match=r"Argument `units` must be a positive integer\. "
+                       r"Received: units=None\. It is required"):
         export_spec(FIGURE5_SPEC, str(tmp_path / "a"), input_dim=2)
-    with pytest.raises(ValueError, match="input_shape is required"):
+    with pytest.raises(ValueError, match="Argument `input_shape` must be .* It is required"):
         export_spec({"kind": "conv", "layers": [{}]}, str(tmp_path / "b"))
-    with pytest.raises(ValueError, match="input_dim is for recurrent"):
+    with pytest.raises(ValueError, match=r"Argument `input_dim` must be left out for a spec of "
+                       r"kind 'conv' \(an image network takes input_shape"):
         export_spec({"kind": "conv", "layers": [{}]}, str(tmp_path / "c"),
                     input_shape=(8, 8, 3), input_dim=3)
     bad = FIGURE5_SPEC.to_dict()

@@ -1,7 +1,9 @@
 """Export of the three ENAS spec kinds (enas_rnn_cell, enas_conv_cell, enas_macro): the folder,
 exact round trips (the SavedModel with TensorFlow alone, the .keras file, `load`), fine-tuning
-with Adam, a derived cell from an ENAS run (`export_best`, `nascell-export --run_dir`), and the
-translation example on a one-state cell."""
+with Adam, a derived cell from an ENAS run (`export_best`, `nascell-export --run_dir`: its
+weights cut from the run's last supernet checkpoint), and the translation example on a
+one-state cell. (Over 400 lines: one module-scoped fixture of exported ENAS layers serves most
+tests here; splitting the file would export and trace them twice.)"""
 
 import json
 import os
@@ -12,8 +14,14 @@ import pytest
 import tensorflow as tf
 
 from nascell.enas_cells import ENASConvNet, ENASMacroNet, ENASRNNCell
-from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroLayer, ENASMacroSpec,
-                               ENASRNNCellSpec, enas_rnn_cell_spec)
+from nascell.enas_spec import (
+    ENASConvCellSpec,
+    ENASConvNode,
+    ENASMacroLayer,
+    ENASMacroSpec,
+    ENASRNNCellSpec,
+    enas_rnn_cell_spec,
+)
 from nascell.export import export_best, export_spec, load
 
 # Node 1 and node 3 both read node 0 ... loose ends 2 and 3 are averaged.
@@ -59,7 +67,8 @@ def enas_exports(tmp_path_factory, randomize):
         # A SavedModel runs as a graph, and TensorFlow's graph optimizer (its arithmetic
         # rewrites) may reorder float operations: for the micro net that moves the features
         # by about 1e-7 from the eager layer. The graph-mode layer is the exact reference.
-        graph_fn = tf.function(lambda images: net(images, training=False), autograph=False)
+        graph_fn = tf.function(lambda images, net=net: net(images, training=False),
+                               autograph=False)
         refs = {"images": images, "features": np.asarray(net(images, training=False)),
                 "features_graph": graph_fn(images).numpy()}
         out[kind] = (export_spec(net, str(root / kind)), refs)
@@ -265,11 +274,13 @@ def test_enas_image_net_reexports_exactly(enas_exports, tmp_path):
 def test_enas_bad_arguments_write_nothing(tmp_path):
     with pytest.raises(ValueError, match="projection is for tree cells"):
         export_spec(RNN_SPEC, str(tmp_path / "a"), units=3, input_dim=2, projection=2)
-    with pytest.raises(ValueError, match="units is required"):
+    with pytest.raises(ValueError, match="Argument `units` must be a positive integer. "
+                       "Received: units=None. It is required"):
         export_spec(RNN_SPEC.to_json(), str(tmp_path / "b"), input_dim=2)
-    with pytest.raises(ValueError, match="input_shape is required"):
+    with pytest.raises(ValueError, match="Argument `input_shape` must be .* It is required"):
         export_spec(CONV_SPEC.to_dict(), str(tmp_path / "c"))
-    with pytest.raises(ValueError, match="units is for recurrent cell specs; an enas_macro"):
+    with pytest.raises(ValueError, match="Argument `units` must be left out for a spec of kind "
+                       "'enas_macro'"):
         export_spec(MACRO_SPEC, str(tmp_path / "d"), input_shape=(8, 8, 3), units=3)
     with pytest.raises(ValueError, match="layer_config does not fit"):
         export_spec(MACRO_SPEC, str(tmp_path / "e"), input_shape=(8, 8, 3),
@@ -286,7 +297,7 @@ TINY = dict(num_nodes=3, units=5, batch_size=2, seq_len=4, shared_steps=2, contr
 
 @pytest.fixture(scope="module")
 def enas_run(tmp_path_factory):
-    from nascell.search.enas.trainer import run_enas
+    from nascell.search.enas import run_enas
     rng = np.random.default_rng(0)
     data = {"train": rng.integers(0, 12, 120).astype(np.int32),
             "valid": rng.integers(0, 12, 60).astype(np.int32), "vocab_size": 12}
@@ -349,27 +360,36 @@ def test_cli_on_enas_run_and_spec_file(enas_run, tmp_path, capsys):
     assert _meta(str(tmp_path / "cell"))["shapes"]["state_size"] == [3]
     macro_file = tmp_path / "macro.json"
     macro_file.write_text(MACRO_SPEC.to_json())
-    with pytest.raises(app.UsageError, match="--projection is for tree cells"):
+    with pytest.raises(app.UsageError, match="Argument `--projection` must be left out .*"
+                       "projection is for tree cells"):
         _cli(f"--spec_json={spec_file}", "--units=3", "--input_dim=2", "--projection=2",
              f"--out={tmp_path / 'x'}")
-    with pytest.raises(app.UsageError, match="required to export a enas_macro"):
+    with pytest.raises(app.UsageError, match="Argument `--input_shape` must be .* Received: "
+                       "no --input_shape"):
         _cli(f"--spec_json={macro_file}", f"--out={tmp_path / 'y'}")
-    with pytest.raises(app.UsageError, match="--units is for recurrent cell specs"):
+    with pytest.raises(app.UsageError, match="Argument `--units` must be left out for a spec "
+                       "of kind 'enas_macro'"):
         _cli(f"--spec_json={macro_file}", "--input_shape=8,8,3", "--units=3",
              f"--out={tmp_path / 'z'}")
 
 
-def test_export_sizes_of_an_enas_conv_run(tmp_path):
-    """A micro-space run records filters and num_cells (and trained on CIFAR-10 unless its
-    data was custom); export_best passes them on."""
-    from nascell.export import runs
-    config = {"strategy": "enas", "space": "enas_conv", "data": "default",
-              "enas": {"units": 64, "filters": 6, "num_cells": 2}}
-    assert runs.export_sizes(str(tmp_path), CONV_SPEC, {"config": config}) == {
+def test_export_sizes_of_an_enas_image_run(tmp_path):
+    """An image ENAS run records the supernet's filters and num_cells (and the images' shape in
+    each trial's metrics, or CIFAR-10's for a run on it); export takes them from there."""
+    from nascell.search import handover
+    config = {"strategy": {"name": "enas", "units": 100},
+              "evaluator": {"name": "supernet", "dataset": None, "units": 64, "filters": 6,
+                            "num_cells": 2, "data": "custom"}}
+    info = {"spec": CONV_SPEC, "config": config, "metrics": {"input_shape": [8, 8, 3]}}
+    assert handover.export_sizes(info) == {
+        "layer_config": {"filters": 6, "num_cells": 2}, "input_shape": (8, 8, 3)}
+    config["evaluator"].update(dataset="cifar10", data=None)
+    assert handover.export_sizes({**info, "metrics": {}}) == {
         "layer_config": {"filters": 6, "num_cells": 2}, "input_shape": (32, 32, 3)}
-    config["data"] = "custom"
-    assert runs.export_sizes(str(tmp_path), CONV_SPEC, {"config": config}) == {
-        "layer_config": {"filters": 6, "num_cells": 2}}
+    assert handover.export_sizes({**info, "spec": MACRO_SPEC}) == {
+        "layer_config": {"filters": 6}, "input_shape": (8, 8, 3)}
+    # a recurrent run: the supernet's width (not the controller's), tied embedding
+    assert handover.export_sizes({**info, "spec": RNN_SPEC}) == {"units": 64, "input_dim": 64}
 
 
 # --- the translation example on a one-state cell ----------------------------------------------

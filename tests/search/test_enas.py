@@ -1,4 +1,7 @@
-"""ENAS: spaces, weight sharing in the supernets, the two-phase alternation, resume, derive."""
+"""ENAS: spaces, weight sharing in the three supernets, and ENAS as a strategy plus the supernet
+evaluator in the one engine (run_search): the schedule, one REINFORCE path, checkpoints of the
+shared weights, resume, derive. nascell-search --strategy=enas killed with SIGKILL and resumed:
+tests/search/test_search_cli.py."""
 
 import os
 
@@ -8,11 +11,17 @@ import pytest
 import tensorflow as tf
 
 from nascell.enas_cells import ENASRNNCell
-from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroSpec, ENASRNNCellSpec,
-                               enas_rnn_cell_spec)
+from nascell.enas_spec import (
+    ENASConvCellSpec,
+    ENASConvNode,
+    ENASMacroSpec,
+    ENASRNNCellSpec,
+    enas_rnn_cell_spec,
+)
+from nascell.search.enas import run_enas
 from nascell.search.enas.conv_supernet import ConvSupernet
+from nascell.search.enas.macro_supernet import MacroSupernet
 from nascell.search.enas.rnn_supernet import RNNSupernet
-from nascell.search.enas.trainer import ENASOptions, ENASTrainer, run_enas
 from nascell.search.spaces import create_space
 from nascell.search.spaces.enas import enas_conv_space, enas_macro_space, enas_rnn_space
 
@@ -53,10 +62,11 @@ def test_spaces_decode_encode(factory, cls):
 
 
 def test_space_sizes_and_registry():
-    assert enas_rnn_space().decode(enas_rnn_space().sample(np.random.default_rng(1))).num_nodes == 12
+    rng = np.random.default_rng(1)
+    assert enas_rnn_space().decode(enas_rnn_space().sample(rng)).num_nodes == 12
     # 4 activations per node and i choices for node i: 4**12 * 11!
     assert enas_rnn_space().num_architectures() == 4 ** 12 * 39916800
-    assert enas_conv_space().decode(enas_conv_space().sample(np.random.default_rng(1))).num_nodes == 5
+    assert enas_conv_space().decode(enas_conv_space().sample(rng)).num_nodes == 5
     assert len(enas_macro_space().decisions) == 24
     for name in ("enas_rnn", "enas_conv", "enas_macro"):
         assert create_space(name).name == name
@@ -159,24 +169,53 @@ def test_conv_supernet_shares_weights():
     assert len(net.trainable_variables) == count
 
 
-# --- the ENAS loop -----------------------------------------------------------------------------
+def test_macro_supernet_shares_weights():
+    net = MacroSupernet(num_layers=3, num_classes=3, filters=4, input_shape=(8, 8, 3), seed=0)
+    count = len(net.trainable_variables)
+    a = ENASMacroSpec.from_dict({"layers": [{"op": "conv_3x3"}, {"op": "sep_conv_5x5"},
+                                            {"op": "max_pool_3x3", "skips": [0]}]})
+    b = ENASMacroSpec.from_dict({"layers": [{"op": "conv_3x3"}, {"op": "conv_5x5"},
+                                            {"op": "avg_pool_3x3", "skips": [0, 1]}]})
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, 4)
+    used_a = {_vid(v): v for v in net.used_variables(a, x)}
+    used_b = {_vid(v): v for v in net.used_variables(b, x)}
+    shared = net.positions[0].ops["conv_3x3"].conv.kernel
+    assert _vid(shared) in set(used_a) & set(used_b)  # layer 0's conv 3x3: both read it
+    only_b = [v for k, v in used_b.items() if k not in used_a]
+    assert _vid(net.positions[1].ops["conv_5x5"].conv.kernel) in set(used_b) - set(used_a)
+    before_shared, before_only_b = np.array(shared), _values(only_b)
+    net.train_step(a, x, y, learning_rate=0.1)
+    assert not np.array_equal(np.array(shared), before_shared)
+    for v, old in zip(only_b, before_only_b):
+        np.testing.assert_array_equal(np.array(v), old)
+    space = enas_macro_space(3)
+    for _ in range(3):
+        assert 0.0 <= net.accuracy(space.decode(space.sample(rng)), [(x, y)]) <= 1.0
+    assert len(net.trainable_variables) == count
+
+
+# --- ENAS in the one engine --------------------------------------------------------------------
 
 TINY = dict(num_nodes=4, units=8, batch_size=2, seq_len=6, shared_steps=3, controller_steps=2,
             controller_batch=2, derive_samples=3, derive_batches=2, shared_lr=0.5,
             controller_lr=0.05, controller_jit_compile=False)
+# 2 epochs x 2 controller steps x m=2 = 8 search trials (ids 0-7), then 3 derive candidates.
+SEARCH_TRIALS, TRIALS = 8, 11
 
 
 def _data():
     return {"train": _tokens(300), "valid": _tokens(200, seed=1), "vocab_size": VOCAB}
 
 
-def _candidates(run_dir):
-    from nascell.search.run_dir import RunDir
-    run = RunDir.open_existing(str(run_dir))
+def _trials(run_dir):
+    from nascell.search.store import TrialStore
+    store = TrialStore(os.path.join(str(run_dir), "trials.sqlite"), readonly=True)
     try:
-        return [t.spec for t in run.store.trials() if t.meta.get("epoch") == 2]
+        return {t.trial_id: t for t in store.trials()}
     finally:
-        run.close()
+        store.close()
 
 
 @pytest.fixture(scope="module")
@@ -186,93 +225,138 @@ def straight(tmp_path_factory):
                     epochs=2, **TINY)
 
 
-def test_run_resumes_and_phases_update_only_their_own_weights(tmp_path, straight):
-    run = tmp_path / "resumed"
-    first = run_enas("enas_rnn", str(run), data=_data(), epochs=1, **TINY)
-    assert first.epochs == 1
-    # Resume by hand, so that each phase can be checked on its own.
-    trainer = ENASTrainer("enas_rnn", str(run), ENASOptions(epochs=2, **TINY), data=_data())
-    try:
-        assert trainer.resumed_from == 1 and trainer.epoch == 1
-        controller = _values(trainer.controller.weights)
-        supernet = _values(trainer.task.supernet.weights)
-        loss = trainer.train_shared(TINY["shared_steps"])
-        for now, old in zip(_values(trainer.controller.weights), controller):
-            np.testing.assert_array_equal(now, old)  # phase 1: controller bit-identical
-        assert any(not np.array_equal(n, o) for n, o in
-                   zip(_values(trainer.task.supernet.weights), supernet))
-        supernet = _values(trainer.task.supernet.weights)
-        updates = trainer.controller.updates
-        stats = trainer.train_controller(TINY["controller_steps"])
-        for now, old in zip(_values(trainer.task.supernet.weights), supernet):
-            np.testing.assert_array_equal(now, old)  # phase 2: shared weights bit-identical
-        assert any(not np.array_equal(n, o) for n, o in
-                   zip(_values(trainer.controller.weights), controller))
-        assert trainer.controller.updates == updates + TINY["controller_steps"]
-        assert stats["reward"] == pytest.approx(80.0 / stats["valid_ppl"], rel=0.2)
-        trainer.end_epoch(loss, stats)
-        resumed = trainer.derive()
-    finally:
-        trainer.close()
-    assert resumed.epochs == 2 and len(resumed.history) == 2
-    # The interrupted run continued exactly where it stopped: same data, same samples.
+def test_enas_runs_through_the_one_engine(straight, monkeypatch):
+    import json
+
+    from nascell.search.controller import Controller
+    trials = _trials(straight.run_dir)
+    assert sorted(trials) == list(range(TRIALS))
+    assert all(t.status.value == "done" for t in trials.values())
+    assert [trials[i].meta["phase"] for i in range(TRIALS)] == (
+        ["search"] * SEARCH_TRIALS + ["derive"] * (TRIALS - SEARCH_TRIALS))
+    assert [trials[i].meta["epoch"] for i in range(SEARCH_TRIALS)] == [1] * 4 + [2] * 4
+    # The run directory is every search's: config, store, strategy generations, best files.
+    run = straight.run_dir
+    assert {"config.json", "trials.sqlite", "strategy", "best", "tensorboard"} <= set(
+        os.listdir(run))
+    config = json.load(open(os.path.join(run, "config.json")))
+    assert config["strategy"]["name"] == "enas" and config["evaluator"]["name"] == "supernet"
+    assert config["strategy"]["epochs"] == 2 and config["evaluator"]["data"] == "custom"
+    gens = sorted(os.listdir(os.path.join(run, "strategy")))
+    newest = os.path.join(run, "strategy", gens[-1])
+    assert {"strategy_state.json", "supernet.npz", "supernet.json"} <= set(os.listdir(newest))
+    # The derived architecture (best derive candidate) is what the best-trial files hold.
+    best = json.load(open(os.path.join(run, "best", "best.json")))
+    derived = [t for t in trials.values() if t.meta["phase"] == "derive"]
+    assert best["trial_id"] == max(derived, key=lambda t: (t.reward, -t.trial_id)).trial_id
+    assert ENASRNNCellSpec.from_dict(best["spec"]) == straight.spec
+    assert straight.metric == pytest.approx(80.0 / straight.reward)
+    # One REINFORCE path: the strategy's, one update per m = 2 search trials.
+    state = json.load(open(os.path.join(newest, "strategy_state.json")))
+    assert state["enas"]["search_told"] == SEARCH_TRIALS
+    assert len(straight.history) == 2 and straight.epochs == 2
+    for epoch in straight.history:
+        assert epoch["reward"] == pytest.approx(80.0 / epoch["valid_ppl"], rel=0.2)
+    monkeypatch.setattr(Controller, "update", lambda *a, **k: pytest.fail("second path"))
+    again = run_enas("enas_rnn", run, data=_data(), epochs=2, **TINY)  # finished: no work
+    assert again.spec == straight.spec and again.history == straight.history
+    from nascell.search.enas import trainer  # the old entry point still works, deprecated
+    with pytest.warns(DeprecationWarning, match="nascell.search.enas.run_enas"):
+        old = trainer.run_enas("enas_rnn", run, data=_data(), epochs=2, **TINY)
+    assert old.spec == straight.spec
+
+
+def test_an_interrupted_run_resumes_exactly(tmp_path, straight):
+    """Stopped after 4 trials (mid-epoch 1), then resumed from its checkpoint: the same trials,
+    rewards and derived cell as the uninterrupted run; each phase touches only its weights."""
+    run = str(tmp_path / "resumed")
+    run_enas("enas_rnn", run, data=_data(), epochs=2, num_trials=4, **TINY)
+    gens = sorted(os.listdir(os.path.join(run, "strategy")))
+    resumed = run_enas("enas_rnn", run, data=_data(), epochs=2, **TINY)
+    mine, theirs = _trials(run), _trials(straight.run_dir)
+    assert sorted(mine) == sorted(theirs)
+    for i in theirs:
+        assert mine[i].decisions == theirs[i].decisions, i
+        assert mine[i].reward == pytest.approx(theirs[i].reward, rel=1e-4), i
+    assert resumed.spec == straight.spec
     for key in ("reward", "valid_ppl", "train_loss", "entropy"):
         assert resumed.history[1][key] == pytest.approx(straight.history[1][key], rel=1e-4)
-    # Derivation samples the same candidates (the winner among near-ties may differ by float
-    # noise, so compare the candidates and the best score).
-    assert _candidates(tmp_path / "resumed") == _candidates(straight.run_dir)
-    assert resumed.metric == pytest.approx(straight.metric, rel=1e-3)
-    assert isinstance(resumed.spec, ENASRNNCellSpec)
-    run = tmp_path / "resumed"
-    assert sorted(os.listdir(run / "enas")) == ["current.json", "derived.json", "gen-000001",
-                                                 "gen-000002"]
-    assert os.listdir(run / "tensorboard")
-    import json
-    best = json.loads((run / "best" / "best.json").read_text())
-    assert ENASRNNCellSpec.from_dict(best["spec"]) == resumed.spec
-    # A finished run returns its stored result without training again.
-    again = run_enas("enas_rnn", str(run), data=_data(), epochs=2, **TINY)
-    assert again.spec == resumed.spec and again.metric == resumed.metric
+    assert len(gens) == 2  # older strategy generations are pruned as for every strategy
     with pytest.raises(Exception, match="differ"):
-        run_enas("enas_rnn", str(run), data=_data(), epochs=2, **{**TINY, "units": 4})
+        run_enas("enas_rnn", run, data=_data(), epochs=2, **{**TINY, "units": 4})
 
 
-def test_derived_cell_round_trips_as_keras_file(tmp_path, straight):
-    # The ENAS layer also saves as a plain .keras file (nascell.export handles ENAS specs too).
-    result = straight
-    model = keras.Sequential([keras.Input((5, 3)),
-                              keras.layers.RNN(ENASRNNCell(result.spec, 6))])
-    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
-    model.save(tmp_path / "cell.keras")
-    back = keras.models.load_model(tmp_path / "cell.keras")
-    np.testing.assert_allclose(np.asarray(back(x)), np.asarray(model(x)), rtol=1e-6)
-    assert back.layers[-1].cell.spec == result.spec
+def test_the_phases_touch_only_their_own_weights():
+    from nascell.search.enas.evaluator import SupernetEvaluator
+    from nascell.search.strategy import create_strategy
+    space = enas_rnn_space(4)
+    evaluator = SupernetEvaluator(units=8, batch_size=2, seq_len=6, shared_lr=0.5,
+                                  data=_data())
+    strategy = create_strategy("enas", space, epochs=2, shared_steps=3, controller_steps=1,
+                               m=2, learning_rate=0.05, jit_compile=False)
+    strategy.bind(evaluator)
+    task = strategy.task
+    controller, supernet = _values(strategy.controller.weights), _values(task.supernet.weights)
+    trials = strategy.ask(2)  # the first epoch's shared phase runs before anything is scored
+    assert task.epochs_trained == 1
+    for now, old in zip(_values(strategy.controller.weights), controller):
+        np.testing.assert_array_equal(now, old)  # shared phase: controller untouched
+    assert any(not np.array_equal(n, o) for n, o in zip(_values(task.supernet.weights),
+                                                         supernet))
+    supernet = _values(task.supernet.weights)
+    results = [evaluator.evaluate(t.spec, t.trial_id) for t in trials]
+    strategy.tell(trials[0], results[0].reward)
+    for now, old in zip(_values(task.supernet.weights), supernet):
+        np.testing.assert_array_equal(now, old)  # scoring: shared weights untouched
+    assert strategy.controller.updates == 0
+    strategy.tell(trials[1], results[1].reward)  # m rewards: one update, and epoch 2 starts
+    assert strategy.controller.updates == 1 and task.epochs_trained == 2
+    assert trials[0].meta["phase"] == "search"
+    last = strategy.ask(3)  # an ask stops at the end of the search phase
+    assert [t.meta["phase"] for t in last] == ["search", "search"]
+    for t in last:
+        strategy.tell(t, evaluator.evaluate(t.spec, t.trial_id).reward)
+    updates, weights = strategy.controller.updates, _values(task.supernet.weights)
+    derive = strategy.ask(2)
+    assert [t.meta["phase"] for t in derive] == ["derive", "derive"]
+    for t in derive:  # scored on the derive batches; they train nothing
+        strategy.tell(t, evaluator.evaluate(t.spec, t.trial_id).reward)
+    assert task.batches_for(derive[0].trial_id) == [0]
+    assert strategy.controller.updates == updates and task.epochs_trained == 2
+    for now, old in zip(_values(task.supernet.weights), weights):
+        np.testing.assert_array_equal(now, old)
 
 
-def test_conv_enas_run_derives_a_buildable_network(tmp_path):
-    from nascell.enas_cells import ENASConvNet
+@pytest.mark.parametrize("space_name, extra", [("enas_conv", {"num_nodes": 2}),
+                                               ("enas_macro", {"num_layers": 3})])
+def test_image_spaces_search_with_their_supernets(tmp_path, space_name, extra):
+    from nascell.enas_cells import ENASConvNet, ENASMacroNet
     rng = np.random.default_rng(0)
     x = rng.random((24, 8, 8, 3)).astype("float32")
     y = rng.integers(0, 3, 24).astype("int32")
     data = {"train": (x[:16], y[:16]), "valid": (x[16:], y[16:]), "num_classes": 3}
-    result = run_enas("enas_conv", str(tmp_path / "run"), data=data, epochs=1, shared_steps=2,
-                      controller_steps=1, controller_batch=2, derive_samples=2,
-                      derive_batches=1, num_nodes=2, filters=4, batch_size=4,
-                      controller_jit_compile=False)
-    assert isinstance(result.spec, ENASConvCellSpec) and 0.0 <= result.metric <= 1.0
+    result = run_enas(space_name, str(tmp_path / "run"), data=data, epochs=1, shared_steps=2,
+                      controller_steps=1, controller_batch=2, derive_samples=2, filters=4,
+                      batch_size=4, controller_jit_compile=False, **extra)
+    assert 0.0 <= result.metric <= 1.0 and result.reward == result.metric
     assert result.history[0]["reward"] == result.history[0]["valid_acc"]
-    net = ENASConvNet(result.spec, num_classes=3, filters=4)
+    net = (ENASConvNet if space_name == "enas_conv" else ENASMacroNet)(
+        result.spec, num_classes=3, filters=4)
     assert tuple(net(x[:2]).shape) == (2, 3)
+    trials = _trials(tmp_path / "run")
+    assert len(trials) == 4 and trials[3].metrics["input_shape"] == [8, 8, 3]
 
 
 def test_unknown_space_and_option_errors(tmp_path):
-    with pytest.raises(ValueError, match="macro space has no supernet"):
-        run_enas("enas_macro", str(tmp_path / "m"), data=_data())
-    with pytest.raises(ValueError, match="unknown option"):
+    with pytest.raises(ValueError, match="Argument `space_name` must be one of"):
+        run_enas("rnn_cell", str(tmp_path / "m"), data=_data())
+    with pytest.raises(ValueError, match="Argument `epoch` must be one of the ENAS settings"):
         run_enas("enas_rnn", str(tmp_path / "o"), data=_data(), epoch=3)
+    with pytest.raises(ValueError, match="Argument `epochs` must be an integer >= 1"):
+        run_enas("enas_rnn", str(tmp_path / "o"), data=_data(), epochs=0)
 
 
-def test_enas_strategy_ask_tell(tmp_path):
+def test_enas_strategy_ask_tell_without_a_supernet(tmp_path):
     from nascell.search.strategy import create_strategy
     space = enas_rnn_space(4)
     strategy = create_strategy("enas", space, seed=0, learning_rate=0.05, jit_compile=False)

@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
 import runs_helpers as h  # noqa: E402
+
 from nascell.search.loop import run_search
 from nascell.search.run_dir import ConfigMismatchError
 from nascell.search.store import TrialStore
@@ -49,6 +50,39 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, capsys):
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("trials 25/25") and f"failed {result.num_failed}" in line
     assert "trials/min" in line and "ETA" in line
+
+
+def test_a_search_whose_trials_all_fail_stops_and_resumes(tmp_path):
+    """The failure guard: N failures in a row stop the search with the first errors quoted;
+    once the cause is fixed, the same search resumes where it stopped."""
+    from nascell.search.evaluator import FunctionEvaluator
+    from nascell.search.failures import SearchFailedError
+    run_dir = str(tmp_path / "run")
+    space = h.toy_space()
+    broken = {"yes": True}
+
+    def reward(spec):
+        if broken["yes"]:
+            raise FileNotFoundError("no data under /nowhere; pass --data_dir")
+        return h.toy_reward(spec)
+
+    evaluator = FunctionEvaluator(reward, name="maybe_broken")
+    with pytest.raises(SearchFailedError) as info:
+        run_search(space, h.ToyRandomStrategy(space, seed=2), evaluator, run_dir,
+                   num_trials=40, m=2, progress=False, max_consecutive_failures=4)
+    message = str(info.value)
+    assert "the last 4 trials all failed" in message
+    assert "trial 0: FileNotFoundError: no data under /nowhere; pass --data_dir" in message
+    assert "run the same search again to resume" in message
+    assert [t for t, _ in info.value.failures] == [0, 1, 2, 3]
+    assert _store(run_dir).counts()["failed"] == 4
+    broken["yes"] = False
+    result = run_search(space, h.ToyRandomStrategy(space, seed=2), evaluator, run_dir,
+                        num_trials=10, m=2, progress=False, max_consecutive_failures=4)
+    assert result.num_failed == 4 and result.num_done == 6
+    with pytest.raises(ValueError, match="Argument `max_consecutive_failures` must be"):
+        run_search(space, h.ToyRandomStrategy(space), evaluator, str(tmp_path / "other"),
+                   num_trials=3, max_consecutive_failures=-1)
 
 
 def test_resume_extends_and_continues_the_strategy(tmp_path):

@@ -94,8 +94,31 @@ def test_every_bad_flag_gets_its_message(tmp_path):
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "config.json").write_text("{truncated")
+    npz = tmp_path / "cifar.npz"
+    npz.write_bytes(b"")  # resolve() checks the file is there; nothing is loaded
+    enas = ["--strategy=enas"]
     cases = dict(BAD_FLAGS, corrupt=(TOY + [f"--run_dir={corrupt}"],
-                                     f"{corrupt}/config.json is unreadable"))
+                                     f"{corrupt}/config.json is unreadable"),
+                 # ENAS is an ordinary strategy: the same flags, the same checks
+                 enas_conv_npz=(enas + ["--space=enas_conv", f"--cifar_npz={npz}"], "OK"),
+                 enas_macro=(enas + ["--space=enas_macro", f"--cifar_npz={npz}",
+                                     "--enas_option=num_layers=6", "--child_subset=500"], "OK"),
+                 enas_rnn=(enas + ["--enas_option=epochs=2", "--child_dataset=ptb_char"], "OK"),
+                 enas_npz_on_cells=(enas + ["--space=enas_rnn", f"--cifar_npz={npz}"],
+                                    "--cifar_npz is for the image spaces"),
+                 enas_workers=(enas + ["--workers=2"],
+                               "--evaluator=supernet evaluates in the search's own process"),
+                 enas_option=(enas + ["--enas_option=epoch=3"],
+                              "--enas_option=epoch=3: expected KEY=VALUE"),
+                 enas_option_type=(enas + ["--enas_option=epochs=two"],
+                                   "'two' is not a valid epochs"),
+                 enas_child=(enas + ["--child_epochs=2"], "--child_epochs configure trained"),
+                 enas_option_elsewhere=(["--enas_option=epochs=2"],
+                                        "--enas_option sets an ENAS search"),
+                 supernet_alone=(["--space=enas_rnn", "--evaluator=supernet"],
+                                 "--evaluator=supernet scores with the shared weights"),
+                 failures=(TOY + ["--max_consecutive_failures=-1"],
+                           "--max_consecutive_failures must be >= 0"))
     proc = subprocess.run([sys.executable, "-c", script, json.dumps(cases)],
                           capture_output=True, text=True, env=_env(), timeout=240,
                           cwd=str(tmp_path))
@@ -185,6 +208,50 @@ def test_kill_9_resume_and_refused_reuse(tmp_path):
     counts = TrialStore(os.path.join(run_dir, "trials.sqlite"), readonly=True).counts()
     assert counts["done"] + counts["failed"] == 12 and counts["pending"] == 0
 
+
+
+ENAS_TINY = ["--strategy=enas", "--space=enas_rnn", "--seed=1",
+             *[f"--enas_option={kv}" for kv in (
+                 "epochs=3", "shared_steps=25", "controller_steps=2", "controller_batch=2",
+                 "derive_samples=2", "num_nodes=3", "units=8", "batch_size=4", "seq_len=5",
+                 "max_train_tokens=3000", "max_valid_tokens=400", "controller_jit_compile=false")]]
+
+
+def test_enas_kill_9_resume_and_export(tmp_path):
+    """--strategy=enas killed with SIGKILL mid-search and run again: the same run-directory code
+    as every strategy resumes it (no finished trial scored twice), then the derived cell is
+    exported with the shared weights."""
+    run_dir = str(tmp_path / "enas")
+    args = ENAS_TINY + [f"--run_dir={run_dir}"]
+    proc = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_env(), cwd=str(tmp_path))
+    try:
+        _wait_for_done(run_dir, proc, at_least=3, limit=200)
+    finally:
+        proc.kill()
+        proc.wait()
+    store = TrialStore(os.path.join(run_dir, "trials.sqlite"), readonly=True)
+    before = {t.trial_id for t in store.finished()}
+    store.close()
+    assert 3 <= len(before) < 14, before  # 3 epochs x 2 updates x m=2, then 2 derived
+    assert os.listdir(os.path.join(run_dir, "strategy"))
+
+    done = _cli(args, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "14 trials in" in done.stdout and "exported the best architecture" in done.stdout
+    store = TrialStore(os.path.join(run_dir, "trials.sqlite"), readonly=True)
+    finished = {t.trial_id: t for t in store.finished()}
+    assert sorted(finished) == list(range(14))
+    for trial_id in before:  # finished before the kill: never scored again
+        assert store.attempts(trial_id) == 1, trial_id
+    store.close()
+    best = json.load(open(os.path.join(run_dir, "best", "best.json")))
+    assert finished[best["trial_id"]].meta["phase"] == "derive"
+    gens = sorted(os.listdir(os.path.join(run_dir, "strategy")))
+    assert "supernet.npz" in os.listdir(os.path.join(run_dir, "strategy", gens[-1]))
+    meta = json.load(open(os.path.join(run_dir, "export", "best", "metadata.json")))
+    assert meta["kind"] == "enas_rnn_cell" and meta["shapes"]["units"] == 8
+    assert meta["weights"]["source"] == "layer 'enas_supernet'"
 
 
 def test_nasbench201_with_the_example_flagfile(tmp_path, shared_data):

@@ -1,0 +1,266 @@
+"""The recurrent spec kinds: ``rnn_cell`` (the paper's cell tree, `TreeCell`) and
+``enas_rnn_cell`` (`ENASRNNCell`).
+
+Both become ``keras.layers.RNN(cell, return_sequences=True, return_state=True)`` built for
+``(batch, time, input_dim)``: called, it returns the outputs and then each state. A tree cell
+has the states ``[h, c]`` (``h`` of size ``projection or units``, ``c`` of size ``units``); an
+ENAS cell has one state, ``h``, which is also its output. The SavedModel endpoints follow:
+
+* ``sequence(inputs)``: ``inputs`` ``[batch, time, input_dim]`` from a zero state ->
+  ``{"outputs": [batch, time, h_dim], "h": ..., ("c": ...)}``;
+* ``sequence_with_state(inputs, h[, c])``: the same from a given state;
+* ``step(x[, h, c])``: one time step, ``x`` ``[batch, input_dim]`` ->
+  ``{"output": [batch, h_dim], "h": ..., ("c": ...)}`` (``output`` is the new ``h``).
+
+Size arguments: ``units`` and ``input_dim`` (both required), plus ``projection`` for a tree
+cell. A search run's sizes come from the trial's metrics (``units``, as the ``rnn_lm`` child
+records it) or the evaluator's config; the input size is the embedding width, which equals
+``units`` when the language model ties its embedding (docs/kinds.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import keras
+import tensorflow as tf
+
+from nascell import kinds
+from nascell._args import argument_error, positive_int
+from nascell.enas_cells import ENASRNNCell
+from nascell.enas_spec import ENASRNNCellSpec
+from nascell.spec import RNNCellSpec
+from nascell.tree_cell import TreeCell
+
+CELL_LAYER_NAME = "tree_rnn"
+CELL_NAME = "tree_cell"
+ENAS_RNN_LAYER_NAME = "enas_rnn"
+ENAS_CELL_NAME = "enas_rnn_cell"
+
+
+def tensor_spec(shape, name: str) -> tf.TensorSpec:
+    return tf.TensorSpec(shape=tuple(shape), dtype=tf.float32, name=name)
+
+
+def reject_sizes(kind: kinds.SpecKind, sizes: Dict[str, Any], hint: str) -> None:
+    """A ValueError for the first size argument given that ``kind`` does not take."""
+    for name, value in sizes.items():
+        if value is not None and name not in kind.size_arguments:
+            raise argument_error(name, f"be left out for a spec of kind {kind.name!r} ({hint})",
+                                 value)
+
+
+def same(name: str, given: Any, found: Any, layer: keras.layers.Layer) -> Any:
+    """``found`` (a layer's own size), checked against ``given`` when both are set."""
+    if given is not None and found is not None and given != found:
+        raise argument_error(name, f"match layer {layer.name!r}, whose {name} is {found!r} "
+                             f"(leave {name} out to use the layer's value)", given)
+    return found if found is not None else given
+
+
+class RecurrentKind(kinds.SpecKind):
+    """A kind whose layer is ``keras.layers.RNN`` around a cell: sizes, build, the layer.keras
+    input and the metadata shared by the recurrent kinds. Subclasses set ``cell_class``,
+    ``cell_name``, ``states`` and the endpoints."""
+
+    modality = "sequence"
+    size_arguments: Tuple[str, ...] = ("units", "input_dim")
+    states: Tuple[str, ...] = ("h",)
+    cell_class: type = keras.layers.Layer
+    cell_name = ""
+
+    def shapes(self, spec, sizes, source=None):
+        reject_sizes(self, sizes, "a recurrent cell takes units and input_dim")
+        units, input_dim = sizes.get("units"), sizes.get("input_dim")
+        if source is not None:
+            units = same("units", units, source.units, source)
+            input_dim = same("input_dim", input_dim, int(source.kernel.shape[0]), source)
+        required = f"It is required to export a spec of kind {self.name!r}"
+        units = positive_int("units", units, hint=required)
+        input_dim = positive_int("input_dim", input_dim, hint=required)
+        return {"input_dim": input_dim, "units": units, "h_dim": units, "state_size": [units]}
+
+    def _cell(self, spec, shapes, config):
+        config = {k: v for k, v in kinds.clean_config(config).items()
+                  if k not in ("units", "projection")}
+        return self.cell_class(spec, name=self.cell_name, units=shapes["units"], **config)
+
+    def build(self, spec, shapes, config=None, name=None, return_sequences: bool = True,
+              return_state: bool = True, **rnn_options):
+        """``RNN(cell)`` built for ``shapes["input_dim"]``; ``rnn_options`` are further
+        `keras.layers.RNN` arguments."""
+        rnn = keras.layers.RNN(self._cell(spec, shapes, config),
+                               return_sequences=return_sequences, return_state=return_state,
+                               name=name or self.layer_name, **rnn_options)
+        rnn.build((None, None, int(shapes["input_dim"])))
+        return rnn
+
+    def core_of(self, layer):
+        return layer.cell if isinstance(layer, keras.layers.RNN) else layer
+
+    def model_input(self, shapes):
+        return keras.Input(shape=(None, int(shapes["input_dim"])), name="inputs")
+
+    def _state_shapes(self, shapes) -> Dict[str, list]:
+        return {name: [None, size] for name, size in zip(self.states, shapes["state_size"])}
+
+    def endpoint_outputs(self, shapes):
+        state = self._state_shapes(shapes)
+        h_dim = shapes["h_dim"]
+        return {"sequence": {"outputs": [None, None, h_dim], **state},
+                "sequence_with_state": {"outputs": [None, None, h_dim], **state},
+                "step": {"output": [None, h_dim], **state}}
+
+    def layer_doc(self, shapes):
+        names = ", ".join(self.states)
+        return {"class": f"keras.layers.RNN({self.cell_class.__module__}."
+                         f"{self.cell_class.__name__})",
+                "name": self.layer_name, "return_sequences": True, "return_state": True,
+                "states": list(self.states),
+                "call": f"outputs, {names} = layer(inputs[, initial_state=[{names}]])"}
+
+    def sizes_from_run(self, config, metrics):
+        units = metrics.get("units") or kinds.find_config_value(config, ("units",))
+        if not units:
+            return {}
+        tied = kinds.find_config_value(config, ("tie_weights",))
+        embedding = kinds.find_config_value(config, ("embedding_dim",))
+        input_dim = int(embedding) if (tied is False and embedding) else int(units)
+        return {"units": int(units), "input_dim": input_dim}
+
+
+class RNNCellKind(RecurrentKind):
+    """``rnn_cell``: ``RNN(TreeCell(spec, units, projection, ...))``, states ``[h, c]``."""
+
+    name = "rnn_cell"
+    spec_class = RNNCellSpec
+    core_classes = (TreeCell,)
+    cell_class = TreeCell
+    cell_name = CELL_NAME
+    layer_name = CELL_LAYER_NAME
+    size_arguments = ("units", "input_dim", "projection")
+    layer_options = ("use_bias",)
+    states = ("h", "c")
+    evaluator = "rnn_lm"
+
+    def shapes(self, spec, sizes, source=None):
+        base = super().shapes(spec, {k: v for k, v in sizes.items() if k != "projection"},
+                              source)
+        projection = sizes.get("projection")
+        if source is not None:
+            projection = same("projection", projection, source.projection, source)
+        projection = positive_int("projection", projection, required=False)
+        h_dim = projection or base["units"]
+        return {**base, "projection": projection, "h_dim": h_dim,
+                "state_size": [h_dim, base["units"]]}
+
+    def _cell(self, spec, shapes, config):
+        config = {k: v for k, v in kinds.clean_config(config).items()
+                  if k not in ("units", "projection")}
+        return TreeCell(spec, name=CELL_NAME, units=shapes["units"],
+                        projection=shapes.get("projection"), **config)
+
+    def endpoints(self, layer, shapes):
+        return cell_endpoints(layer)
+
+    def diagram(self, spec, shapes):
+        from nascell import diagram
+        return diagram.cell_graph(spec)
+
+
+class ENASRNNCellKind(RecurrentKind):
+    """``enas_rnn_cell``: ``RNN(ENASRNNCell(spec, units))``, one state ``h``."""
+
+    name = "enas_rnn_cell"
+    spec_class = ENASRNNCellSpec
+    core_classes = (ENASRNNCell,)
+    cell_class = ENASRNNCell
+    cell_name = ENAS_CELL_NAME
+    layer_name = ENAS_RNN_LAYER_NAME
+    states = ("h",)
+
+    def shapes(self, spec, sizes, source=None):
+        if sizes.get("projection") is not None:
+            raise argument_error("projection", "be left out for a spec of kind "
+                                 "'enas_rnn_cell' (projection is for tree cells; an ENAS "
+                                 "cell's output is its state h, of size units)",
+                                 sizes["projection"])
+        return super().shapes(spec, sizes, source)
+
+    def endpoints(self, layer, shapes):
+        return enas_cell_endpoints(layer)
+
+    def layer_doc(self, shapes):
+        doc = super().layer_doc(shapes)
+        doc["note"] = ("an ENAS cell has one state, h (its output), unlike a tree cell's "
+                       "[h, c]: endpoints take and return h only")
+        return doc
+
+    def diagram(self, spec, shapes):
+        from nascell import diagram
+        return diagram.enas_rnn_graph(spec)
+
+
+def cell_endpoints(rnn: keras.layers.RNN) -> Dict[str, Any]:
+    """``{name: (fn, input_signature)}`` for ``RNN(TreeCell)`` built by `RNNCellKind.build`."""
+    cell = rnn.cell
+    input_dim = int(cell.kernel.shape[0])
+    h_dim, units = cell.state_size
+
+    def sequence(inputs):
+        outputs, h, c = rnn(inputs, training=False)
+        return {"outputs": outputs, "h": h, "c": c}
+
+    def sequence_with_state(inputs, h, c):
+        outputs, h, c = rnn(inputs, initial_state=[h, c], training=False)
+        return {"outputs": outputs, "h": h, "c": c}
+
+    def step(x, h, c):
+        output, (h, c) = cell(x, [h, c], training=False)
+        return {"output": output, "h": h, "c": c}
+
+    seq = tensor_spec((None, None, input_dim), "inputs")
+    h = tensor_spec((None, h_dim), "h")
+    c = tensor_spec((None, units), "c")
+    return {
+        "sequence": (sequence, [seq]),
+        "sequence_with_state": (sequence_with_state, [seq, h, c]),
+        "step": (step, [tensor_spec((None, input_dim), "x"), h, c]),
+    }
+
+
+def enas_cell_endpoints(rnn: keras.layers.RNN) -> Dict[str, Any]:
+    """The endpoints of `cell_endpoints` for ``RNN(ENASRNNCell)``: one state ``h``, no ``c``."""
+    cell = rnn.cell
+    input_dim = int(cell.kernel.shape[0])
+    units = int(cell.units)
+
+    def sequence(inputs):
+        outputs, h = rnn(inputs, training=False)
+        return {"outputs": outputs, "h": h}
+
+    def sequence_with_state(inputs, h):
+        outputs, h = rnn(inputs, initial_state=[h], training=False)
+        return {"outputs": outputs, "h": h}
+
+    def step(x, h):
+        output, (h,) = cell(x, [h], training=False)
+        return {"output": output, "h": h}
+
+    seq = tensor_spec((None, None, input_dim), "inputs")
+    h = tensor_spec((None, units), "h")
+    return {
+        "sequence": (sequence, [seq]),
+        "sequence_with_state": (sequence_with_state, [seq, h]),
+        "step": (step, [tensor_spec((None, input_dim), "x"), h]),
+    }
+
+
+def state_names(spec: Any) -> Optional[Tuple[str, ...]]:
+    """The states of a recurrent spec's layer, in order (None for a non-recurrent kind)."""
+    kind = kinds.find_kind(spec)
+    return tuple(kind.states) if isinstance(kind, RecurrentKind) else None
+
+
+kinds.register_kind(RNNCellKind())
+kinds.register_kind(ENASRNNCellKind())

@@ -1,0 +1,111 @@
+"""The flags of nascell-search (and the defaults they fall back to), defined on import.
+
+`nascell.search.bin.search` checks them (`resolve`) and runs the search; the child trainers'
+flags (data, budgets) are `nascell.search.bin.child_flags`.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+# Trials of a search that trains real children when --num_trials is not given: with the proxy
+# child budget (search/bin/child_flags.py) this finishes in minutes on a 2-core CPU.
+DEFAULT_CHILD_TRIALS = 6
+
+DATASET_SPACES = {"ptb": "rnn_cell", "cifar10": "conv"}
+SPACE_ALIASES = {"conv": "conv_v3"}
+# What each --dataset searches, by the kind's modality (`nascell.kinds`).
+DATASET_MODALITY = {"ptb": "sequence", "cifar10": "image"}
+# Evaluators of spaces whose architectures are not a spec kind (a tabular benchmark's strings);
+# a spec kind names its own (`SpecKind.evaluator`).
+SPACE_EVALUATORS = {"nasbench201": "nasbench201"}
+CONTROLLER_STRATEGIES = ("reinforce", "enas")
+# flag -> the controller strategies' option of that meaning
+CONTROLLER_FLAGS = {"lr": "learning_rate", "entropy_weight": "entropy_weight",
+                    "temperature": "temperature", "tanh_constant": "tanh_constant",
+                    "baseline_decay": "baseline_decay", "skip_target": "skip_target",
+                    "skip_weight": "skip_weight"}
+# Spaces cheap enough to be searched with budgets of a few hundred trials (tabular): their
+# reinforce default is the preset tuned for small budgets (see strategies/reinforce.py).
+SMALL_BUDGET_SPACES = ("nasbench201",)
+REINFORCE_SMALL_BUDGET_PRESET = "rank_ppo"
+DEDUPE_STRATEGIES = ("reinforce", "random", "evolution")
+# ENAS with weight sharing: the enas strategy with the supernet evaluator on these spaces.
+ENAS_SPACES = {"ptb": "enas_rnn", "cifar10": "enas_conv"}
+SUPERNET_SPACES = ("enas_rnn", "enas_conv", "enas_macro")
+
+flags.DEFINE_string("space", None, "Search space: conv (= conv_v3), conv_v1, conv_v2, "
+                    "conv_v3, rnn_cell, nasbench201, the ENAS spaces enas_rnn, enas_conv, "
+                    "enas_macro (with --strategy=enas: weight sharing), or one registered by "
+                    "--import. Default: from --dataset (ptb -> rnn_cell, cifar10 -> conv; with "
+                    "--strategy=enas enas_rnn and enas_conv).")
+flags.DEFINE_string("strategy", "reinforce", "Search strategy: reinforce, random, evolution, "
+                    "enas, or one registered by --import.")
+flags.DEFINE_string("evaluator", None, "Evaluator giving each trial its reward. Default: "
+                    "what trains the space's spec kind (rnn_cell -> rnn_lm, conv -> "
+                    "conv_classifier), nasbench201 -> nasbench201, and supernet (shared "
+                    "weights) for --strategy=enas on an ENAS space.")
+flags.DEFINE_enum("dataset", "ptb", ["ptb", "cifar10"], "Data set of the paper experiment "
+                  "to run: ptb (recurrent cells) or cifar10 (conv nets). Ignored for "
+                  "nasbench201.")
+flags.DEFINE_string("run_dir", None, "Run directory (created, or resumed if it holds the "
+                    "same search). Default: ./runs/<space>-<strategy>.")
+flags.DEFINE_integer("num_trials", None, "Trials (architectures evaluated) to reach, counting "
+                     "those of earlier runs in --run_dir. Default: 500 on the NAS-Bench-201 "
+                     f"table; {DEFAULT_CHILD_TRIALS} when children are trained (the proxy "
+                     "budget, minutes on a laptop CPU: raise it as time allows).")
+flags.DEFINE_integer("m", 8, "Architectures sampled per controller batch (the paper's m). "
+                     "With --strategy=reinforce and the flag left out, the preset's m "
+                     "(--reinforce_preset) is used.")
+flags.DEFINE_enum("reinforce_preset", None, ["paper", "small_budget", "rank_ppo"],
+                  "Settings of --strategy=reinforce (nascell.search.strategies.reinforce): "
+                  "'paper' (Zoph & Le: m=8, Adam at the paper's lr, raw rewards), "
+                  "'small_budget' (lr 0.02, m=4, standardized rewards, dedupe) or 'rank_ppo' "
+                  "(the tuned setting for budgets of tens to hundreds of trials). Default: "
+                  "'rank_ppo' for --space=nasbench201 (a tabular benchmark of a few hundred "
+                  "trials), 'paper' otherwise. Explicit flags (--m, --lr, --dedupe, "
+                  "--reward_shaping, ...) override the preset.")
+flags.DEFINE_bool("dedupe", None, "Propose each architecture at most once (reinforce, random, "
+                  "evolution): a repeat is redrawn (reinforce learns from its cached reward), "
+                  "so --num_trials counts distinct evaluations. Default: the strategy's "
+                  "(reinforce: the preset's).")
+flags.DEFINE_enum("reward_shaping", None, ["raw", "standardize", "rank"],
+                  "How reinforce turns rewards into advantages: raw (R - b, the paper), "
+                  "standardize ((R - b) / running std) or rank (centred rank among recent "
+                  "rewards). Default: the preset's.")
+flags.DEFINE_integer("seed", 0, "Random seed of the strategy.")
+flags.DEFINE_string("executor", "local", "Where children run: local or ray.")
+flags.DEFINE_integer("workers", 1, "Trials evaluated at once (local: worker processes; ray: "
+                     "tasks in flight; 0 with ray: as many as the cluster has CPUs).")
+flags.DEFINE_string("ray_address", None, "Ray cluster to join (e.g. auto, ray://head:10001); "
+                    "default: start Ray on this machine.")
+flags.DEFINE_integer("max_retries", 1, "Times a trial whose worker died is run again.")
+flags.DEFINE_integer("max_tasks_per_worker", None, "Replace a worker process (local pool or "
+                     "Ray) after this many trials, bounding any memory a child leaves behind. "
+                     "Default: workers live for the whole search.")
+flags.DEFINE_float("lr", None, "Controller learning rate (default: the paper's, 6e-4 conv, "
+                   "5e-4 cells).")
+flags.DEFINE_float("entropy_weight", None, "Controller entropy bonus weight.")
+flags.DEFINE_float("temperature", None, "Controller sampling temperature.")
+flags.DEFINE_float("tanh_constant", None, "Controller logits: c * tanh(logits / c).")
+flags.DEFINE_float("baseline_decay", None, "Decay of the reward baseline's moving average.")
+flags.DEFINE_float("skip_target", None, "Target skip-connection density (KL prior).")
+flags.DEFINE_float("skip_weight", None, "Weight of the skip-connection KL prior.")
+flags.DEFINE_string("nb201_csv", None, "NAS-Bench-201 table (nb201_cifar10.csv) for the "
+                    "nasbench201 evaluator (default: $NASCELL_NB201_CSV).")
+flags.DEFINE_bool("export", True, "After the search, export the best architecture into "
+                  "<run_dir>/export/best.")
+flags.DEFINE_integer("checkpoint_every", None, "Save the strategy after every this many "
+                     "rewards. Default: the strategy's suggestion (1; enas: once per controller "
+                     "update, m).")
+flags.DEFINE_integer("top_k", 5, "Best trials kept in <run_dir>/best/top_k.json.")
+flags.DEFINE_bool("tensorboard", True, "Write TensorBoard summaries to <run_dir>/tensorboard.")
+flags.DEFINE_bool("progress", True, "Print a progress line.")
+flags.DEFINE_multi_string("enas_option", [], "KEY=VALUE settings of an ENAS search "
+                          "(--strategy=enas, --evaluator=supernet), e.g. epochs=10, "
+                          "shared_steps=100, units=64; the keys: "
+                          "nascell.search.enas.options.OPTIONS.")
+flags.DEFINE_integer("max_consecutive_failures", 10, "Stop the search (resumable) once this "
+                     "many trials in a row have failed, quoting their errors; 0: never stop.")
+flags.DEFINE_multi_string("import", [], "Python modules to import first; they may register "
+                          "custom spaces, strategies and evaluators.")
