@@ -48,12 +48,12 @@ def train_final_model(kind: str, evaluator, spec, final_dir: str, on_epoch=None)
                                  on_epoch=on_epoch)
 
 
-def rebuild_model(kind: str, model_args: Dict[str, Any], weights_path: Optional[str] = None):
+def rebuild_model(kind: str, model_args: Dict[str, Any], weights_path: Optional[str] = None,
+                  return_state: bool = True):
     """The model described by ``model_args`` (a ``final.json``'s), with ``weights_path`` loaded.
 
-    Language models come back in their stateful form (``return_state=True``); pass
-    ``model_args`` to `build_language_model` without it for the ``ids -> logits`` form (same
-    weights, same file).
+    Language models come back in their stateful form (``return_state=True``), or with
+    ``return_state=False`` in the ``ids -> logits`` form (same weights, same file).
     """
     from nascell.spec import spec_from_dict
 
@@ -63,7 +63,7 @@ def rebuild_model(kind: str, model_args: Dict[str, Any], weights_path: Optional[
 
         spec = args.pop("spec")
         spec = LSTM if spec == LSTM else spec_from_dict(spec)
-        model = build_language_model(spec, return_state=True, **args)
+        model = build_language_model(spec, return_state=return_state, **args)
     elif kind == "conv_classifier":
         from nascell.conv import build_conv_classifier
 

@@ -155,3 +155,22 @@ class DieOnceEvaluator(Evaluator):
                 f.write("x")
             os._exit(1)
         return EvalResult(reward=toy_reward(spec))
+
+
+class WeightsEvaluator(Evaluator):
+    """The toy reward, returning "weights" files that name the trial and its spec (to check
+    which trials' weights a search keeps); optionally a NaN reward for specs with a == nan_a."""
+
+    name = "toy_weights"
+
+    def __init__(self, nan_a: int = -1):
+        self.nan_a = nan_a
+
+    def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        weights = None
+        if self.return_weights:
+            weights = {"model.json": f'{{"trial": {trial_id}}}'.encode(),
+                       "model.weights.h5": f"{spec}".encode() * 1000}
+        a = int(spec.split("-")[0])
+        reward = math.nan if a == self.nan_a else toy_reward(spec)
+        return EvalResult(reward=reward, weights=weights)
