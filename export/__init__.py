@@ -28,6 +28,7 @@ _EXPORTS = {
     "load_metadata": "nascell.export.loader",
     "ExportFormatError": "nascell.export.artifacts",
     "WeightsMismatchError": "nascell.export.artifacts",
+    "TrainedModel": "nascell.export.serving",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -27,6 +27,12 @@ Zaremba et al. and the paper train them) unless ``--nochild_carry_state``.
    the test split is evaluated once, with those weights. The record goes to
    ``<final_dir>/final.json`` (present: nothing is retrained). See
    `nascell.search.training.final_model` for the layout and for loading the model back.
+3. Export (``--export``, the default): ``<final_dir>/export/`` gets the found cell with its
+   trained weights (the export folder of ``nascell-export``: for a language model its first
+   recurrent layer, for a conv net its features) and the whole trained model beside it,
+   ``model/saved_model``, a SavedModel whose ``serving_default`` signature maps token ids to
+   next-token logits (language models) or images to class probabilities (conv nets) with
+   TensorFlow alone. ``nascell-export --run_dir`` picks the final model up as well.
 """
 
 from __future__ import annotations
@@ -71,6 +77,9 @@ flags.DEFINE_integer("epochs", None, "Epochs of the final training (default: the
                      "child epochs, 35 for cells, 50 for conv nets).")
 flags.DEFINE_enum("cell", None, ["lstm"], "Train a baseline cell instead of a found spec: "
                   "lstm (Keras' LSTMCell, as Zaremba et al.). Exclusive with --spec_json.")
+_define_once(flags.DEFINE_bool, "export", True, "At the end, export the found cell with its "
+             "trained weights and the whole trained model (a SavedModel with a "
+             "serving_default signature) into <final_dir>/export.")
 flags.DEFINE_integer("test_batch_size", None, "Language models carrying the state: rows of the "
                      "test stream (default: the batch size; 1: the test split as one stream, "
                      "as Zaremba et al. measure it).")
@@ -387,6 +396,26 @@ def main(argv: List[str]) -> None:
     except app.UsageError as e:
         sys.stderr.write(f"nascell-train: {e}\n")
         sys.exit(1)
+    if FLAGS.export:
+        export_final_stage(spec, final_dir)
+
+
+def export_final_stage(spec, final_dir: str, out=sys.stdout) -> Optional[str]:
+    """Export the finished final stage in ``final_dir`` (step 3 of the module docstring);
+    returns the folder, or None for a baseline cell (not a found spec: nothing to export)."""
+    from nascell.search import handover  # the one module that joins search and export
+
+    if isinstance(spec, str):
+        print(f"the {spec} baseline is not a found spec: no cell export", file=out)
+        return None
+    try:
+        path = handover.export_final(final_dir)
+    except Exception as e:  # the trained model is safe in final_dir
+        sys.exit(f"nascell-train: the final training finished, but export failed: {e}; run "
+                 f"nascell-train again with the same flags to retry")
+    print(f"exported the found cell with its final weights, and the whole trained model "
+          f"(model/saved_model, signature serving_default), to {path}", file=out)
+    return path
 
 
 def run() -> None:

@@ -246,6 +246,22 @@ class ConvClassifierEvaluator(Evaluator):
         return {"pixel_scale": float(getattr(splits, "pixel_scale", 255.0)),
                 "mean": [float(v) for v in splits.mean], "std": [float(v) for v in splits.std]}
 
+    def validation_score(self, model) -> Dict[str, float]:
+        """``{"valid_acc": ...}`` of ``model`` on this evaluator's validation images, measured
+        as a child's is."""
+        from nascell.search.data.cifar10 import cifar_datasets
+
+        splits = self._splits()
+        _, valid, _ = cifar_datasets(splits, self.batch_size, augment_train=self.augment,
+                                     seed=self.seed or 0)
+        steps = -(-len(splits.x_valid) // self.batch_size)
+        if self.max_valid_steps:
+            steps = min(steps, int(self.max_valid_steps))
+            valid = valid.take(steps)
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        _, accuracy = model.evaluate(valid, steps=steps, verbose=0)
+        return {"valid_acc": float(accuracy)}
+
     def _train(self, spec, splits, evaluate_test: bool) -> EvalResult:
         start = time.time()
         model, strategy, test, fit_kwargs = self._setup(spec, splits)

@@ -406,6 +406,21 @@ class RNNLanguageModelEvaluator(Evaluator):
         metrics["seconds"] = time.time() - start
         return self._result(metrics, weights)
 
+    def validation_score(self, model) -> Dict[str, float]:
+        """``{"valid_ppl": ...}`` of ``model`` (``ids -> logits``) on this evaluator's
+        validation batches, measured as a child's is (reset state every batch)."""
+        import keras
+
+        from nascell.search.data.text import lm_dataset, num_lm_batches
+
+        _, ids = load_corpus(self.dataset, self.data_dir, self.download)
+        steps = num_lm_batches(len(ids["valid"]), self.batch_size, self.seq_len)
+        steps = min(steps, int(self.max_valid_steps)) if self.max_valid_steps else steps
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        loss = model.evaluate(lm_dataset(ids["valid"], self.batch_size, self.seq_len,
+                                         max_batches=steps), steps=steps, verbose=0)
+        return {"valid_ppl": math.exp(min(float(loss), 700.0))}
+
     def _pack(self, model, model_args, valid_ppl: float, epoch: Optional[int]):
         """The child's weights for its `EvalResult` (`_child.pack_weights`)."""
         return _child.pack_weights(self, model, lambda: child_weights.describe(

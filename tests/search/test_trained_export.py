@@ -1,0 +1,134 @@
+"""Trained weights all the way to export: the search keeps its children's weights, and the
+export holds the trained layer plus the whole model it was trained in, which scores the
+child's recorded validation figure again (language models: perplexity; conv nets: accuracy,
+through the README's CIFAR-10 command at a tiny scale)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nascell import kinds
+from nascell.export import load, load_metadata
+from nascell.search import handover
+from nascell.search.evaluators import create_evaluator
+from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
+from nascell.search.loop import run_search
+from nascell.search.space import Categorical, SearchSpace
+from nascell.search.strategy import create_strategy
+from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def tiny_corpus(folder):
+    """A small character corpus as Tiny Shakespeare's input.txt (fast to load and train on)."""
+    rng = np.random.default_rng(0)
+    words = ["the", "cell", "search", "found", "a", "state", "carried", "over"]
+    text = "".join(" ".join(rng.choice(words, size=8)) + "\n" for _ in range(600))
+    (folder / "input.txt").write_text(text)
+    return folder
+
+
+def tiny_lm_evaluator(data_dir, **overrides):
+    options = dict(dataset="tiny_shakespeare", data_dir=str(data_dir), units=8, num_layers=2,
+                   epochs=2, steps_per_epoch=20, batch_size=8, seq_len=5, max_valid_steps=3,
+                   optimizer="adam", lr=0.1)
+    options.update(overrides)
+    return RNNLanguageModelEvaluator(**options)
+
+
+def two_cells():
+    """A space of two cells: the NAS cell (learns the tiny corpus in a few steps) and the
+    Figure 5 cell (learns it slowly at this size)."""
+    cells = {"nas": NAS_CELL_SPEC, "figure5": FIGURE5_SPEC}
+    return SearchSpace("two_cells", [Categorical("cell", sorted(cells))],
+                       decode=lambda d: cells[d["cell"]])
+
+
+def test_exported_layer_put_back_reproduces_the_childs_validation_perplexity(tmp_path):
+    data = tiny_corpus(tmp_path)
+    run_dir = str(tmp_path / "run")
+    space = two_cells()
+    evaluator = tiny_lm_evaluator(data)
+    result = run_search(space, create_strategy("random", space, seed=1), evaluator, run_dir,
+                        num_trials=2, keep_weights=1, progress=False, tensorboard=False)
+    best = result.best
+    assert {t.spec for t in result.trials} == {NAS_CELL_SPEC, FIGURE5_SPEC}
+    assert sorted(os.listdir(os.path.join(run_dir, "weights"))) == [f"trial_{best.trial_id}"]
+
+    path = handover.export_best(run_dir)
+    meta = load_metadata(path)
+    training = meta["weights"]["training"]
+    assert meta["weights"]["trained"] is True and training["stage"] == "search"
+    assert training["trial_id"] == best.trial_id and training["reward"] == best.reward
+    assert training["score"]["valid_ppl"] == pytest.approx(best.metrics["valid_ppl"])
+    assert "first (input-side) of the model's 2 recurrent layers" in training["layer"]
+    assert meta["shapes"]["units"] == 8 and meta["model"]["parameters"] > 0
+
+    # The exported layer, put back into the child's model (model/ holds the rest of it),
+    # scores the child's recorded validation perplexity.
+    model = handover.load_model(path)
+    score = evaluator.validation_score(model)["valid_ppl"]
+    assert score == pytest.approx(best.metrics["valid_ppl"], rel=1e-5)
+    layer = load(path)
+    core = kinds.find_core(model, first=True)
+    for a, b in zip(layer.cell.weights, core.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # ... and it is that layer that does it: another layer in its place scores otherwise.
+    rng = np.random.default_rng(0)
+    for variable in core.weights:
+        variable.assign(rng.normal(0, 1, variable.shape).astype("float32"))
+    assert evaluator.validation_score(model)["valid_ppl"] > 1.1 * score
+
+    # The whole child answers serving_default with TensorFlow alone: ids -> next-token logits.
+    served = tf.saved_model.load(os.path.join(path, "model", "saved_model"))
+    tokens = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], np.int32)
+    logits = served.signatures["serving_default"](tokens=tf.constant(tokens))["logits"]
+    np.testing.assert_allclose(logits.numpy(), handover.load_model(path)(tokens).numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+    # Asked for a fresh initialization, the export says it is untrained and has no model.
+    meta = load_metadata(handover.export_best(run_dir, directory=str(tmp_path / "fresh"),
+                                              weights_from=False))
+    assert meta["weights"]["trained"] is False and "model" not in meta
+
+
+def _env():
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env.pop("NASCELL_DATA_DIR", None)
+    return env
+
+
+def test_readme_cifar10_search_ends_with_a_trained_conv_export(tmp_path, shared_data):
+    """nascell-search --dataset=cifar10 --cifar_npz=... --run_dir=... (the README's command)
+    with tiny children: the export at its end holds the trained conv features, and with the
+    classifier stored beside them they score the child's validation accuracy."""
+    npz = shared_data("cifar10", "cifar10_subset.npz")
+    run_dir = tmp_path / "cifar"
+    args = [sys.executable, "-m", "nascell.search.bin.search", "--dataset=cifar10",
+            f"--cifar_npz={npz}", f"--run_dir={run_dir}", "--num_trials=2",
+            "--child_subset=200", "--child_epochs=2", "--child_steps_per_epoch=2",
+            "--child_batch_size=16", "--child_max_valid_steps=2", "--noprogress"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=_env(),
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "with the trained weights of trial" in proc.stdout
+    export = run_dir / "export" / "best"
+    meta = json.loads((export / "metadata.json").read_text())
+    best = json.loads((run_dir / "best" / "best.json").read_text())
+    assert meta["weights"]["trained"] is True
+    assert meta["weights"]["training"]["trial_id"] == best["trial_id"]
+    assert meta["shapes"]["input_shape"] == [32, 32, 3]
+    assert meta["model"]["serving_default"]["outputs"] == {"probabilities": [None, 10]}
+
+    config = json.loads((run_dir / "config.json").read_text())["evaluator"]
+    evaluator = create_evaluator(config.pop("name"), **config)
+    model = handover.load_model(str(export))
+    score = evaluator.validation_score(model)["valid_acc"]
+    assert score == pytest.approx(best["metrics"]["valid_acc"], abs=1e-6)
