@@ -174,3 +174,36 @@ class WeightsEvaluator(Evaluator):
         a = int(spec.split("-")[0])
         reward = math.nan if a == self.nan_a else toy_reward(spec)
         return EvalResult(reward=reward, weights=weights)
+
+
+def tiny_corpus(folder):
+    """A small character corpus as Tiny Shakespeare's input.txt in ``folder`` (a pathlib
+    path; fast to load and train on)."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    words = ["the", "cell", "search", "found", "a", "state", "carried", "over"]
+    text = "".join(" ".join(rng.choice(words, size=8)) + "\n" for _ in range(600))
+    (folder / "input.txt").write_text(text)
+    return folder
+
+
+def tiny_lm_options(data_dir, **overrides) -> Dict[str, Any]:
+    """`RNNLanguageModelEvaluator` arguments of a tiny two-layer child on `tiny_corpus` that
+    learns it in a few seconds (with the NAS cell)."""
+    options = dict(dataset="tiny_shakespeare", data_dir=str(data_dir), units=8, num_layers=2,
+                   epochs=2, steps_per_epoch=20, batch_size=8, seq_len=5, max_valid_steps=3,
+                   optimizer="adam", lr=0.1)
+    options.update(overrides)
+    return options
+
+
+def two_cells() -> SearchSpace:
+    """A space of two cells: the NAS cell (learns `tiny_corpus` in a few steps) and the
+    Figure 5 cell (learns it slowly at that size). Random search with seed 1 asks both."""
+    from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
+
+    cells = {"nas": NAS_CELL_SPEC, "figure5": FIGURE5_SPEC}
+    return SearchSpace("two_cells", [Categorical("cell", sorted(cells))],
+                       decode=lambda d: cells[d["cell"]])

@@ -18,42 +18,22 @@ from nascell.search import handover
 from nascell.search.evaluators import create_evaluator
 from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
 from nascell.search.loop import run_search
-from nascell.search.space import Categorical, SearchSpace
 from nascell.search.strategy import create_strategy
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def tiny_corpus(folder):
-    """A small character corpus as Tiny Shakespeare's input.txt (fast to load and train on)."""
-    rng = np.random.default_rng(0)
-    words = ["the", "cell", "search", "found", "a", "state", "carried", "over"]
-    text = "".join(" ".join(rng.choice(words, size=8)) + "\n" for _ in range(600))
-    (folder / "input.txt").write_text(text)
-    return folder
+sys.path.insert(0, HERE)  # runs_helpers (importlib mode)
+import runs_helpers as h  # noqa: E402
 
 
 def tiny_lm_evaluator(data_dir, **overrides):
-    options = dict(dataset="tiny_shakespeare", data_dir=str(data_dir), units=8, num_layers=2,
-                   epochs=2, steps_per_epoch=20, batch_size=8, seq_len=5, max_valid_steps=3,
-                   optimizer="adam", lr=0.1)
-    options.update(overrides)
-    return RNNLanguageModelEvaluator(**options)
-
-
-def two_cells():
-    """A space of two cells: the NAS cell (learns the tiny corpus in a few steps) and the
-    Figure 5 cell (learns it slowly at this size)."""
-    cells = {"nas": NAS_CELL_SPEC, "figure5": FIGURE5_SPEC}
-    return SearchSpace("two_cells", [Categorical("cell", sorted(cells))],
-                       decode=lambda d: cells[d["cell"]])
+    return RNNLanguageModelEvaluator(**h.tiny_lm_options(data_dir, **overrides))
 
 
 def test_exported_layer_put_back_reproduces_the_childs_validation_perplexity(tmp_path):
-    data = tiny_corpus(tmp_path)
+    data = h.tiny_corpus(tmp_path / "text")
     run_dir = str(tmp_path / "run")
-    space = two_cells()
+    space = h.two_cells()
     evaluator = tiny_lm_evaluator(data)
     result = run_search(space, create_strategy("random", space, seed=1), evaluator, run_dir,
                         num_trials=2, keep_weights=1, progress=False, tensorboard=False)
