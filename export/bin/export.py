@@ -175,8 +175,9 @@ def main(argv: List[str]) -> int:
     training = load_metadata(path)["weights"].get("training")
     how = "untrained weights (a fresh initialization)"
     if training:
+        trial = training.get("trial_id")
         how = (f"trained weights ({training.get('stage')} stage"
-               f"{'' if training.get('trial_id') is None else ', trial %s' % training['trial_id']})")
+               f"{'' if trial is None else f', trial {trial}'})")
     print(f"exported {plan['spec'].kind} spec to {path}, with {how}", file=sys.stdout,
           flush=True)
     return 0
