@@ -207,3 +207,26 @@ def two_cells() -> SearchSpace:
     cells = {"nas": NAS_CELL_SPEC, "figure5": FIGURE5_SPEC}
     return SearchSpace("two_cells", [Categorical("cell", sorted(cells))],
                        decode=lambda d: cells[d["cell"]])
+
+
+def node_tagged_lm(**options):
+    """An ``rnn_lm`` evaluator whose results record the Ray node that trained the child
+    (``metrics["node_id"]``), for the multi-node tests."""
+    return NodeTaggedLM(**options)
+
+
+try:
+    from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
+
+    class NodeTaggedLM(RNNLanguageModelEvaluator):
+        """`RNNLanguageModelEvaluator` (same name and config) that tags each result with the
+        id of the Ray node it ran on."""
+
+        def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+            import ray
+
+            result = super().evaluate(spec, trial_id)
+            result.metrics["node_id"] = ray.get_runtime_context().get_node_id()
+            return result
+except ImportError:  # pragma: no cover - the evaluators are always there in this project
+    pass
