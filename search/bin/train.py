@@ -28,11 +28,9 @@ Zaremba et al. and the paper train them) unless ``--nochild_carry_state``.
    ``<final_dir>/final.json`` (present: nothing is retrained). See
    `nascell.search.training.final_model` for the layout and for loading the model back.
 3. Export (``--export``, the default): ``<final_dir>/export/`` gets the found cell with its
-   trained weights (the export folder of ``nascell-export``: for a language model its first
-   recurrent layer, for a conv net its features) and the whole trained model beside it,
-   ``model/saved_model``, a SavedModel whose ``serving_default`` signature maps token ids to
-   next-token logits (language models) or images to class probabilities (conv nets) with
-   TensorFlow alone. ``nascell-export --run_dir`` picks the final model up as well.
+   trained weights and the whole trained model, ``model/saved_model``, whose
+   ``serving_default`` maps token ids to next-token logits (language models) or images to
+   class probabilities (conv nets) with TensorFlow alone (`final_model.export`).
 """
 
 from __future__ import annotations
@@ -48,6 +46,7 @@ from typing import Any, Dict, List, Optional
 from absl import app, flags
 
 from nascell.search.bin import child_flags
+from nascell.search.training import final_model
 
 FLAGS = flags.FLAGS
 
@@ -289,6 +288,7 @@ def _run_grid(kind: str, spec, spec_json: str, options: Dict[str, Any], grid_epo
         else:
             start = time.time()
             evaluator = create_evaluator(kind, **grid_options)
+            evaluator.return_weights = False  # a grid point keeps no weights
             result = evaluator.evaluate(spec, trial_id=index)
             record = {"point": point, "spec": json.loads(spec_json), "options": grid_options,
                       **_summary(result), "wall_seconds": time.time() - start}
@@ -315,7 +315,6 @@ def final_stage(spec, final_dir: str, out=sys.stdout):
     from nascell import _io
     from nascell.search.evaluators import create_evaluator
     from nascell.search.evaluators._child import ChildDiverged
-    from nascell.search.training import final_model
     from nascell.search.training.checkpoints import CheckpointMismatchError
 
     kind = _kind_of(spec)
@@ -397,25 +396,10 @@ def main(argv: List[str]) -> None:
         sys.stderr.write(f"nascell-train: {e}\n")
         sys.exit(1)
     if FLAGS.export:
-        export_final_stage(spec, final_dir)
-
-
-def export_final_stage(spec, final_dir: str, out=sys.stdout) -> Optional[str]:
-    """Export the finished final stage in ``final_dir`` (step 3 of the module docstring);
-    returns the folder, or None for a baseline cell (not a found spec: nothing to export)."""
-    from nascell.search import handover  # the one module that joins search and export
-
-    if isinstance(spec, str):
-        print(f"the {spec} baseline is not a found spec: no cell export", file=out)
-        return None
-    try:
-        path = handover.export_final(final_dir)
-    except Exception as e:  # the trained model is safe in final_dir
-        sys.exit(f"nascell-train: the final training finished, but export failed: {e}; run "
-                 f"nascell-train again with the same flags to retry")
-    print(f"exported the found cell with its final weights, and the whole trained model "
-          f"(model/saved_model, signature serving_default), to {path}", file=out)
-    return path
+        try:
+            final_model.export(spec, final_dir)
+        except final_model.ExportFailed as e:  # the trained model is safe in final_dir
+            sys.exit(f"nascell-train: {e}")
 
 
 def run() -> None:

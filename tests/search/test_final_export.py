@@ -19,6 +19,7 @@ from nascell.search.bin import train
 from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
 from nascell.search.loop import run_search
 from nascell.search.strategy import create_strategy
+from nascell.search.training import final_model
 from nascell.spec import ConvLayer, ConvSpec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,7 +100,7 @@ def test_final_stage_exports_a_model_tensorflow_alone_serves(parsed_flags, share
     f.child_optimizer, f.child_lr = "adam", 0.1
     final_dir = str(run_dir / "final")
     final = train.final_stage(best.spec, final_dir)
-    lm_export = train.export_final_stage(best.spec, final_dir)
+    lm_export = final_model.export(best.spec, final_dir)
     assert lm_export == os.path.join(final_dir, "export")
     meta = load_metadata(lm_export)
     training = meta["weights"]["training"]
@@ -130,7 +131,7 @@ def test_final_stage_exports_a_model_tensorflow_alone_serves(parsed_flags, share
     conv_spec = ConvSpec(layers=(ConvLayer(3, 3, 4), ConvLayer(1, 3, 4, inputs=(0,))))
     conv_dir = str(tmp_path / "conv_final")
     conv = train.final_stage(conv_spec, conv_dir)
-    conv_export = train.export_final_stage(conv_spec, conv_dir)
+    conv_export = final_model.export(conv_spec, conv_dir)
     conv_meta = load_metadata(conv_export)
     assert conv_meta["weights"]["trained"] and conv_meta["shapes"]["input_shape"] == [32, 32, 3]
 
