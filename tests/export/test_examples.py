@@ -46,7 +46,7 @@ def test_char_ptb_tiny(char_ptb, tmp_path):
     text = "the cat sat on the mat\na dog ran in the park\nthe end of the line\n"
     for split, copies in (("train", 30), ("valid", 4), ("test", 4)):
         lines = "".join([text] * copies).strip().split("\n")
-        content = "".join(" ".join(list("_".join(l.split())) + ["\n"]) + " " for l in lines)
+        content = "".join(" ".join(list("_".join(line.split())) + ["\n"]) + " " for line in lines)
         (tmp_path / f"ptb.char.{split}.txt").write_text(content)
     cfg = char_ptb.Config(data_dir=str(tmp_path), units=8, embedding_dim=8, batch_size=4,
                           seq_len=10, steps=6, max_train_chars=0, max_eval_chars=0)

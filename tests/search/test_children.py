@@ -7,12 +7,16 @@ import pytest
 from absl import app, flags
 from absl.testing import flagsaver
 
-from nascell.spec import FIGURE5_SPEC, ConvLayer, ConvSpec
 from nascell.search.bin import child_flags
 from nascell.search.evaluators import create_evaluator
 from nascell.search.evaluators.conv_classifier import ConvClassifierEvaluator, conv_reward
-from nascell.search.evaluators.rnn_lm import (RNNLanguageModelEvaluator, build_language_model,
-                                              language_model_params, units_for_params)
+from nascell.search.evaluators.rnn_lm import (
+    RNNLanguageModelEvaluator,
+    build_language_model,
+    language_model_params,
+    units_for_params,
+)
+from nascell.spec import FIGURE5_SPEC, ConvLayer, ConvSpec
 
 TINY_CONV = ConvSpec(layers=(ConvLayer(3, 3, 4), ConvLayer(1, 3, 4, 2, 2, inputs=(0,)),
                              ConvLayer(3, 1, 4, inputs=(0, 1))))
