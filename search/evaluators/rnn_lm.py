@@ -28,6 +28,10 @@ Design choices, stated once:
   the validation split; the reward uses the best epoch, whose weights the child returns with
   its result (``EvalResult.weights``, `nascell.search.child_weights`) and measures the test
   split with.
+
+(Over the house's 400 lines: the two training paths, Keras fit and the state carried, share
+every option, the metrics and the weights they return; the parts that stand alone are in
+`lm_parts`, `lm_scoring` and `nascell.search.training`.)
 """
 
 from __future__ import annotations
@@ -42,8 +46,15 @@ from nascell.search import child_weights
 from nascell.search.evaluator import EvalResult, Evaluator
 from nascell.search.evaluators import _child
 from nascell.search.evaluators.lm_parts import (  # noqa: F401  (public names of this module)
-    LSTM, is_lstm, tied_embedding_class, as_cell_spec, cell_base, language_model_params,
-    recurrent_cell, units_for_params)
+    LSTM,
+    as_cell_spec,
+    cell_base,
+    is_lstm,
+    language_model_params,
+    recurrent_cell,
+    tied_embedding_class,
+    units_for_params,
+)
 
 REWARD_CONSTANT = 80.0
 DATASETS = ("ptb", "ptb_char", "tiny_shakespeare")
@@ -407,19 +418,15 @@ class RNNLanguageModelEvaluator(Evaluator):
         return self._result(metrics, weights)
 
     def validation_score(self, model) -> Dict[str, float]:
-        """``{"valid_ppl": ...}`` of ``model`` (``ids -> logits``) on this evaluator's
-        validation batches, measured as a child's is (reset state every batch)."""
-        import keras
-
-        from nascell.search.data.text import lm_dataset, num_lm_batches
+        """``{"valid_ppl": ...}`` of ``model`` on this evaluator's validation data, measured as
+        its children's is (`nascell.search.evaluators.lm_scoring`): ``ids -> logits``, or with
+        ``carry_state`` the stateful ``[ids, *states] -> [logits, *states]`` model."""
+        from nascell.search.evaluators.lm_scoring import validation_perplexity
 
         _, ids = load_corpus(self.dataset, self.data_dir, self.download)
-        steps = num_lm_batches(len(ids["valid"]), self.batch_size, self.seq_len)
-        steps = min(steps, int(self.max_valid_steps)) if self.max_valid_steps else steps
-        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        loss = model.evaluate(lm_dataset(ids["valid"], self.batch_size, self.seq_len,
-                                         max_batches=steps), steps=steps, verbose=0)
-        return {"valid_ppl": math.exp(min(float(loss), 700.0))}
+        return {"valid_ppl": validation_perplexity(model, ids["valid"], self.batch_size,
+                                                   self.seq_len, self.max_valid_steps,
+                                                   self.carry_state)}
 
     def _pack(self, model, model_args, valid_ppl: float, epoch: Optional[int]):
         """The child's weights for its `EvalResult` (`_child.pack_weights`)."""

@@ -157,3 +157,23 @@ def test_readme_main_job_then_nascell_export_gives_the_trained_child(tmp_path):
     evaluator = create_evaluator(config.pop("name"), **config)
     score = evaluator.validation_score(handover.load_model(out))["valid_ppl"]
     assert score == pytest.approx(best["metrics"]["valid_ppl"], rel=1e-5)
+
+
+def test_a_carry_state_childs_kept_model_scores_its_validation_perplexity(tmp_path):
+    """A child trained with the state carried (truncated BPTT) is scored that way too: its
+    returned model, rebuilt in the stateful form, gives its validation perplexity again."""
+    from nascell.search import child_weights
+
+    data = h.tiny_corpus(tmp_path / "text")
+    evaluator = tiny_lm_evaluator(data, carry_state=True, epochs=1, steps_per_epoch=10)
+    result = evaluator.evaluate(NAS_CELL_SPEC)
+    assert not result.failed, result.error
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    for name, payload in result.weights.items():
+        (folder / name).write_bytes(payload)
+    model = child_weights.rebuild(str(folder), return_state=True)
+    score = evaluator.validation_score(model)["valid_ppl"]
+    assert score == pytest.approx(result.metrics["valid_ppl"], rel=1e-5)
+    with pytest.raises(ValueError, match="return_state=True"):
+        evaluator.validation_score(child_weights.rebuild(str(folder)))
