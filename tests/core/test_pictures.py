@@ -6,9 +6,15 @@ import os
 import numpy as np
 import pytest
 
-from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroLayer, ENASMacroSpec,
-                               enas_rnn_cell_spec)
-from nascell.export import layout, pictures, render
+from nascell.enas_spec import (
+    ENASConvCellSpec,
+    ENASConvNode,
+    ENASMacroLayer,
+    ENASMacroSpec,
+    enas_rnn_cell_spec,
+)
+from nascell.pictures import figures as pictures
+from nascell.pictures import layout, render
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC, ConvLayer, ConvSpec, rnn_cell_spec
 
 # A 15-layer conv net with dense skips, strides and a pool (like the paper's Figure 7).
@@ -162,7 +168,7 @@ def test_picture_for_every_kind_and_a_clear_error_otherwise():
         picture = pictures.picture_for(spec, shapes)
         assert picture.panels and picture.title
     assert "32x32x3" in pictures.picture_for(CONV15, shapes).panels[0].nodes[0].label
-    with pytest.raises(ValueError, match="Argument `spec`"):
+    with pytest.raises(ValueError, match="Argument `spec` must be a spec of a registered kind"):
         pictures.picture_for({"kind": "conv"})
 
 

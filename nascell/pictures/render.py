@@ -1,10 +1,7 @@
 """Draw architecture pictures to PNG and SVG with matplotlib: no Graphviz binary needed.
 
-A `Picture` is a small, renderer-neutral description: a title, one or more `Panel`s drawn
-side by side (the two cells of an ENAS micro net), each a list of `Node`s (a label of one or
-more lines, a shape, a fill) and `Edge`s (solid or dashed, a colour, an optional label).
-`nascell.export.pictures` builds one per spec kind; `write_picture` lays it out
-(`nascell.export.layout`) and writes ``<stem>.png`` and ``<stem>.svg``.
+`write_picture` lays a `Picture` (`nascell.pictures.model`) out (`nascell.pictures.layout`)
+and writes ``<stem>.png`` and ``<stem>.svg``; `draw` returns the matplotlib figure.
 
 Labels may use matplotlib's mathtext (``$h_{t-1}$``). Sizes are in points, so the picture is
 drawn at its natural size (10 pt labels) and the PNG's resolution is ``dpi`` (lowered for very
@@ -13,11 +10,11 @@ large pictures so neither side exceeds `MAX_PIXELS`).
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
-from nascell.export import layout as layout_lib
+from nascell.pictures import layout as layout_lib
+from nascell.pictures.model import Edge, Node, Panel, Picture
 
 FONT_SIZE = 10.0
 SMALL_FONT_SIZE = 8.0
@@ -27,64 +24,6 @@ PAD_X, PAD_Y = 8.0, 5.0  # inside a box, around its label
 PANEL_GAP = 24.0
 DPI = 150
 MAX_PIXELS = 8000
-
-# Colours (shared with the Graphviz diagrams).
-INPUT = "#ffffff"
-LEAF = "#dbe9f6"
-NODE = "#eeeeee"
-MEMORY = "#fde2c8"
-SKIP_COLORS = ("#c0504d", "#4f81bd", "#9bbb59", "#8064a2", "#f79646", "#4bacc6", "#7f6000",
-               "#d16fb1")
-
-
-@dataclasses.dataclass
-class Node:
-    """A box (or ellipse) with a label; ``bold`` thickens its border; ``rank`` places it on a
-    row of a layered panel (all nodes of a panel have one, or none does)."""
-
-    id: str
-    label: str
-    shape: str = "box"
-    fill: str = NODE
-    bold: bool = False
-    rank: Optional[int] = None
-    small: bool = False
-
-
-@dataclasses.dataclass
-class Edge:
-    """An arrow from ``src`` to ``dst``. In a chain panel, an edge between neighbouring boxes
-    is a straight arrow unless ``bracket``; any other edge is a bracket on ``side``."""
-
-    src: str
-    dst: str
-    dashed: bool = False
-    color: str = "#333333"
-    label: str = ""
-    side: str = "right"
-    bracket: bool = False
-
-
-@dataclasses.dataclass
-class Panel:
-    """One graph: ``layout`` is "layered" (ranks, ``upward`` puts rank 0 at the bottom) or
-    "chain" (nodes top to bottom in order); ``title`` frames the panel when set."""
-
-    nodes: List[Node]
-    edges: List[Edge]
-    layout: str = "layered"
-    upward: bool = False
-    title: str = ""
-
-
-@dataclasses.dataclass
-class Picture:
-    """What to draw: a title, panels side by side, and an optional footnote."""
-
-    title: str
-    panels: List[Panel]
-    note: str = ""
-
 
 def _font(size: float):
     from matplotlib.font_manager import FontProperties

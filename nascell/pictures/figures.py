@@ -12,17 +12,26 @@
 * `enas_conv_picture`: the normal and reduction cells of an ENAS micro net side by side.
 * `enas_macro_picture`: an ENAS macro net: stem, layers in a chain, skips summed in.
 
-`picture_for(spec, shapes)` picks the right one, with the shapes an export records.
+Each spec kind picks its picture (`nascell.kinds.SpecKind.picture`); `picture_for(spec,
+shapes)` asks the kind.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
-from nascell.enas_spec import (ENASConvCellSpec, ENASMacroSpec, ENASRNNCellSpec,
-                               conv_cell_loose_ends)
-from nascell.export.render import (INPUT, LEAF, MEMORY, NODE, SKIP_COLORS, Edge, Node, Panel,
-                                   Picture)
+from nascell.enas_spec import ENASConvCellSpec, ENASMacroSpec, ENASRNNCellSpec, conv_cell_loose_ends
+from nascell.pictures.model import (
+    INPUT,
+    LEAF,
+    MEMORY,
+    NODE,
+    SKIP_COLORS,
+    Edge,
+    Node,
+    Panel,
+    Picture,
+)
 from nascell.spec import ConvSpec, RNNCellSpec
 
 __all__ = ["cell_picture", "conv_picture", "enas_rnn_picture", "enas_conv_picture",
@@ -204,20 +213,11 @@ def enas_macro_picture(spec: ENASMacroSpec, image_shape=None, features_shape=Non
 
 
 def picture_for(spec: Any, shapes: Optional[Dict[str, Any]] = None) -> Picture:
-    """The picture of any spec kind; ``shapes`` as an export records them (``input_shape``,
-    ``output_shape``, ``layer_output_shapes``), all optional."""
-    shapes = shapes or {}
-    if isinstance(spec, RNNCellSpec):
-        return cell_picture(spec)
-    if isinstance(spec, ENASRNNCellSpec):
-        return enas_rnn_picture(spec)
-    if isinstance(spec, ConvSpec):
-        return conv_picture(spec, shapes.get("input_shape"), shapes.get("layer_output_shapes"),
-                            shapes.get("output_shape"))
-    if isinstance(spec, ENASConvCellSpec):
-        return enas_conv_picture(spec, shapes.get("input_shape"), shapes.get("output_shape"))
-    if isinstance(spec, ENASMacroSpec):
-        return enas_macro_picture(spec, shapes.get("input_shape"), shapes.get("output_shape"))
-    raise ValueError(f"Argument `spec` must be a spec of a kind nascell can draw (rnn_cell, "
-                     f"conv, enas_rnn_cell, enas_conv_cell, enas_macro). "
-                     f"Received: spec of type {type(spec).__name__}")
+    """The picture of a spec of any registered kind (`nascell.kinds.SpecKind.picture`);
+    ``shapes`` as an export records them (``input_shape``, ``output_shape``,
+    ``layer_output_shapes``), all optional."""
+    from nascell import kinds
+    picture = kinds.kind_of(spec).picture(spec, dict(shapes or {}))
+    if picture is None:
+        raise ValueError(f"spec kind {spec.kind!r} draws no picture")
+    return picture
