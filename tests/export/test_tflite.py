@@ -7,10 +7,20 @@ import os
 import numpy as np
 import pytest
 
-from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroLayer, ENASMacroSpec,
-                               enas_rnn_cell_spec)
-from nascell.export.tflite import (TFLiteConversionError, compare_with_saved_model,
-                                   default_endpoint, run_tflite, to_tflite)
+from nascell.enas_spec import (
+    ENASConvCellSpec,
+    ENASConvNode,
+    ENASMacroLayer,
+    ENASMacroSpec,
+    enas_rnn_cell_spec,
+)
+from nascell.export.tflite import (
+    TFLiteConversionError,
+    compare_with_saved_model,
+    default_endpoint,
+    run_tflite,
+    to_tflite,
+)
 from nascell.spec import rnn_cell_spec
 
 # Every combine (add, mult, max) and activation (identity, tanh, sigmoid, relu, sin).
