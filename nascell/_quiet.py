@@ -10,14 +10,17 @@ TF 2.21: the oneDNN and cudart lines at import). So a quiet process
   real stderr every captured line that is not a native log line (Python warnings, tracebacks
   and anything else stay visible; if the import fails, everything captured is written back).
 
-Who is quiet: a nascell binary (``nascell-search``, ``nascell-train``, ``nascell-export``) run
-without ``--verbosity``/``-v``, and every process started with ``NASCELL_QUIET=1`` in its
-environment, which a quiet binary sets so its worker processes (local or Ray) are quiet too.
-``--verbosity=0`` (or ``-v 0``) keeps TensorFlow's own logging as it is.
+Who is quiet: a nascell binary (``nascell-search``, ``nascell-train``, ``nascell-export``, or
+the same run as ``python -m nascell.search.bin.search`` ...) run without ``--verbosity``/``-v``,
+and every process started with ``NASCELL_QUIET=1`` in its environment, which a quiet binary
+sets so its worker processes (local or Ray) are quiet too. ``--verbosity=0`` (or ``-v 0``)
+keeps TensorFlow's own logging as it is. A quiet binary also keeps its Python loggers (absl,
+TensorFlow's) to warnings and errors (`quiet_python_logs`).
 
-Nothing here imports TensorFlow until `prepare()`, which `nascell/__init__.py` calls first
-thing: in a quiet process it imports TensorFlow and Keras right away, with their native lines
-hidden, so the package's own imports find them loaded.
+Nothing here imports TensorFlow until `prepare()`, which `nascell/_quiet_import.py` calls
+when `nascell/__init__.py` imports it first thing: in a quiet process it imports TensorFlow and
+Keras right away, with their native lines hidden, so the package's own imports find them
+loaded.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from typing import Iterator, List, Optional, Sequence
 ENV = "NASCELL_QUIET"
 TF_ENV = "TF_CPP_MIN_LOG_LEVEL"
 BINARIES = ("nascell-search", "nascell-train", "nascell-export")
+# The same binaries run as ``python -m <module>``.
+MODULES = ("nascell.search.bin.search", "nascell.search.bin.train",
+           "nascell.export.bin.export")
 
 # A native (C++) log line, optionally prefixed by Ray's "(task pid=N) ", or the lines Abseil
 # and TensorFlow's CPU feature guard print around them. Abseil writes lines logged before its
@@ -67,18 +73,30 @@ def _asks_verbosity(argv: Sequence[str]) -> Optional[int]:
     return None
 
 
+def _run_as_module(argv: Sequence[str]) -> bool:
+    """``python -m nascell.search.bin.search ...``: while Python imports the module's parent
+    packages (which is when `prepare` runs), ``sys.argv[0]`` is ``"-m"``; the module name is
+    in ``sys.orig_argv``."""
+    if argv[0] != "-m":
+        return False
+    orig = list(getattr(sys, "orig_argv", ()))
+    return "-m" in orig and orig.index("-m") + 1 < len(orig) and \
+        orig[orig.index("-m") + 1] in MODULES
+
+
 def wanted(argv: Optional[Sequence[str]] = None, environ=None) -> bool:
-    """Whether this process should be quiet (see the module docstring)."""
+    """Whether this process should be quiet (see the module docstring): a binary's own
+    ``--verbosity`` decides, else ``NASCELL_QUIET`` (set by a parent), else a binary is quiet
+    and anything else (Python, a notebook, pytest) is not."""
     environ = os.environ if environ is None else environ
-    if environ.get(ENV) == "1":
-        return True
-    if environ.get(ENV) == "0":
-        return False
     argv = sys.argv if argv is None else argv
-    if not argv or os.path.basename(argv[0]) not in BINARIES:
-        return False
-    verbosity = _asks_verbosity(argv[1:])
-    return verbosity is None or verbosity < 0
+    binary = bool(argv) and (os.path.basename(argv[0]) in BINARIES or _run_as_module(argv))
+    verbosity = _asks_verbosity(argv[1:]) if binary else None
+    if verbosity is not None:
+        return verbosity < 0
+    if environ.get(ENV) in ("0", "1"):
+        return environ[ENV] == "1"
+    return binary
 
 
 @contextlib.contextmanager
@@ -118,6 +136,8 @@ def early() -> contextlib.AbstractContextManager:
     (unless set), mark the environment for child processes, and return `muted_native_logs()`
     to wrap the import; otherwise a context that does nothing."""
     if not wanted():
+        if os.environ.get(ENV) == "1":  # a binary asked for --verbosity: so do its workers
+            os.environ[ENV] = "0"
         return contextlib.nullcontext()
     os.environ.setdefault(TF_ENV, "3")
     os.environ[ENV] = "1"
@@ -133,3 +153,26 @@ def prepare() -> None:
     with early():
         import keras  # noqa: F401  (imports TensorFlow as its backend)
         import tensorflow  # noqa: F401
+
+
+def quiet_python_logs() -> None:
+    """In a quiet process, absl's and TensorFlow's Python loggers keep warnings and errors
+    only. Binaries call it once absl has parsed the flags (which sets the verbosity)."""
+    if os.environ.get(ENV) != "1":
+        return
+    import logging
+
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+
+
+def ray_init_options() -> dict:
+    """`ray.init` keyword arguments that keep a quiet process's Ray workers quiet too (their
+    output is forwarded to the driver): the environment for the workers, Ray's own logging at
+    warnings. Empty for a process that is not quiet."""
+    if os.environ.get(ENV) != "1":
+        return {}
+    import logging
+    env = {ENV: "1", TF_ENV: os.environ.get(TF_ENV, "3")}
+    return {"logging_level": logging.WARNING, "runtime_env": {"env_vars": env}}

@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags
 
+from nascell import _quiet
 from nascell.search.bin import child_flags
 
 FLAGS = flags.FLAGS
@@ -251,6 +252,8 @@ def run_final(spec, final_dir: str, out=sys.stdout) -> Dict[str, Any]:
             print(f"grid point {index + 1}/{len(points)} {point}: done before, reward "
                   f"{record['reward']:.6g}", file=out)
         else:
+            print(f"grid point {index + 1}/{len(points)} {point}: training {grid_epochs} "
+                  f"epochs ...", file=sys.stderr, flush=True)
             start = time.time()
             evaluator = create_evaluator(kind, **grid_options)
             result = evaluator.evaluate(spec, trial_id=index)
@@ -267,6 +270,8 @@ def run_final(spec, final_dir: str, out=sys.stdout) -> Dict[str, Any]:
                  f"error: {results[0]['error']}")
     best = max(ok, key=lambda r: r["reward"])
     final_options = dict(options, **best["point"], epochs=final_epochs)
+    print(f"final training with {best['point']}: {final_epochs} epochs, then the test split "
+          f"...", file=sys.stderr, flush=True)
     evaluator = create_evaluator(kind, **final_options)
     start = time.time()
     result = evaluator.train_and_test(spec, trial_id=len(points))
@@ -283,6 +288,7 @@ def run_final(spec, final_dir: str, out=sys.stdout) -> Dict[str, Any]:
 
 
 def main(argv: List[str]) -> None:
+    _quiet.quiet_python_logs()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
     try:

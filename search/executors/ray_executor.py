@@ -87,7 +87,9 @@ class RayExecutor(Executor):
     def _init(self) -> None:
         ray = self._ray
         if not ray.is_initialized():
-            kwargs: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+            from nascell import _quiet
+            kwargs: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
+                                      **_quiet.ray_init_options()}
             if self.address is not None:
                 kwargs["address"] = self.address
             elif self.num_cpus is not None:

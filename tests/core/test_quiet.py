@@ -85,3 +85,28 @@ def test_a_failed_import_shows_everything_it_printed():
     """)
     assert proc.returncode == 1
     assert "shown because the body failed" in proc.stderr and "ImportError: boom" in proc.stderr
+
+
+def test_a_quiet_binary_run_as_a_module(tmp_path):
+    """`python -m nascell.export.bin.export` (as a user, or a test, runs it): status and
+    summary lines, no native log line and no INFO line; with -v 0, absl's INFO lines again."""
+    spec = tmp_path / "cell.json"
+    spec.write_text('{"kind": "rnn_cell", "base": 2, "nodes": [{"combine": "add", '
+                    '"activation": "tanh"}, {"combine": "mult", "activation": "relu"}, '
+                    '{"combine": "mult", "activation": "sigmoid"}], "cell_inject": '
+                    '{"combine": "add", "activation": "relu"}, "cell_index": '
+                    '{"inject": 0, "output": 1}}')
+    cli = [sys.executable, "-m", "nascell.export.bin.export", f"--spec_json={spec}",
+           "--units=4", "--input_dim=3"]
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
+                                                            "NASCELL_QUIET")}
+    quiet = subprocess.run(cli + [f"--out={tmp_path / 'quiet'}"], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert quiet.stdout.startswith("exported rnn_cell spec to")
+    assert quiet.stderr.splitlines() == [
+        "nascell-export: exporting rnn_cell spec (SavedModel, layer.keras, picture) ..."]
+    verbose = subprocess.run(cli + [f"--out={tmp_path / 'verbose'}", "-v", "0"], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert verbose.returncode == 0, verbose.stderr[-3000:]
+    assert "exporter.py" in verbose.stderr and "] exported rnn_cell spec" in verbose.stderr
