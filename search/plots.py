@@ -91,7 +91,7 @@ def draw_rewards(trials: Sequence[Trial], path: str, title: str = "rewards",
     ax.set_axisbelow(True)
     ax.set_xlim(0, len(finished) + 1)
     ax.margins(y=0.1)
-    ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
+    ax.legend(loc="best", fontsize=9, framealpha=0.9)  # where it hides the fewest points
     fig.tight_layout()
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
