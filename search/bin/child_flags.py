@@ -100,6 +100,10 @@ flags.DEFINE_float("child_recurrent_dropout", None, "Variational dropout of the 
                    "state h (rnn_lm, default 0).")
 flags.DEFINE_float("child_embedding_dropout", None, "Dropout of the embedding output (rnn_lm, "
                    "default 0).")
+flags.DEFINE_bool("child_carry_state", None, "Language-model children carry the recurrent "
+                  "state across batches (truncated BPTT with the loss summed over the unrolled "
+                  "steps, as Zaremba et al.) in training and validation (default false: the "
+                  "state is reset every batch).")
 flags.DEFINE_integer("child_max_valid_steps", None, "Validation batches per child epoch; 0: "
                      "the whole validation split (default: rnn_lm 20, conv_classifier 0).")
 flags.DEFINE_integer("child_seed", None, "Seed of every child's weights, dropout and data "
@@ -120,7 +124,8 @@ FLAG_ARGS: Dict[str, Dict[str, str]] = {
                    child_num_layers="num_layers", child_tie_weights="tie_weights",
                    child_optimizer="optimizer", child_clipnorm="clipnorm",
                    child_recurrent_dropout="recurrent_dropout",
-                   child_embedding_dropout="embedding_dropout"),
+                   child_embedding_dropout="embedding_dropout",
+                   child_carry_state="carry_state"),
     "conv_classifier": dict(_COMMON, child_subset="subset", child_momentum="momentum",
                             child_bn_epsilon="bn_epsilon"),
 }

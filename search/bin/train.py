@@ -4,23 +4,29 @@
     nascell-train --spec_json=best.json --cifar_npz=cifar10.npz \\
         --lr_grid=0.1,0.05 --weight_decay_grid=1e-4,5e-4 --bn_epsilon_grid=1e-3,1e-5 \\
         --lr_decay_epoch_grid=none,30 --grid_epochs=20 --epochs=300
+    nascell-train --flagfile=configs/ptb_zaremba_small.cfg            # the LSTM baseline
 
 The spec is ``--spec_json`` (a file holding a spec, or a best.json-style object with a "spec"
-key), or by default the best trial of ``--run_dir``: ``<run_dir>/best/best.json``, else the
-best finished trial of the run's store (`nascell.search.store.TrialStore`). Its kind picks the
-trainer (`nascell.kinds.SpecKind.evaluator`): ``rnn_cell`` specs train language models
-(`RNNLanguageModelEvaluator`), ``conv`` specs CIFAR-10 classifiers
-(`ConvClassifierEvaluator`), at the paper's full size (`child_flags.PAPER_SETTINGS`) unless
-``--child_*`` flags say otherwise.
+key), ``--cell=lstm`` (the baseline LSTM), or by default the best trial of ``--run_dir``:
+``<run_dir>/best/best.json``, else the highest-reward finished trial of its trial store. Its
+kind picks the trainer: ``rnn_cell`` specs train language models
+(`RNNLanguageModelEvaluator`), ``conv`` specs CIFAR-10 classifiers (`ConvClassifierEvaluator`),
+at the paper's full size (`child_flags.PAPER_SETTINGS`) unless ``--child_*`` flags say
+otherwise. Language models carry the recurrent state across batches (truncated BPTT, as
+Zaremba et al. and the paper train them) unless ``--nochild_carry_state``.
 
 1. Grid: every combination of learning rate, weight decay, batch-norm epsilon (conv only) and
    learning-rate decay epoch is trained for ``--grid_epochs`` epochs and scored on the
    validation data (the reward: ``80/ppl^2`` or ``acc^3``). Each point's result is written
    atomically to ``<final_dir>/grid/<point>.json`` when it finishes; a restart skips points
    already there (a point's name hashes its settings and the spec, so a changed grid or spec
-   is trained afresh).
-2. Final: the best point is trained for ``--epochs`` epochs and the test split is evaluated
-   once; the result goes to ``<final_dir>/final.json`` (present: nothing is retrained).
+   is trained afresh). A grid of one point is not trained: there is nothing to choose.
+2. Final: the best point is trained for ``--epochs`` epochs with a checkpoint after every
+   epoch in ``<final_dir>/train/`` (a killed training, started again, resumes after its last
+   finished epoch), keeping the best-validation weights (``<final_dir>/train/best.weights.h5``);
+   the test split is evaluated once, with those weights. The record goes to
+   ``<final_dir>/final.json`` (present: nothing is retrained). See
+   `nascell.search.training.final_model` for the layout and for loading the model back.
 """
 
 from __future__ import annotations
@@ -64,6 +70,11 @@ flags.DEFINE_list("lr_decay_epoch_grid", [], "Epochs at which the learning-rate 
 flags.DEFINE_integer("grid_epochs", None, "Epochs per grid point (default: --epochs).")
 flags.DEFINE_integer("epochs", None, "Epochs of the final training (default: the paper's "
                      "child epochs, 35 for cells, 50 for conv nets).")
+flags.DEFINE_enum("cell", None, ["lstm"], "Train a baseline cell instead of a found spec: "
+                  "lstm (Keras' LSTMCell, as Zaremba et al.). Exclusive with --spec_json.")
+flags.DEFINE_integer("test_batch_size", None, "Language models carrying the state: rows of the "
+                     "test stream (default: the batch size; 1: the test split as one stream, "
+                     "as Zaremba et al. measure it).")
 
 
 def _usage(message: str) -> None:
@@ -85,24 +96,33 @@ def _spec_of(data: Any, where: str):
 
 
 def _best_from_store(path: str):
+    """The spec of the highest-reward finished trial in the trial store at ``path``."""
     from nascell.search.store import StoreError, TrialStore
+    from nascell.search.trial import TrialStatus
+
     try:
         store = TrialStore(path, readonly=True)
     except StoreError as e:
         _usage(f"cannot read {path}: {e}")
     try:
-        best = [t for t in store.best(5) if t.spec is not None]
+        done = [t for t in store.trials([TrialStatus.DONE])
+                if t.spec is not None and t.reward is not None]
     finally:
         store.close()
-    if not best:
+    if not done:
         _usage(f"{path} has no finished trial with a spec yet; run the search longer or pass "
                f"--spec_json")
-    spec = best[0].spec
-    return spec if hasattr(spec, "kind") else _spec_of(spec, path)
+    best = max(done, key=lambda t: (t.reward, -t.trial_id))
+    spec = best.spec.to_dict() if hasattr(best.spec, "to_dict") else best.spec
+    return _spec_of(spec, path)
 
 
 def resolve_spec():
-    """The spec to train, from --spec_json or --run_dir (see the module docstring)."""
+    """The spec to train, from --spec_json, --cell or --run_dir (see the module docstring)."""
+    if FLAGS.cell and FLAGS.spec_json:
+        _usage("pass --spec_json (a found spec) or --cell (a baseline), not both")
+    if FLAGS.cell:
+        return FLAGS.cell
     if FLAGS.spec_json:
         path = os.path.expanduser(FLAGS.spec_json)
         if not os.path.isfile(path):
@@ -114,15 +134,18 @@ def resolve_spec():
                 _usage(f"--spec_json={FLAGS.spec_json} is not JSON ({e.msg} at line {e.lineno})")
         return _spec_of(data, f"--spec_json={FLAGS.spec_json}")
     if not FLAGS.run_dir:
-        _usage("pass --run_dir (a search's run directory) or --spec_json (a spec file)")
+        _usage("pass --run_dir (a search's run directory), --spec_json (a spec file) or "
+               "--cell=lstm (a baseline)")
     best = os.path.join(FLAGS.run_dir, "best", "best.json")
     if os.path.isfile(best):
         with open(best, encoding="utf-8") as f:
             return _spec_of(json.load(f), best)
-    store = os.path.join(FLAGS.run_dir, "trials.sqlite")
+    from nascell.search.run_dir import STORE_FILE
+
+    store = os.path.join(FLAGS.run_dir, STORE_FILE)
     if os.path.isfile(store):
         return _best_from_store(store)
-    _usage(f"--run_dir={FLAGS.run_dir} has neither best/best.json nor trials.sqlite; is it a "
+    _usage(f"--run_dir={FLAGS.run_dir} has neither best/best.json nor {STORE_FILE}; is it a "
            f"nascell-search run directory?")
 
 
@@ -203,6 +226,11 @@ def base_options(kind: str) -> Dict[str, Any]:
             options[arg] = None
     if kind == "rnn_lm" and options.get("clipnorm") == 0:
         options["clipnorm"] = None
+    if kind == "rnn_lm":
+        # The final stage trains language models as the literature does, unless told not to.
+        options["carry_state"] = given.get("carry_state", True)
+        if FLAGS.test_batch_size is not None:
+            options["test_batch_size"] = FLAGS.test_batch_size
     options["data_dir"] = FLAGS.data_dir
     options["download"] = FLAGS.download
     if kind == "conv_classifier":
@@ -215,33 +243,32 @@ def _summary(result) -> Dict[str, Any]:
             "metrics": result.metrics, "seconds": result.seconds}
 
 
-def run_final(spec, final_dir: str, out=sys.stdout) -> Dict[str, Any]:
-    """The grid, then the final training and the one test evaluation (resumable)."""
-    from nascell import _io, kinds
+def _kind_of(spec) -> Optional[str]:
+    """The evaluator that trains ``spec`` from scratch (its kind's, `nascell.kinds`), or None."""
+    from nascell import kinds
+    from nascell.search.evaluators.rnn_lm import LSTM
+
+    if spec == LSTM:
+        return "rnn_lm"
+    spec_kind = kinds.find_kind(spec)
+    evaluator = spec_kind.evaluator if spec_kind is not None else None
+    return evaluator if evaluator in child_flags.EVALUATORS else None
+
+
+def _spec_json(spec) -> str:
+    return json.dumps(spec) if isinstance(spec, str) else spec.to_json()
+
+
+def _run_grid(kind: str, spec, spec_json: str, options: Dict[str, Any], grid_epochs: int,
+              final_dir: str, out) -> Dict[str, Any]:
+    """Train the grid's points (those not done before); returns the best point's record."""
+    from nascell import _io
     from nascell.search.evaluators import create_evaluator
 
-    spec_kind = kinds.find_kind(spec)  # the evaluator that trains a child of this kind
-    kind = spec_kind.evaluator if spec_kind is not None else None
-    if kind not in child_flags.EVALUATORS:
-        trainable = [k for k in kinds.available_kinds()
-                     if kinds.get_kind(k).evaluator in child_flags.EVALUATORS]
-        _usage(f"nascell-train trains specs of the kinds {trainable} (their evaluator trains a "
-               f"child from scratch), not {getattr(spec, 'kind', type(spec).__name__)!r}")
-    child_flags.validate_child_flags(kind)
-    options = base_options(kind)
-    final_epochs = FLAGS.epochs or options["epochs"]
-    grid_epochs = FLAGS.grid_epochs or final_epochs
-    for name, value in (("epochs", final_epochs), ("grid_epochs", grid_epochs)):
-        if value < 1:
-            _usage(f"--{name} must be >= 1, got {value}")
-    spec_json = spec.to_json()
-    final_path = os.path.join(final_dir, "final.json")
-    done = _io.read_json_or_none(final_path)
-    if done is not None and done.get("spec") == json.loads(spec_json):
-        print(f"final training already done: {final_path}", file=out)
-        return done
-
     points = grid_points(kind, options)
+    if len(points) == 1:
+        print(f"grid of one point {points[0]}: nothing to choose, not trained", file=out)
+        return {"point": points[0], "reward": None}
     results = []
     for index, point in enumerate(points):
         grid_options = dict(options, **point, epochs=grid_epochs)
@@ -263,28 +290,93 @@ def run_final(spec, final_dir: str, out=sys.stdout) -> Dict[str, Any]:
             status = f"failed ({result.error})" if result.failed else f"reward {result.reward:.6g}"
             print(f"grid point {index + 1}/{len(points)} {point}: {status}", file=out)
         results.append(record)
-
     ok = [r for r in results if not r["failed"]]
     if not ok:
         sys.exit(f"nascell-train: every grid point failed (see {final_dir}/grid); the first "
                  f"error: {results[0]['error']}")
-    best = max(ok, key=lambda r: r["reward"])
+    return max(ok, key=lambda r: r["reward"])
+
+
+def final_stage(spec, final_dir: str, out=sys.stdout):
+    """The grid, then the final training and the one test evaluation (resumable).
+
+    Returns a `nascell.search.training.final_model.FinalModel`: the ``final.json`` record, the
+    trained model in memory (None when ``final.json`` was there already: then
+    `load_final_model` rebuilds it) and the path of its best-validation weights.
+    """
+    import tensorflow as tf
+
+    from nascell import _io
+    from nascell.search.evaluators import create_evaluator
+    from nascell.search.evaluators._child import ChildDiverged
+    from nascell.search.training import final_model
+    from nascell.search.training.checkpoints import CheckpointMismatchError
+
+    kind = _kind_of(spec)
+    if kind is None:
+        from nascell import kinds
+        trainable = [k for k in kinds.available_kinds()
+                     if kinds.get_kind(k).evaluator in child_flags.EVALUATORS]
+        _usage(f"nascell-train trains specs of the kinds {trainable} (their evaluator trains a "
+               f"child from scratch), or --cell=lstm; not "
+               f"{getattr(spec, 'kind', type(spec).__name__)!r}")
+    child_flags.validate_child_flags(kind)
+    if FLAGS.test_batch_size is not None and FLAGS.test_batch_size < 1:
+        _usage(f"--test_batch_size must be >= 1, got {FLAGS.test_batch_size}")
+    options = base_options(kind)
+    final_epochs = FLAGS.epochs or options["epochs"]
+    grid_epochs = FLAGS.grid_epochs or final_epochs
+    for name, value in (("epochs", final_epochs), ("grid_epochs", grid_epochs)):
+        if value < 1:
+            _usage(f"--{name} must be >= 1, got {value}")
+    spec_json = _spec_json(spec)
+    final_path = os.path.join(final_dir, final_model.RECORD)
+    weights_path = os.path.join(final_dir, final_model.WEIGHTS)
+    done = _io.read_json_or_none(final_path)
+    if done is not None and done.get("spec") == json.loads(spec_json):
+        print(f"final training already done: {final_path}", file=out)
+        return final_model.FinalModel(record=done, model=None, weights_path=weights_path)
+
+    best = _run_grid(kind, spec, spec_json, options, grid_epochs, final_dir, out)
     final_options = dict(options, **best["point"], epochs=final_epochs)
     print(f"final training with {best['point']}: {final_epochs} epochs, then the test split "
           f"...", file=sys.stderr, flush=True)
     evaluator = create_evaluator(kind, **final_options)
+
+    def on_epoch(record):
+        figures = ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                            if k not in ("epoch",) and isinstance(v, float))
+        print(f"final training epoch {record['epoch']}/{final_epochs}: {figures}", file=out,
+              flush=True)
+
     start = time.time()
-    result = evaluator.train_and_test(spec, trial_id=len(points))
+    try:
+        model, metrics = final_model.train_final_model(kind, evaluator, spec, final_dir,
+                                                       on_epoch=on_epoch)
+    except CheckpointMismatchError as e:
+        _usage(f"{e} (it is {os.path.join(final_dir, final_model.TRAIN_DIR)})")
+    except (ChildDiverged, tf.errors.ResourceExhaustedError) as e:
+        sys.exit(f"nascell-train: the final training failed: {e}; its checkpoints are in "
+                 f"{os.path.join(final_dir, final_model.TRAIN_DIR)}")
+    if metrics.get("resumed_after_epoch"):
+        print(f"final training resumed after epoch {metrics['resumed_after_epoch']}", file=out)
+    reward = metrics["reward"]
     record = {"spec": json.loads(spec_json), "kind": kind, "point": best["point"],
-              "grid_reward": best["reward"], "options": final_options, **_summary(result),
-              "wall_seconds": time.time() - start}
+              "grid_reward": best["reward"], "options": final_options, "reward": reward,
+              "failed": False, "error": None, "metrics": metrics,
+              "seconds": metrics["seconds"], "wall_seconds": time.time() - start,
+              "weights": final_model.WEIGHTS}
     _io.atomic_write_json(final_path, record)
-    if result.failed:
-        sys.exit(f"nascell-train: the final training failed: {result.error}")
-    test = {k: v for k, v in result.metrics.items() if k.startswith("test_")}
-    print(f"final training with {best['point']}: reward {result.reward:.6g}, test {test}; "
-          f"written to {final_path}", file=out)
-    return record
+    test = {k: v for k, v in metrics.items() if k.startswith("test_")}
+    print(f"final training with {best['point']}: reward {reward:.6g}, best epoch "
+          f"{metrics['best_epoch']}, test {test}; written to {final_path}, best weights in "
+          f"{weights_path}", file=out)
+    return final_model.FinalModel(record=record, model=model, weights_path=weights_path)
+
+
+def run_final(spec, final_dir: str, out=sys.stdout) -> Dict[str, Any]:
+    """`final_stage`'s record (what ``final.json`` holds)."""
+    return final_stage(spec, final_dir, out).record
 
 
 def main(argv: List[str]) -> None:

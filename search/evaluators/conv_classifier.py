@@ -149,13 +149,13 @@ class ConvClassifierEvaluator(Evaluator):
             return self.lr * self.lr_decay ** (epoch // int(self.lr_decay_epoch))
         return schedule
 
-    def _train(self, spec, splits, evaluate_test: bool) -> EvalResult:
+    def _setup(self, spec, splits):
+        """The compiled model, the datasets and the fit arguments of one training."""
         import keras
 
         from nascell.conv import build_conv_classifier
         from nascell.search.data.cifar10 import cifar_datasets
 
-        start = time.time()
         _child.seed_everything(self.seed)
         train, valid, test = cifar_datasets(splits, self.batch_size, augment_train=self.augment,
                                             seed=self.seed or 0)
@@ -169,7 +169,6 @@ class ConvClassifierEvaluator(Evaluator):
                                              nesterov=self.nesterov)
             model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                           metrics=["accuracy"])
-        params = int(model.count_params())
 
         full_epoch = len(splits.x_train) // self.batch_size
         steps = int(self.steps_per_epoch or full_epoch)
@@ -180,9 +179,67 @@ class ConvClassifierEvaluator(Evaluator):
         callbacks = _child.nan_callbacks()
         if self.lr_decay_epoch:
             callbacks.append(keras.callbacks.LearningRateScheduler(self._lr_schedule()))
-        history = model.fit(train.repeat(), epochs=self.epochs, steps_per_epoch=steps,
-                            validation_data=valid, validation_steps=valid_steps,
-                            callbacks=callbacks, shuffle=False, verbose=0).history
+        fit_kwargs = dict(x=train.repeat(), epochs=self.epochs, steps_per_epoch=steps,
+                          validation_data=valid, validation_steps=valid_steps,
+                          callbacks=callbacks, shuffle=False, verbose=0)
+        return model, strategy, test, fit_kwargs
+
+    def model_args(self, spec, splits=None) -> Dict[str, Any]:
+        """The `nascell.conv.build_conv_classifier` arguments of this evaluator's model (JSON-able:
+        the spec as a dict), so the model can be rebuilt to load its weights."""
+        splits = splits or self._splits()
+        return {"spec": spec.to_dict(), "input_shape": list(splits.image_shape),
+                "num_classes": int(splits.num_classes), "dropout": self.dropout,
+                "weight_decay": self.weight_decay, "bn_epsilon": self.bn_epsilon,
+                "bn_momentum": self.bn_momentum}
+
+    def train_model(self, spec: Any, checkpoint_dir: str, evaluate_test: bool = True,
+                    on_epoch=None):
+        """Train ``spec``'s classifier with a checkpoint every epoch in ``checkpoint_dir`` (a
+        second call resumes after the last finished epoch) and return ``(model, metrics)``,
+        the model holding the best-validation-accuracy weights, also in
+        ``<checkpoint_dir>/best.weights.h5``. Nothing is cleared afterwards; failures raise.
+        ``on_epoch`` is accepted for symmetry with the language models and not called."""
+        from nascell.search.training.keras_fit import fit_with_checkpoints
+
+        del on_epoch
+        splits = self._splits()
+        start = time.time()
+        model, strategy, test, fit_kwargs = self._setup(spec, splits)
+        fingerprint = {k: v for k, v in self.config().items()
+                       if k not in ("data_dir", "cifar_npz", "epochs")}
+        fingerprint["model_args"] = self.model_args(spec, splits)
+        epochs = fit_kwargs.pop("epochs")
+        history, best_epoch, resumed, best_path = fit_with_checkpoints(
+            model, checkpoint_dir, fingerprint, monitor="val_accuracy", mode="max",
+            epochs=epochs, **fit_kwargs)
+        if len(history) < epochs:  # TerminateOnNaN stopped it
+            raise _child.ChildDiverged(f"the training loss is not finite after epoch "
+                                       f"{len(history)} of {epochs}")
+        _child.check_finite("training loss", [h.get("loss") for h in history])
+        accuracies = [h["val_accuracy"] for h in history]
+        reward, accuracy = conv_reward(accuracies)
+        metrics: Dict[str, Any] = {
+            "valid_acc": accuracy, "valid_acc_history": accuracies,
+            "best_valid_acc": max(accuracies), "best_epoch": best_epoch,
+            "train_loss": history[-1]["loss"], "params": int(model.count_params()),
+            "epochs": len(history), "history": history, "resumed_after_epoch": resumed,
+            "replicas": _child.num_replicas(strategy),
+            "model_args": self.model_args(spec, splits), "best_weights": best_path,
+            "reward": reward,
+        }
+        if evaluate_test:
+            test_loss, test_acc = model.evaluate(test, verbose=0)
+            metrics["test_acc"], metrics["test_loss"] = float(test_acc), float(test_loss)
+        metrics["seconds"] = time.time() - start
+        return model, metrics
+
+    def _train(self, spec, splits, evaluate_test: bool) -> EvalResult:
+        start = time.time()
+        model, strategy, test, fit_kwargs = self._setup(spec, splits)
+        params = int(model.count_params())
+        steps = fit_kwargs["steps_per_epoch"]
+        history = model.fit(**fit_kwargs).history
         train_losses = _child.history_values(history, "loss")
         _child.check_finite("training loss", train_losses)
         accuracies = _child.history_values(history, "val_accuracy")

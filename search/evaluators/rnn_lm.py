@@ -8,11 +8,14 @@ as the paper matches its children to the "medium" baselines.
 
 Design choices, stated once:
 
-* The recurrent state is reset at every batch (the layers are not stateful). Every batch is
-  then an independent example, which lets `tf.distribute.MirroredStrategy` split it across
-  GPUs and lets validation run with any batch size. Compared with carrying the state across
-  batches (Zaremba et al.), perplexity is a little worse for every cell alike, so the ranking
-  the search needs is kept.
+* By default the recurrent state is reset at every batch (the layers are not stateful). Every
+  batch is then an independent example, which lets `tf.distribute.MirroredStrategy` split it
+  across GPUs and lets validation run with any batch size. Compared with carrying the state
+  across batches (Zaremba et al.), perplexity is a little worse for every cell alike, so the
+  ranking the search needs is kept. With ``carry_state=True`` the child trains as Zaremba et
+  al. and the paper do: the state carried from batch to batch (truncated BPTT), in training
+  and validation, the loss summed over the unrolled steps, on one device
+  (`nascell.search.training.stateful_lm`); the final stage (`train_model`) always does.
 * Dropout is variational: the `TreeCell` drops its inputs (``dropout``) and its recurrent
   state (``recurrent_dropout``) with one mask per sequence, and the top layer's outputs are
   dropped with one mask per sequence (``dropout``) before the softmax; the embedding output
@@ -27,7 +30,6 @@ Design choices, stated once:
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from typing import Any, Dict, Optional, Tuple
@@ -36,6 +38,9 @@ from absl import logging
 
 from nascell.search.evaluator import EvalResult, Evaluator
 from nascell.search.evaluators import _child
+from nascell.search.evaluators.lm_parts import (  # noqa: F401  (public names of this module)
+    LSTM, is_lstm, tied_embedding_class, as_cell_spec, cell_base, language_model_params,
+    recurrent_cell, units_for_params)
 
 REWARD_CONSTANT = 80.0
 DATASETS = ("ptb", "ptb_char", "tiny_shakespeare")
@@ -66,54 +71,28 @@ def load_corpus(dataset: str, data_dir: Optional[str] = None, download: bool = F
     return _CORPORA[key]
 
 
-def language_model_params(vocab_size: int, units: int, base: int, num_layers: int = 2,
-                          tie_weights: bool = True, embedding_dim: Optional[int] = None) -> int:
-    """Parameter count of the child language model (matches ``model.count_params()``)."""
-    embedding_dim = units if (tie_weights or embedding_dim is None) else embedding_dim
-    total = vocab_size * embedding_dim
-    input_dim = embedding_dim
-    for _ in range(num_layers):
-        total += (input_dim + units + 1) * base * units  # kernel, recurrent kernel, bias
-        input_dim = units
-    total += vocab_size if tie_weights else (units + 1) * vocab_size
-    return total
-
-
-def units_for_params(target_params: int, vocab_size: int, base: int, num_layers: int = 2,
-                     tie_weights: bool = True) -> int:
-    """The hidden size whose model is closest to ``target_params`` parameters."""
-    def count(u):
-        return language_model_params(vocab_size, u, base, num_layers, tie_weights)
-
-    lo, hi = 1, 1
-    while count(hi) < target_params:
-        hi *= 2
-    while lo < hi:  # smallest u with count(u) >= target
-        mid = (lo + hi) // 2
-        if count(mid) >= target_params:
-            hi = mid
-        else:
-            lo = mid + 1
-    if lo > 1 and abs(count(lo - 1) - target_params) <= abs(count(lo) - target_params):
-        return lo - 1
-    return lo
-
-
 def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
                          tie_weights: bool = True, embedding_dim: Optional[int] = None,
                          embedding_dropout: float = 0.0, dropout: float = 0.0,
-                         recurrent_dropout: float = 0.0, seed: Optional[int] = None):
-    """The child network: ids ``(batch, time)`` -> next-token logits ``(batch, time, vocab)``."""
-    import keras
+                         recurrent_dropout: float = 0.0, seed: Optional[int] = None,
+                         return_state: bool = False):
+    """The child network: ids ``(batch, time)`` -> next-token logits ``(batch, time, vocab)``.
 
-    from nascell.tree_cell import TreeCell
+    ``spec``: an `RNNCellSpec` (or its dict / JSON), or ``"lstm"`` for the baseline LSTM.
+    With ``return_state``, the model also takes and returns the recurrent state, so a trainer
+    can carry it from one batch to the next (truncated BPTT):
+    ``[ids, h_0, c_0, h_1, c_1, ...] -> [logits, h_0, c_0, h_1, c_1, ...]`` (layer 0 first; the
+    weights are the same as without it, so either model loads the other's weights).
+    """
+    import keras
 
     embedding_dim = units if (tie_weights or embedding_dim is None) else embedding_dim
     init = keras.initializers.RandomUniform(-0.1, 0.1, seed=seed)
 
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    state_inputs, state_outputs = [], []
     if tie_weights:
-        embedding = _tied_embedding_class()(vocab_size, embedding_dim, init, name="embedding")
+        embedding = tied_embedding_class()(vocab_size, embedding_dim, init, name="embedding")
     else:
         embedding = keras.layers.Embedding(vocab_size, embedding_dim,
                                            embeddings_initializer=init, name="embedding")
@@ -121,9 +100,16 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
     if embedding_dropout:
         x = keras.layers.Dropout(embedding_dropout, seed=seed, name="embedding_dropout")(x)
     for layer in range(num_layers):
-        cell = TreeCell(spec, units, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                        kernel_initializer=init, recurrent_initializer=init, seed=seed,
-                        name=f"tree_cell_{layer}")
+        cell = recurrent_cell(spec, units, dropout, recurrent_dropout, init, seed,
+                              name=f"{'lstm' if is_lstm(spec) else 'tree'}_cell_{layer}")
+        if return_state:
+            state = [keras.Input(shape=(size,), name=f"{part}_{layer}")
+                     for part, size in zip("hc", cell.state_size)]
+            x, *state_out = keras.layers.RNN(cell, return_sequences=True, return_state=True,
+                                             name=f"rnn_{layer}")(x, initial_state=state)
+            state_inputs += state
+            state_outputs += state_out
+            continue
         x = keras.layers.RNN(cell, return_sequences=True, name=f"rnn_{layer}")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, noise_shape=(None, 1, units), seed=seed,
@@ -132,41 +118,10 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
         logits = embedding(x, logits=True)
     else:
         logits = keras.layers.Dense(vocab_size, kernel_initializer=init, name="softmax")(x)
+    if return_state:
+        return keras.Model([tokens, *state_inputs], [logits, *state_outputs],
+                           name="language_model")
     return keras.Model(tokens, logits, name="language_model")
-
-
-@functools.lru_cache(maxsize=None)
-def _tied_embedding_class():
-    """The embedding whose matrix is also the softmax's (made on first use, so importing this
-    module does not import Keras)."""
-    import keras
-
-    class TiedEmbedding(keras.layers.Layer):
-        """``call(ids)``: embeddings; ``call(x, logits=True)``: ``x @ embeddings^T + bias``.
-
-        One layer owns both weights and is called twice, which keeps the model free of
-        layers that reference each other (such references kept every child's weights alive
-        after `keras.backend.clear_session`).
-        """
-
-        def __init__(self, vocab_size, dim, embeddings_initializer, **kwargs):
-            super().__init__(**kwargs)
-            self.vocab_size, self.dim = int(vocab_size), int(dim)
-            self.embeddings_initializer = embeddings_initializer
-
-        def build(self, input_shape):
-            self.embeddings = self.add_weight(shape=(self.vocab_size, self.dim),
-                                              initializer=self.embeddings_initializer,
-                                              name="embeddings")
-            self.bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros",
-                                        name="softmax_bias")
-
-        def call(self, inputs, logits=False):
-            if logits:
-                return keras.ops.matmul(inputs, keras.ops.transpose(self.embeddings)) + self.bias
-            return keras.ops.take(self.embeddings, keras.ops.cast(inputs, "int32"), axis=0)
-
-    return TiedEmbedding
 
 
 class RNNLanguageModelEvaluator(Evaluator):
@@ -191,6 +146,9 @@ class RNNLanguageModelEvaluator(Evaluator):
         max_valid_steps: cap on validation batches per epoch (None: the whole split).
         seed: seeds weights and dropout (every trial starts from the same seed).
         num_gpus: GPUs one evaluation asks an executor for.
+        carry_state: carry the recurrent state across batches (see the module docstring).
+        test_batch_size: rows of the test stream when the state is carried (default
+            ``batch_size``; 1: the test split as one stream, as Zaremba et al.).
     """
 
     name = "rnn_lm"
@@ -202,10 +160,12 @@ class RNNLanguageModelEvaluator(Evaluator):
                  embedding_dropout: float = 0.0, dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, epochs: int = 1,
                  steps_per_epoch: Optional[int] = None, batch_size: int = 20, seq_len: int = 35,
-                 optimizer: str = "sgd", lr: float = 1.0, clipnorm: Optional[float] = 5.0, lr_decay: float = 1 / 1.2,
+                 optimizer: str = "sgd", lr: float = 1.0, clipnorm: Optional[float] = 5.0,
+                 lr_decay: float = 1 / 1.2,
                  lr_decay_epoch: Optional[int] = None, weight_decay: float = 0.0,
                  max_valid_steps: Optional[int] = None, seed: Optional[int] = 0,
-                 num_gpus: float = 0):
+                 num_gpus: float = 0, carry_state: bool = False,
+                 test_batch_size: Optional[int] = None):
         if dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {list(DATASETS)}, got {dataset!r}")
         if units is None and target_params is None:
@@ -246,15 +206,25 @@ class RNNLanguageModelEvaluator(Evaluator):
         self.max_valid_steps = max_valid_steps
         self.seed = seed
         self.num_gpus = num_gpus
+        self.carry_state = bool(carry_state)
+        if test_batch_size is not None and int(test_batch_size) < 1:
+            raise ValueError(f"Argument `test_batch_size` must be a positive integer or None. "
+                             f"Received: test_batch_size={test_batch_size}")
+        self.test_batch_size = None if test_batch_size is None else int(test_batch_size)
 
     # --- Evaluator API ----------------------------------------------------------------------------
 
     def config(self) -> Dict[str, Any]:
         keys = ("dataset", "data_dir", "units", "target_params", "num_layers", "tie_weights",
                 "embedding_dim", "embedding_dropout", "dropout", "recurrent_dropout", "epochs",
-                "steps_per_epoch", "batch_size", "seq_len", "optimizer", "lr", "clipnorm", "lr_decay",
-                "lr_decay_epoch", "weight_decay", "max_valid_steps", "seed")
-        return {"name": self.name, **{k: getattr(self, k) for k in keys}}
+                "steps_per_epoch", "batch_size", "seq_len", "optimizer", "lr", "clipnorm",
+                "lr_decay", "lr_decay_epoch", "weight_decay", "max_valid_steps", "seed")
+        out = {"name": self.name, **{k: getattr(self, k) for k in keys}}
+        # Recorded only when set, so run directories of earlier versions still match.
+        for key in ("carry_state", "test_batch_size"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        return out
 
     def resources(self) -> Dict[str, float]:
         out = {"num_cpus": 1}
@@ -278,7 +248,7 @@ class RNNLanguageModelEvaluator(Evaluator):
     def units_for(self, spec, vocab_size: int) -> int:
         if self.units is not None:
             return int(self.units)
-        return units_for_params(int(self.target_params), vocab_size, spec.base,
+        return units_for_params(int(self.target_params), vocab_size, cell_base(spec),
                                 self.num_layers, self.tie_weights)
 
     def _lr_schedule(self):
@@ -288,25 +258,99 @@ class RNNLanguageModelEvaluator(Evaluator):
             return self.lr * self.lr_decay ** (epoch + 2 - int(self.lr_decay_epoch))
         return schedule
 
+    def _build(self, spec, vocab_size: int, return_state: bool = False):
+        """``(model, optimizer, units)`` for ``spec`` (seeded; not compiled)."""
+        import keras
+
+        units = self.units_for(spec, vocab_size)
+        _child.seed_everything(self.seed)
+        model = build_language_model(
+            spec, vocab_size, units, self.num_layers, self.tie_weights, self.embedding_dim,
+            self.embedding_dropout, self.dropout, self.recurrent_dropout, self.seed,
+            return_state=return_state)
+        optimizer_class = {"sgd": keras.optimizers.SGD,
+                           "adam": keras.optimizers.Adam}[self.optimizer]
+        optimizer = optimizer_class(learning_rate=self.lr, global_clipnorm=self.clipnorm,
+                                    weight_decay=self.weight_decay or None)
+        return model, optimizer, units
+
+    def model_args(self, spec, vocab_size: int) -> Dict[str, Any]:
+        """The `build_language_model` arguments of this evaluator's model for ``spec`` (JSON-able:
+        the spec as a dict, or ``"lstm"``), so the model can be rebuilt to load its weights."""
+        spec = as_cell_spec(spec)
+        return {"spec": spec if spec == LSTM else spec.to_dict(), "vocab_size": int(vocab_size),
+                "units": self.units_for(spec, vocab_size), "num_layers": self.num_layers,
+                "tie_weights": self.tie_weights, "embedding_dim": self.embedding_dim,
+                "embedding_dropout": self.embedding_dropout, "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
+
+    def train_model(self, spec: Any, checkpoint_dir: Optional[str] = None,
+                    evaluate_test: bool = True, on_epoch=None):
+        """Train ``spec``'s model with the state carried across batches (truncated BPTT) and
+        return it: ``(model, metrics)``, the model (``return_state=True``) holding the
+        best-validation weights. Nothing is cleared afterwards; failures raise.
+
+        With ``checkpoint_dir`` every epoch is checkpointed there and a second call resumes
+        after the last finished epoch (`nascell.search.training.checkpoints`); the best
+        weights end in ``<checkpoint_dir>/best.weights.h5``, which a model from
+        ``build_language_model(**metrics["model_args"])`` (with or without ``return_state``)
+        loads.
+        """
+        from nascell.search.training.lm_fit import fit_language_model
+
+        vocab, ids = load_corpus(self.dataset, self.data_dir, self.download)
+        spec = as_cell_spec(spec)
+        start = time.time()
+        model, optimizer, units = self._build(spec, len(vocab), return_state=True)
+        fingerprint = {k: v for k, v in self.config().items()
+                       if k not in ("data_dir", "epochs")}
+        fingerprint["model_args"] = self.model_args(spec, len(vocab))
+        fit = fit_language_model(
+            model, optimizer, ids, epochs=self.epochs, lr=self.lr,
+            lr_decay=self.lr_decay if self.lr_decay_epoch is not None else 1.0,
+            lr_decay_epoch=self.lr_decay_epoch, batch_size=self.batch_size,
+            seq_len=self.seq_len, steps_per_epoch=self.steps_per_epoch,
+            max_valid_steps=self.max_valid_steps, evaluate_test=evaluate_test,
+            test_batch_size=self.test_batch_size, checkpoint_dir=checkpoint_dir,
+            fingerprint=fingerprint, on_epoch=on_epoch)
+        history = fit.history
+        metrics: Dict[str, Any] = {
+            "valid_ppl": fit.best_valid_ppl,
+            "reward": REWARD_CONSTANT / fit.best_valid_ppl ** 2,
+            "valid_ppl_history": [h["valid_ppl"] for h in history],
+            "train_ppl": history[-1]["train_ppl"],
+            "train_loss": math.log(history[-1]["train_ppl"]),
+            "params": int(model.count_params()),
+            "units": units,
+            "epochs": len(history),
+            "steps": sum(h["train_steps"] for h in history),
+            "best_epoch": fit.best_epoch,
+            "history": history,
+            "carry_state": True,
+            "resumed_after_epoch": fit.resumed_after_epoch,
+            "model_args": self.model_args(spec, len(vocab)),
+            "best_weights": fit.best_weights_path,
+        }
+        if evaluate_test:
+            metrics["test_ppl"] = fit.test_ppl
+            metrics["test_tokens"] = fit.test_tokens
+        metrics["seconds"] = time.time() - start
+        return model, metrics
+
     def _train(self, spec, vocab, ids, evaluate_test: bool) -> EvalResult:
+        if self.carry_state:
+            model, metrics = self.train_model(spec, evaluate_test=evaluate_test)
+            del model  # run_isolated clears the session
+            return self._result(metrics)
         import keras
 
         from nascell.search.data.text import lm_dataset, num_lm_batches
-        from nascell.tree_cell import as_rnn_cell_spec
 
         start = time.time()
-        spec = as_rnn_cell_spec(spec)
-        units = self.units_for(spec, len(vocab))
-        _child.seed_everything(self.seed)
+        spec = as_cell_spec(spec)
         strategy = _child.distribution_strategy()
         with strategy.scope():
-            model = build_language_model(
-                spec, len(vocab), units, self.num_layers, self.tie_weights, self.embedding_dim,
-                self.embedding_dropout, self.dropout, self.recurrent_dropout, self.seed)
-            optimizer_class = {"sgd": keras.optimizers.SGD,
-                               "adam": keras.optimizers.Adam}[self.optimizer]
-            optimizer = optimizer_class(learning_rate=self.lr, global_clipnorm=self.clipnorm,
-                                        weight_decay=self.weight_decay or None)
+            model, optimizer, units = self._build(spec, len(vocab))
             model.compile(optimizer=optimizer,
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         params = int(model.count_params())
@@ -350,9 +394,13 @@ class RNNLanguageModelEvaluator(Evaluator):
             test_loss = float(model.evaluate(test, verbose=0))
             _child.check_finite("test loss", [test_loss])
             metrics["test_ppl"] = math.exp(min(test_loss, 700.0))
-        seconds = time.time() - start
-        metrics["seconds"] = seconds
+        metrics["seconds"] = time.time() - start
+        return self._result(metrics)
+
+    @staticmethod
+    def _result(metrics: Dict[str, Any]) -> EvalResult:
+        valid_ppl, seconds = metrics["valid_ppl"], metrics["seconds"]
         reward = REWARD_CONSTANT / valid_ppl ** 2
         logging.info("rnn_lm child: valid ppl %.2f, reward %.6g, %d params, %.1fs",
-                     valid_ppl, reward, params, seconds)
+                     valid_ppl, reward, metrics["params"], seconds)
         return EvalResult(reward=reward, metrics=metrics, seconds=seconds)
