@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from nascell import _io
+from nascell import _io, _quiet
 
 SAVED_MODEL_DIR = "saved_model"
 DEFAULT_ENDPOINTS = ("step", "features")
@@ -189,7 +189,9 @@ def run_tflite(path: str, endpoint: Optional[str] = None, **inputs: Any) -> Dict
         endpoint = next(iter(signatures))
     runner = interpreter.get_signature_runner(endpoint)
     feeds = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
-    return {k: np.asarray(v) for k, v in runner(**feeds).items()}
+    with _quiet.muted_if_quiet():  # the first call logs "Created ... XNNPACK delegate"
+        outputs = runner(**feeds)
+    return {k: np.asarray(v) for k, v in outputs.items()}
 
 
 def compare_with_saved_model(path: str, tflite_path: str, endpoint: Optional[str] = None,

@@ -48,7 +48,9 @@ _NATIVE = re.compile(
     r"[IWEF]0000 00:00:\d+(\.\d+)?\s+\d+ [\w./+-]+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate "
-    r"compiler flags\.)")
+    r"compiler flags\."
+    # TensorFlow Lite's own logger, when an interpreter first allocates its tensors.
+    r"|INFO: (Created|Initialized) TensorFlow Lite )")
 
 
 def is_native_log_line(line: str) -> bool:
@@ -129,6 +131,12 @@ def muted_native_logs() -> Iterator[None]:
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+def muted_if_quiet() -> contextlib.AbstractContextManager:
+    """`muted_native_logs()` in a quiet process (for native code that logs after the import,
+    such as TensorFlow Lite's interpreter), else a context that does nothing."""
+    return muted_native_logs() if os.environ.get(ENV) == "1" else contextlib.nullcontext()
 
 
 def early() -> contextlib.AbstractContextManager:

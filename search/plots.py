@@ -46,6 +46,7 @@ def draw_rewards(trials: Sequence[Trial], path: str, title: str = "rewards",
         ValueError: no trial has finished, so there is nothing to plot.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
     finished = [t for t in trials if t.status in (TrialStatus.DONE, TrialStatus.FAILED)]
     if not finished:
         raise ValueError("Argument `trials` must hold at least one finished trial; none of "
@@ -90,6 +91,7 @@ def draw_rewards(trials: Sequence[Trial], path: str, title: str = "rewards",
     ax.grid(True, color="#dddddd", lw=0.6)
     ax.set_axisbelow(True)
     ax.set_xlim(0, len(finished) + 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are counted
     ax.margins(y=0.1)
     ax.legend(loc="best", fontsize=9, framealpha=0.9)  # where it hides the fewest points
     fig.tight_layout()

@@ -15,13 +15,14 @@ NATIVE = [
     "(evaluate_trial pid=4242) I0000 00:00:1795940767.260352   25630 service.cc:153] XLA ...",
     "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild "
     "TensorFlow with the appropriate compiler flags.",
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
 ]
 PYTHON = [
     "W1129 08:26:13.206747 140542077610880 loop.py:95] trial 3 failed: diverged",
     "trials 1/2  failed 0  best 0.0000  3.3 trials/min  ETA 0m18s",
     "Traceback (most recent call last):",
     "/x/y.py:3: UserWarning: something",
-    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+    "INFO: trial 3 finished",
 ]
 
 
@@ -89,7 +90,8 @@ def test_a_failed_import_shows_everything_it_printed():
 
 def test_a_quiet_binary_run_as_a_module(tmp_path):
     """`python -m nascell.export.bin.export` (as a user, or a test, runs it): status and
-    summary lines, no native log line and no INFO line; with -v 0, absl's INFO lines again."""
+    summary lines, no native log line and no INFO line (TensorFlow Lite's interpreter
+    included); with -v 0, absl's INFO lines again."""
     spec = tmp_path / "cell.json"
     spec.write_text('{"kind": "rnn_cell", "base": 2, "nodes": [{"combine": "add", '
                     '"activation": "tanh"}, {"combine": "mult", "activation": "relu"}, '
@@ -100,12 +102,14 @@ def test_a_quiet_binary_run_as_a_module(tmp_path):
            "--units=4", "--input_dim=3"]
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
                                                             "NASCELL_QUIET")}
-    quiet = subprocess.run(cli + [f"--out={tmp_path / 'quiet'}"], env=env, capture_output=True,
-                           text=True, timeout=300)
+    quiet = subprocess.run(cli + [f"--out={tmp_path / 'quiet'}", "--tflite"], env=env,
+                           capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0, quiet.stderr[-3000:]
     assert quiet.stdout.startswith("exported rnn_cell spec to")
+    assert "step.tflite (TensorFlow Lite; largest difference" in quiet.stdout
     assert quiet.stderr.splitlines() == [
-        "nascell-export: exporting rnn_cell spec (SavedModel, layer.keras, picture) ..."]
+        "nascell-export: exporting rnn_cell spec (SavedModel, layer.keras, picture) ...",
+        "nascell-export: converting endpoint 'step' to TensorFlow Lite ..."]
     verbose = subprocess.run(cli + [f"--out={tmp_path / 'verbose'}", "-v", "0"], env=env,
                              capture_output=True, text=True, timeout=300)
     assert verbose.returncode == 0, verbose.stderr[-3000:]
