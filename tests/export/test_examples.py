@@ -86,3 +86,18 @@ def test_translate_tiny_from_corpus(translate, tmp_path):
         bad = tmp_path / "bad.tsv"
         bad.write_text("no tab here\n")
         translate.read_corpus(str(bad))
+
+
+def test_examples_run_the_exported_cell_on_the_fast_path(char_ptb, translate, tmp_path):
+    """Both examples load the exported cell into nascell.RNN (the fast path), weights kept."""
+    import nascell
+    from nascell.fast_rnn import has_fast_path
+
+    layer = char_ptb.exported_cell_layer(char_ptb.Config(units=4, embedding_dim=3),
+                                         str(tmp_path / "char"))
+    encoder, decoder, dim = translate.recurrent_layers(
+        translate.Config(units=4, embedding_dim=3), str(tmp_path / "translate"))
+    assert dim == 3
+    for rnn in (layer, encoder, decoder):
+        assert isinstance(rnn, nascell.RNN) and rnn.fast_path and has_fast_path(rnn.cell)
+        assert rnn.cell.built and rnn.cell.kernel.shape[0] == 3

@@ -58,6 +58,21 @@ def test_units_match_target_params():
         assert model.count_params() == language_model_params(50, 6, 2, tie_weights=tie)
 
 
+
+@pytest.mark.parametrize("return_state", [False, True])
+def test_language_model_children_run_on_the_fast_path(return_state):
+    """The children's recurrent layers are nascell.RNN around cells with the hook (the fast
+    path); the LSTM baseline's cells have none and run step by step in the same layer."""
+    import nascell
+    from nascell.fast_rnn import has_fast_path
+
+    for spec, fast in ((FIGURE5_SPEC, True), ("lstm", False)):
+        model = build_language_model(spec, vocab_size=20, units=4, return_state=return_state)
+        rnns = [layer for layer in model.layers if layer.name.startswith("rnn_")]
+        assert len(rnns) == 2
+        assert all(isinstance(r, nascell.RNN) and r.fast_path for r in rnns)
+        assert all(has_fast_path(r.cell) == fast for r in rnns)
+
 def test_rnn_lm_child_that_diverges_fails_with_reward_zero(shared_data):
     evaluator = tiny_lm(shared_data("ptb"), optimizer="adam", lr=1e30, clipnorm=None)
     result = evaluator.evaluate(FIGURE5_SPEC)
