@@ -1,4 +1,5 @@
-"""Data pipelines for the child networks: text corpora (PTB, Tiny Shakespeare) and CIFAR-10.
+"""Data pipelines for the child networks: text corpora (PTB, Tiny Shakespeare, your own),
+CIFAR-10 and your own images (a folder, a tensorflow-datasets name, arrays, tf.data).
 
 Every loader reads local files or an installed package by default and fails within seconds,
 naming the flag to pass, when the data is absent; a download happens only when asked for.
@@ -17,3 +18,18 @@ __all__ = ["CifarSplits", "DataNotFoundError", "EOS", "PTB_TOKEN_COUNTS", "Vocab
            "load_ptb_chars", "load_text_file", "load_tiny_shakespeare", "num_lm_batches",
            "ptb_char_line", "ptb_char_text", "split_cifar10", "split_tokens", "text_to_tokens",
            "whiten"]
+
+# Your own data (text corpora, image folders, tensorflow-datasets names, arrays, tf.data).
+from nascell.search.data.corpus import (TextCorpus, as_text_corpus, load_vocabulary,  # noqa: E402
+                                        named_corpus, text_corpus, text_corpus_from_texts,
+                                        text_corpus_from_tokens)
+from nascell.search.data.image_sources import (cifar10_images, image_folder,  # noqa: E402
+                                               load_images, tfds_images)
+from nascell.search.data.images import (ImageData, ImageSplits, as_image_data,  # noqa: E402
+                                        image_arrays, image_tf_datasets)
+from nascell.search.data.provenance import DataError, DataMismatchError  # noqa: E402
+
+__all__ += ["DataError", "DataMismatchError", "ImageData", "ImageSplits", "TextCorpus",
+            "as_image_data", "as_text_corpus", "cifar10_images", "image_arrays", "image_folder",
+            "image_tf_datasets", "load_images", "load_vocabulary", "named_corpus",
+            "text_corpus", "text_corpus_from_texts", "text_corpus_from_tokens", "tfds_images"]
