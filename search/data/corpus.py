@@ -49,8 +49,7 @@ from absl import logging
 
 from nascell.search.data import provenance
 from nascell.search.data.provenance import DataError
-from nascell.search.data.text import (EOS, SPLITS, UNK, DataNotFoundError, Vocabulary,
-                                      text_to_tokens)
+from nascell.search.data.text import EOS, SPLITS, UNK, DataNotFoundError, Vocabulary, text_to_tokens
 from nascell.search.data.vocabulary import build_vocabulary, listed_vocabulary, load_vocabulary
 
 LEVELS = ("word", "char")

@@ -27,8 +27,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from absl import logging
 
-from nascell.search.data.images import (TEST_FRACTION, ImageData, dataset_to_arrays,
-                                        image_arrays, split_kwargs)
+from nascell.search.data.images import (
+    TEST_FRACTION,
+    ImageData,
+    dataset_to_arrays,
+    image_arrays,
+    split_kwargs,
+)
 from nascell.search.data.provenance import DataError
 from nascell.search.data.text import DataNotFoundError
 
