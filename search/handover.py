@@ -168,5 +168,16 @@ def export_best(run_dir: str, trial: Optional[int] = None, directory: Optional[s
         if source is None:
             logging.info("trial %s of %s kept no weights; exporting a fresh initialization",
                          info["trial_id"], run_dir)
+    data = (info.get("config", {}).get("evaluator") or {}).get("data")
+    vocab = os.path.join(run_dir, "data", "vocab.json")
+    if isinstance(data, dict):  # the run's own data: what the exported network was searched on
+        provenance["data"] = data
+        if os.path.isfile(vocab):
+            provenance["vocabulary"] = "vocab.json"
     provenance.update(kwargs.pop("provenance", None) or {})
-    return export_spec(info["spec"], directory, provenance=provenance, **kwargs)
+    path = export_spec(info["spec"], directory, provenance=provenance, **kwargs)
+    if provenance.get("vocabulary") == "vocab.json":  # the token ids its language model used
+        from nascell import _io
+        with open(vocab, "rb") as f:
+            _io.atomic_write_bytes(os.path.join(path, "vocab.json"), f.read())
+    return path

@@ -128,6 +128,9 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
     strategy.bind(evaluator)  # before the run directory restores the strategy
     run = RunDir.open_or_create(run_dir, search_config(space, strategy, evaluator, m,
                                                        extra_config))
+    save_files = getattr(evaluator, "save_run_files", None)
+    if save_files is not None:  # what an export needs besides the config (a vocabulary)
+        save_files(run.path)
     loop = _Loop(space, strategy, evaluator, run, num_trials, executor, m, checkpoint_every,
                  top_k, tensorboard,
                  _Progress(num_trials, progress_stream or sys.stderr) if progress else None,

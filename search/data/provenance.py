@@ -20,8 +20,8 @@ from typing import Any, Dict, Iterable, List, Tuple
 
 import numpy as np
 
-# Keys that say where the data lives, not what it is: left out of `identity`.
-LOCATION_KEYS = ("paths", "path", "data_dir")
+# Keys that say where the data lives, not what it is: left out of `identity` (at any depth).
+LOCATION_KEYS = ("paths", "path", "data_dir", "image_dir", "tfds_data_dir")
 
 
 class DataError(ValueError):
@@ -58,8 +58,17 @@ def fingerprint(*parts: Any) -> str:
 
 
 def identity(record: Dict[str, Any]) -> Dict[str, Any]:
-    """The record without where the data lives: what a resumed search must match."""
-    return {k: v for k, v in record.items() if k not in LOCATION_KEYS}
+    """The record without where the data lives (at any depth): what a resumed search must
+    match."""
+    return {k: identity(v) if isinstance(v, dict) else v for k, v in record.items()
+            if k not in LOCATION_KEYS}
+
+
+def is_location(dotted_key: str) -> bool:
+    """Whether a dotted run-config key (``evaluator.data.path``) is a location inside a data
+    record (a ``data`` entry), which a resumed search need not match."""
+    parts = dotted_key.split(".")
+    return parts[-1] in LOCATION_KEYS and "data" in parts[:-1]
 
 
 def _flatten(obj: Any, prefix: str = "") -> Iterable[Tuple[str, Any]]:
