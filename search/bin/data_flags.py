@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 
@@ -176,3 +176,30 @@ def data_options() -> Dict[str, Any]:
             options["seed"] = FLAGS.child_seed
         return {"images": options}
     return {}
+
+
+def run_data_options(run_dir: Optional[str], kind: str) -> Dict[str, Any]:
+    """``{"corpus": ...}`` / ``{"images": ...}``: the own data the search in ``run_dir`` ran on
+    (its config's data record holds the options that read it), for nascell-train when no data
+    flag is given; {} for a search on a built-in data set."""
+    given = [f for f in ("data_dir", "cifar_npz", "child_dataset") if FLAGS[f].present]
+    if not run_dir or given:
+        return {}
+    from nascell import _io
+    from nascell.search.run_dir import CONFIG_FILE
+
+    try:
+        config = _io.read_json_or_none(os.path.join(run_dir, CONFIG_FILE)) or {}
+    except ValueError:
+        return {}  # resolve_spec reports a broken run directory
+    evaluator = config.get("evaluator") or {}
+    data = evaluator.get("data")
+    if not isinstance(data, dict) or evaluator.get("name") != kind:
+        return {}
+    if "options" not in data:
+        what = "--text_dir" if kind == "rnn_lm" else "--image_dir or --tfds_name"
+        _usage(f"the search in --run_dir={run_dir} ran on data given from Python "
+               f"({data.get('source')}), which nascell-train cannot read back: pass {what}")
+    key = "corpus" if kind == "rnn_lm" else "images"
+    logging.info("training on the search's own data: %s", data["options"])
+    return {key: dict(data["options"])}
