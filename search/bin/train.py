@@ -240,7 +240,6 @@ def base_options(kind: str) -> Dict[str, Any]:
     return options
 
 
-
 def _summary(result) -> Dict[str, Any]:
     return {"reward": result.reward, "failed": result.failed, "error": result.error,
             "metrics": result.metrics, "seconds": result.seconds}
