@@ -43,8 +43,9 @@ setup(
         "tensorboard>=2.16",  # summaries and the HParams dashboard of a run directory
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6"],
+        "test": ["pytest>=7", "hypothesis>=6", "keras-tuner>=1.4"],
         "ray": ["ray>=2.9"],
+        "tuner": ["keras-tuner>=1.4"],  # nascell.search.keras_tuner
         "bench": ["matplotlib>=3.5"],
     },
     entry_points={

@@ -2,11 +2,15 @@
 
 The model is Zaremba et al.'s medium PTB language model: Embedding(vocab, units) -> RNN -> RNN
 -> Dense(vocab), batch 20, 35 unrolled steps, 650 units, SGD with gradient clipping, trained on
-random token ids (throughput does not depend on the data). The three models are timed in one
-process and their timing repeats are interleaved (LSTM, NASCell, TreeCell, LSTM, ...), so that
-load from other processes on the machine hits all of them alike.
+random token ids (throughput does not depend on the data). The models are timed in one process
+and their timing repeats are interleaved (LSTM, NASCell, TreeCell, ..., LSTM, ...), so that load
+from other processes on the machine hits all of them alike.
 
-    python benchmarks/cell_throughput.py --warmup 5 --steps 10 --repeats 3
+The cells run in `nascell.RNN` (the fast path: input projections hoisted out of the loop,
+batched weight gradients); the ``*_step`` models run the same cells step by step in
+``keras.layers.RNN``, as before the fast path, so one run gives the before and after rows.
+
+    python benchmarks/cell_throughput.py --warmup 3 --steps 6 --repeats 3
     python benchmarks/cell_throughput.py --jit --units 200   # XLA, smaller model
 
 Prints one line per timed repeat, then a table: median steps/s over the repeats, each model's
@@ -26,6 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from nascell.fast_rnn import RNN  # noqa: E402
 from nascell.nas_cell import NASCell  # noqa: E402
 from nascell.spec import FIGURE5_SPEC, RNNCellSpec  # noqa: E402
 from nascell.tree_cell import TreeCell  # noqa: E402
@@ -43,32 +48,47 @@ flags.DEFINE_bool("jit", False, "Compile the train step with XLA (model.compile(
 flags.DEFINE_bool("unroll", False, "keras.layers.RNN(unroll=True) for every model.")
 flags.DEFINE_string("tree_spec", None, "JSON of the TreeCell spec; default: the paper's base-2 "
                     "Figure 5 cell (nascell.spec.FIGURE5_SPEC).")
-flags.DEFINE_list("models", ["lstm", "nascell", "treecell"], "Models to time, LSTM first.")
+flags.DEFINE_list("models", ["lstm", "nascell", "treecell", "nascell_step", "treecell_step"],
+                  "Models to time, the reference first: lstm, nascell, treecell (nascell.RNN, "
+                  "the fast path), nascell_step, treecell_step (keras.layers.RNN, step by step), "
+                  "nascell_autograd, treecell_autograd (fast path without batched weight "
+                  "gradients); a _jit suffix (e.g. lstm_jit, nascell_jit) compiles that "
+                  "model's train step with XLA.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 
 
 def recurrent_layer(kind: str, units: int, unroll: bool) -> keras.layers.Layer:
     if kind == "lstm":
         return keras.layers.LSTM(units, return_sequences=True, unroll=unroll)
-    if kind == "nascell":
+    cell_kind, _, variant = kind.partition("_")
+    if cell_kind == "nascell":
         cell = NASCell(units)
-    elif kind == "treecell":
+    elif cell_kind == "treecell":
         spec = RNNCellSpec.from_json(FLAGS.tree_spec) if FLAGS.tree_spec else FIGURE5_SPEC
         cell = TreeCell(spec, units)
     else:
-        raise app.UsageError(f"unknown model {kind!r}; use lstm, nascell or treecell")
-    return keras.layers.RNN(cell, return_sequences=True, unroll=unroll)
+        raise app.UsageError(f"unknown model {kind!r}; see --models")
+    if variant == "step":
+        return keras.layers.RNN(cell, return_sequences=True, unroll=unroll)
+    if variant not in ("", "autograd"):
+        raise app.UsageError(f"unknown model {kind!r}; see --models")
+    return RNN(cell, return_sequences=True, unroll=unroll,
+               batch_weight_gradients=variant != "autograd")
 
 
 def build_model(kind: str) -> keras.Model:
+    """The model ``kind`` names; a ``_jit`` suffix compiles its train step with XLA."""
+    jit = FLAGS.jit or kind.endswith("_jit")
+    layer_kind = kind[:-len("_jit")] if kind.endswith("_jit") else kind
     layers = [keras.Input((FLAGS.seq_len,), batch_size=FLAGS.batch, dtype="int32"),
               keras.layers.Embedding(FLAGS.vocab, FLAGS.units)]
-    layers += [recurrent_layer(kind, FLAGS.units, FLAGS.unroll) for _ in range(FLAGS.layers)]
+    layers += [recurrent_layer(layer_kind, FLAGS.units, FLAGS.unroll)
+               for _ in range(FLAGS.layers)]
     layers += [keras.layers.Dense(FLAGS.vocab)]
     model = keras.Sequential(layers, name=kind)
     model.compile(keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=5.0),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=FLAGS.jit)
+                  jit_compile=jit)
     return model
 
 
@@ -102,6 +122,7 @@ def main(argv):
         print(f"{kind}: {models[kind].count_params():,} parameters, warmup "
               f"{time.perf_counter() - start:.1f}s", flush=True)
 
+    load_before = os.getloadavg()[0]
     rates = {kind: [] for kind in models}       # wall-clock steps/s, one per repeat
     cpu_ms = {kind: [] for kind in models}      # process CPU ms per step, one per repeat
     for repeat in range(FLAGS.repeats):
@@ -116,7 +137,8 @@ def main(argv):
     first = next(iter(models))
     print(f"\nbatch {FLAGS.batch}, seq_len {FLAGS.seq_len}, units {FLAGS.units}, vocab "
           f"{FLAGS.vocab}, layers {FLAGS.layers}, jit {FLAGS.jit}, unroll {FLAGS.unroll}; "
-          f"{FLAGS.steps} steps x {FLAGS.repeats} interleaved repeats")
+          f"{FLAGS.steps} steps x {FLAGS.repeats} interleaved repeats; load average "
+          f"{load_before:.1f} before timing, {os.getloadavg()[0]:.1f} after")
     print(f"| model | params | steps/s (median) | step ms | step time vs {first} "
           f"| CPU ms/step | CPU time vs {first} |")
     print("|---|---:|---:|---:|---:|---:|---:|")

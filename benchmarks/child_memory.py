@@ -150,10 +150,10 @@ class _ReportRSS:
 
 
 def run_pool() -> None:
+    import keras  # noqa: F401  (the search process has TensorFlow imported, as a real one)
+
     from nascell.search.executors import LocalExecutor
     from nascell.search.trial import Trial
-
-    import keras  # noqa: F401  (the search process has TensorFlow imported, as a real one)
 
     start = time.time()
     print(f"start: search process RSS {rss_mib():.0f} MiB; worker recycled every "

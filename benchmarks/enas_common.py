@@ -36,6 +36,7 @@ def load_ptb_proxy(max_train: Optional[int], max_valid: Optional[int],
 
 def build_child(spec, vocab_size: int, units: int):
     import keras
+
     from nascell.enas_cells import ENASRNNCell
     model = keras.Sequential([
         keras.Input((None,), dtype="int32"),

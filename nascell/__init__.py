@@ -2,15 +2,18 @@
 
 The cell Zoph & Le found on Penn Treebank, as a drop-in Keras RNN cell:
 
-    import keras
+    import nascell
     from nascell import NASCell
 
-    layer = keras.layers.RNN(NASCell(units=256), return_sequences=True)
+    layer = nascell.RNN(NASCell(units=256), return_sequences=True)
 
 Any searched cell, from its spec:
 
     from nascell import TreeCell, FIGURE5_SPEC
-    layer = keras.layers.RNN(TreeCell(FIGURE5_SPEC, units=128))
+    layer = nascell.RNN(TreeCell(FIGURE5_SPEC, units=128))
+
+`nascell.RNN` is ``keras.layers.RNN`` with the input projection of every time step computed
+before the loop (the fast path); ``keras.layers.RNN(cell)`` also works, step by step.
 
 Importing `nascell` registers its layers with Keras, so a `.keras` file that uses them loads
 with `keras.saving.load_model(path)` and no `custom_objects`.
@@ -27,6 +30,7 @@ from nascell.enas_spec import (
                                ENASRNNCellSpec,
                                ENASRNNNode,
 )
+from nascell.fast_rnn import RNN
 from nascell.nas_cell import NASCell
 from nascell.spec import (
                                FIGURE5_SPEC,
@@ -50,7 +54,7 @@ __all__ = [
     "CellIndex", "ConvLayer", "ConvNet", "ConvSpec", "ENASConvCellSpec", "ENASConvNet",
     "ENASConvNode", "ENASMacroLayer", "ENASMacroNet", "ENASMacroSpec", "ENASRNNCell",
     "ENASRNNCellSpec", "ENASRNNNode", "FIGURE5_SPEC", "NASCell", "NAS_CELL_SPEC",
-    "NodeOp", "RNNCellSpec", "SpecError", "TreeCell", "build_conv_classifier",
+    "NodeOp", "RNN", "RNNCellSpec", "SpecError", "TreeCell", "build_conv_classifier",
     "coerce_spec", "kinds", "plan_conv_shapes", "rnn_cell_spec", "spec_from_dict",
     "spec_from_json",
 ]

@@ -1,7 +1,8 @@
 """Standalone Keras layers for the three ENAS spaces (Pham et al., 2018).
 
-* `ENASRNNCell(spec, units)`: a recurrent cell for ``keras.layers.RNN``, built from an
-  `ENASRNNCellSpec`. Every node is a highway unit, as in the paper (section 2.1):
+* `ENASRNNCell(spec, units)`: a recurrent cell for `nascell.RNN` (the fast path: node 0's
+  input products of all time steps before the loop) or ``keras.layers.RNN`` (step by step),
+  built from an `ENASRNNCellSpec`. Every node is a highway unit, as in the paper (section 2.1):
   ``c_0 = sigmoid(x W_x^c + h_prev W_h^c)``,
   ``h_0 = c_0 * f_0(x W_x^h + h_prev W_h^h) + (1 - c_0) * h_prev``; node ``i`` reading node
   ``j``: ``c_i = sigmoid(h_j W_i^c)``, ``h_i = c_i * f_i(h_j W_i^h) + (1 - c_i) * h_j``. The
@@ -41,6 +42,7 @@ from nascell.enas_spec import (
     ENASRNNCellSpec,
     conv_cell_loose_ends,
 )
+from nascell.fast_rnn import dense, matmul_last_axis
 from nascell.spec import SpecError, coerce_spec
 
 SpecLike = Union[str, Dict[str, Any], Any]
@@ -67,7 +69,8 @@ def highway(projection, h_in, activation: str, units: int):
 
 @keras.saving.register_keras_serializable(package="nascell")
 class ENASRNNCell(keras.layers.Layer):
-    """The recurrent cell an `ENASRNNCellSpec` describes; use inside ``keras.layers.RNN``.
+    """The recurrent cell an `ENASRNNCellSpec` describes; use inside `nascell.RNN` (or
+    ``keras.layers.RNN``, step by step).
 
     Args:
       spec: an `ENASRNNCellSpec`, its dict or its JSON.
@@ -101,14 +104,26 @@ class ENASRNNCell(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, states, training=None):
+        return self.projected_call(self.project_inputs(inputs), states)
+
+    # The fast-path hook (used by nascell.RNN; see nascell/fast_rnn.py).
+
+    def project_inputs(self, inputs, training=None):
+        """``x W_x``, node 0's input product, for one step or a whole ``(batch, time, ...)``."""
+        return matmul_last_axis(inputs, self.kernel)
+
+    def projected_call(self, projected, states, training=None, matmul=None):
+        """One step from ``projected = project_inputs(x_t)``; every product of the state with
+        a weight goes through ``matmul(x, kernel)`` (default: `dense`)."""
+        matmul = matmul or dense
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
         u = self.units
         nodes = self.spec.nodes
-        proj = ops.matmul(inputs, self.kernel) + ops.matmul(h_prev, self.recurrent_kernel)
+        proj = projected + matmul(h_prev, self.recurrent_kernel)
         outs = [highway(proj, h_prev, nodes[0].activation, u)]
         for i in range(1, len(nodes)):
             h_in = outs[nodes[i].input]
-            outs.append(highway(ops.matmul(h_in, self.node_kernels[i]), h_in,
+            outs.append(highway(matmul(h_in, self.node_kernels[i]), h_in,
                                 nodes[i].activation, u))
         loose = [outs[i] for i in self._loose_ends]
         h = loose[0] if len(loose) == 1 else ops.mean(ops.stack(loose, axis=0), axis=0)

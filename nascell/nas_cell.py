@@ -4,7 +4,7 @@ It is `TreeCell` fixed to `nascell.spec.NAS_CELL_SPEC` and matches TensorFlow 1'
 ``tf.contrib.rnn.NASCell`` (same fused weights, same optional projection, no bias by default),
 so its numbers agree with TensorFlow's own test values (docs/tree_cell.md).
 
-    layer = keras.layers.RNN(NASCell(units=256), return_sequences=True)
+    layer = nascell.RNN(NASCell(units=256), return_sequences=True)   # or keras.layers.RNN
 """
 
 from __future__ import annotations

@@ -15,7 +15,11 @@ single one for ``h`` serve all leaves; leaf ``i`` reads columns ``i*units:(i+1)*
 bias is added to the recurrent product only. States follow ``keras.layers.LSTMCell``: ``[h, c]``.
 
     cell = TreeCell(nascell.spec.FIGURE5_SPEC, units=128)
-    layer = keras.layers.RNN(cell, return_sequences=True)
+    layer = nascell.RNN(cell, return_sequences=True)
+
+`nascell.RNN` runs the cell on the fast path (`project_inputs` for all time steps before the
+loop, `projected_call` in it); ``keras.layers.RNN(cell)`` runs `call` step by step, with the
+same numbers.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 # The ops a spec may name (paper space plus the extended `max` and `sin`): one shared table.
 from nascell.activations import ACTIVATIONS, COMBINES
+from nascell.fast_rnn import dense, matmul_last_axis
 from nascell.spec import RNNCellSpec, coerce_spec
 
 SpecLike = Union[RNNCellSpec, Dict[str, Any], str]
@@ -149,17 +154,38 @@ class TreeCell(keras.layers.Layer, DropoutRNNCell):
             if self.projection else None)
 
     def call(self, inputs, states, training=False):
-        h_prev, c_prev = states[0], states[1]
+        return self.projected_call(self.project_inputs(inputs, training=training), states,
+                                   training=training)
+
+    # --- the fast-path hook (used by nascell.RNN; see nascell/fast_rnn.py) -----------------------
+
+    def project_inputs(self, inputs, training=False):
+        """``x W``, the part of every leaf that does not read the state, input dropout applied.
+
+        ``inputs`` is one step ``(batch, input_dim)`` or a whole sequence
+        ``(batch, time, input_dim)``: `nascell.RNN` projects all time steps in one large matmul
+        before its loop, which then only computes ``h U``.
+        """
         if training and self.dropout > 0.0:
-            inputs = inputs * self.get_dropout_mask(inputs)
+            mask = self.get_dropout_mask(inputs if len(inputs.shape) == 2 else inputs[:, 0])
+            inputs = inputs * (mask if len(inputs.shape) == 2 else ops.expand_dims(mask, 1))
+        return matmul_last_axis(inputs, self.kernel)
+
+    def projected_call(self, projected, states, training=False, matmul=None):
+        """One step from ``projected = project_inputs(x_t)``; returns ``h_t, [h_t, c_t]``.
+
+        ``matmul(x, kernel, bias=None)`` computes every product of the state with a weight
+        (``h U + b`` and the projection); `nascell.RNN` passes one that defers the weights'
+        gradients to one matmul over all time steps. Default: `dense`.
+        """
+        matmul = matmul or dense
+        h_prev, c_prev = states[0], states[1]
         if training and self.recurrent_dropout > 0.0:
             h_prev = h_prev * self.get_recurrent_dropout_mask(h_prev)
 
-        # One matmul for x and one for h serve every leaf.
-        zx = ops.matmul(inputs, self.kernel)
-        zh = ops.matmul(h_prev, self.recurrent_kernel)
-        if self.use_bias:
-            zh = ops.add(zh, self.bias)
+        # One matmul for x (done by project_inputs) and one for h serve every leaf.
+        zx = projected
+        zh = matmul(h_prev, self.recurrent_kernel, self.bias if self.use_bias else None)
 
         combined = ops.split(COMBINES[self._leaf_combine](zx, zh), self.spec.base, axis=-1)
         spec = self.spec
@@ -184,7 +210,7 @@ class TreeCell(keras.layers.Layer, DropoutRNNCell):
 
         h = values[spec.root]
         if self.projection_kernel is not None:
-            h = ops.matmul(h, self.projection_kernel)
+            h = matmul(h, self.projection_kernel)
         return h, [h, c]
 
     def get_initial_state(self, batch_size=None):

@@ -24,8 +24,12 @@ from nascell.search.evaluator import EvalResult, Evaluator, FunctionEvaluator
 from nascell.search.evaluators import available_evaluators, create_evaluator, register_evaluator
 from nascell.search.space import Categorical, DepthSchedule, SearchSpace, Skips, SpaceError
 from nascell.search.spaces import available_spaces, create_space, register_space, space_from_config
-from nascell.search.strategy import (Strategy, available_strategies, create_strategy,
-                                     register_strategy)
+from nascell.search.strategy import (
+    Strategy,
+    available_strategies,
+    create_strategy,
+    register_strategy,
+)
 from nascell.search.trial import Trial, TrialStatus
 
 _LAZY = {

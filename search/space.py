@@ -178,7 +178,8 @@ Decision = Union[Categorical, Skips]
 
 @dataclasses.dataclass(frozen=True)
 class DepthSchedule:
-    """A space that grows: ``start`` items, ``step`` more every ``every`` samples, at most ``maximum``.
+    """A space that grows: ``start`` items, ``step`` more every ``every`` samples, at most
+    ``maximum``.
 
     Every item contributes ``decisions_per_item`` consecutive decisions, so after ``n`` samples
     the active decisions are the first ``depth(n) * decisions_per_item`` of the space. The
@@ -333,8 +334,8 @@ class SearchSpace:
         lengths = self.valid_lengths()
         names = [d.name for d in self._decisions[:n]]
         if n not in lengths or set(names) != set(decisions):
-            want = [d.name for d in self._decisions[:min((l for l in lengths if l >= n),
-                                                         default=lengths[-1])]]
+            fit = min((length for length in lengths if length >= n), default=lengths[-1])
+            want = [d.name for d in self._decisions[:fit]]
             missing = [k for k in want if k not in decisions]
             raise SpaceError(f"search space {self.name!r}: missing decision(s) {missing}"
                              + ("" if len(lengths) == 1 else

@@ -39,8 +39,15 @@ from absl import logging
 from nascell.search.evaluator import EvalResult, Evaluator
 from nascell.search.evaluators import _child
 from nascell.search.evaluators.lm_parts import (  # noqa: F401  (public names of this module)
-    LSTM, is_lstm, tied_embedding_class, as_cell_spec, cell_base, language_model_params,
-    recurrent_cell, units_for_params)
+    LSTM,
+    as_cell_spec,
+    cell_base,
+    is_lstm,
+    language_model_params,
+    recurrent_cell,
+    tied_embedding_class,
+    units_for_params,
+)
 
 REWARD_CONSTANT = 80.0
 DATASETS = ("ptb", "ptb_char", "tiny_shakespeare")
@@ -87,6 +94,8 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
     """
     import keras
 
+    from nascell.fast_rnn import RNN  # the fast path (keras.layers.RNN for an LSTM)
+
     embedding_dim = units if (tie_weights or embedding_dim is None) else embedding_dim
     init = keras.initializers.RandomUniform(-0.1, 0.1, seed=seed)
 
@@ -106,12 +115,12 @@ def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
         if return_state:
             state = [keras.Input(shape=(size,), name=f"{part}_{layer}")
                      for part, size in zip("hc", cell.state_size)]
-            x, *state_out = keras.layers.RNN(cell, return_sequences=True, return_state=True,
-                                             name=f"rnn_{layer}")(x, initial_state=state)
+            x, *state_out = RNN(cell, return_sequences=True, return_state=True,
+                                 name=f"rnn_{layer}")(x, initial_state=state)
             state_inputs += state
             state_outputs += state_out
             continue
-        x = keras.layers.RNN(cell, return_sequences=True, name=f"rnn_{layer}")(x)
+        x = RNN(cell, return_sequences=True, name=f"rnn_{layer}")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, noise_shape=(None, 1, units), seed=seed,
                                  name="output_dropout")(x)

@@ -1,4 +1,5 @@
-"""The paper's convolutional search spaces (Zoph & Le, sections 3.1-3.3, 4.1), decoding to `ConvSpec`.
+"""The paper's convolutional search spaces (Zoph & Le, sections 3.1-3.3, 4.1), decoding to
+`ConvSpec`.
 
 Per layer ``i``, in the controller's order (the paper's Figure 2/4):
 
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+from nascell.search.space import Categorical, DepthSchedule, SearchSpace, Skips, SpaceError
 from nascell.spec import ConvLayer, ConvSpec
-from nascell.search.space import Categorical, DepthSchedule, SearchSpace, SpaceError, Skips
 
 FILTER_SIZES = (1, 3, 5, 7)
 FILTERS = (24, 36, 48, 64)

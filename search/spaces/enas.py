@@ -19,10 +19,20 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from nascell.enas_spec import (DEFAULT_CONV_NODES, DEFAULT_MACRO_LAYERS, DEFAULT_RNN_NODES,
-                               ENAS_CONV_OPS, ENAS_MACRO_OPS, ENAS_RNN_ACTIVATIONS,
-                               ENASConvCellSpec, ENASConvNode, ENASMacroLayer, ENASMacroSpec,
-                               ENASRNNCellSpec, ENASRNNNode)
+from nascell.enas_spec import (
+    DEFAULT_CONV_NODES,
+    DEFAULT_MACRO_LAYERS,
+    DEFAULT_RNN_NODES,
+    ENAS_CONV_OPS,
+    ENAS_MACRO_OPS,
+    ENAS_RNN_ACTIVATIONS,
+    ENASConvCellSpec,
+    ENASConvNode,
+    ENASMacroLayer,
+    ENASMacroSpec,
+    ENASRNNCellSpec,
+    ENASRNNNode,
+)
 from nascell.search.space import Categorical, SearchSpace, Skips, SpaceError
 
 CELLS = ("normal", "reduction")

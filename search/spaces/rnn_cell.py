@@ -12,9 +12,16 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from nascell.spec import (EXTENDED_ACTIVATIONS, EXTENDED_COMBINES, PAPER_ACTIVATIONS,
-                          PAPER_COMBINES, CellIndex, NodeOp, RNNCellSpec)
 from nascell.search.space import Categorical, SearchSpace, SpaceError
+from nascell.spec import (
+    EXTENDED_ACTIVATIONS,
+    EXTENDED_COMBINES,
+    PAPER_ACTIVATIONS,
+    PAPER_COMBINES,
+    CellIndex,
+    NodeOp,
+    RNNCellSpec,
+)
 
 
 def rnn_cell_space(base: int = 8, extended: bool = False) -> SearchSpace:

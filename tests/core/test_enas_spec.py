@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 
 from nascell.enas_cells import ENASConvNet, ENASMacroNet, ENASRNNCell
-from nascell.enas_spec import (ENASConvCellSpec, ENASConvNode, ENASMacroLayer, ENASMacroSpec,
-                               ENASRNNCellSpec, ENASRNNNode, enas_rnn_cell_spec)
+from nascell.enas_spec import (
+    ENASConvCellSpec,
+    ENASConvNode,
+    ENASMacroLayer,
+    ENASMacroSpec,
+    ENASRNNCellSpec,
+    ENASRNNNode,
+    enas_rnn_cell_spec,
+)
 from nascell.spec import SpecError, spec_from_json
 
 RNN_SPEC = enas_rnn_cell_spec([0, 0, 1], ["tanh", "relu", "identity", "sigmoid"])

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+import nascell
 from nascell.nas_cell import NASCell
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
 from nascell.tree_cell import TreeCell
@@ -36,6 +37,26 @@ def test_golden_values_of_tensorflow(projection):
     names = sorted(w.path.split("/")[-1] for w in cell.weights)
     assert names == sorted(["kernel", "recurrent_kernel"] + (["projection_kernel"]
                                                              if projection else []))
+
+
+@pytest.mark.parametrize("projection", [None, 5])
+def test_golden_values_on_the_fast_path(projection):
+    """The same numbers from a one-step sequence through nascell.RNN (x W hoisted)."""
+    half = keras.initializers.Constant(0.5)
+    cell = NASCell(6, projection=projection, kernel_initializer=half,
+                   recurrent_initializer=half, projection_initializer=half)
+    layer = nascell.RNN(cell, return_state=True, batch_weight_gradients=True)
+    x = np.array([[1.0] * 4, [2.0] * 4, [3.0] * 4], "float32")[:, None, :]
+    h = np.full((3, projection or 6), 0.1, "float32")
+    c = np.full((3, 6), 0.1, "float32")
+    output, new_h, new_c = layer(x, initial_state=[h, c], training=True)
+    want = GOLDEN[projection]
+    expected_output = np.repeat(np.array(want["output"])[:, None], projection or 6, axis=1)
+    np.testing.assert_allclose(np.asarray(output), expected_output, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(new_h), expected_output, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(new_c),
+                               np.repeat(np.array(want["c"])[:, None], 6, axis=1),
+                               rtol=0, atol=1e-5)
 
 
 def test_nas_cell_is_tree_cell_of_nas_spec():

@@ -4,8 +4,19 @@ import json
 
 import pytest
 
-from nascell.spec import (FIGURE5_SPEC, NAS_CELL_SPEC, CellIndex, ConvLayer, ConvSpec, NodeOp,
-                          RNNCellSpec, SpecError, rnn_cell_spec, spec_from_dict, spec_from_json)
+from nascell.spec import (
+    FIGURE5_SPEC,
+    NAS_CELL_SPEC,
+    CellIndex,
+    ConvLayer,
+    ConvSpec,
+    NodeOp,
+    RNNCellSpec,
+    SpecError,
+    rnn_cell_spec,
+    spec_from_dict,
+    spec_from_json,
+)
 
 
 def _rnn_dict(**overrides):
@@ -234,4 +245,5 @@ def test_conv_json_round_trip_and_loose_ends():
     assert spec.loose_ends() == [2]
     unsorted = ConvSpec(layers=(ConvLayer(), ConvLayer(), ConvLayer(inputs=[1, 0])))
     assert unsorted.layers[2].inputs == (0, 1)
-    assert ConvSpec(layers=(ConvLayer(), ConvLayer(), ConvLayer(inputs=(1,)))).loose_ends() == [0, 2]
+    spec = ConvSpec(layers=(ConvLayer(), ConvLayer(), ConvLayer(inputs=(1,))))
+    assert spec.loose_ends() == [0, 2]

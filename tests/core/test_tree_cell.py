@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+import nascell
 from nascell.nas_cell import NASCell
 from nascell.spec import (
     EXTENDED_ACTIVATIONS,
@@ -187,16 +188,20 @@ def test_reference_is_not_trivially_satisfied():
     assert not np.allclose(np.asarray(out), ref_step(moved, weights, x, h, c)[0], **TOL)
 
 
-def test_sequence_in_rnn_layer_matches_reference():
+@pytest.mark.parametrize("rnn", [
+    keras.layers.RNN,                                                        # step by step
+    lambda cell, **kw: nascell.RNN(cell, batch_weight_gradients=True, **kw),  # the fast path
+], ids=["keras_rnn", "nascell_rnn"])
+def test_sequence_in_rnn_layer_matches_reference(rnn):
     rng = np.random.default_rng(1)
     for spec, projection, use_bias in random_cases()[::3]:
         units, input_dim, batch, steps = 4, 3, 2, 5
         cell, weights = build_random_cell(rng, spec, units, input_dim, projection, use_bias)
-        layer = keras.layers.RNN(cell, return_sequences=True, return_state=True)
+        layer = rnn(cell, return_sequences=True, return_state=True)
         xs = rng.uniform(-1, 1, (batch, steps, input_dim))
         h0 = rng.uniform(-1, 1, (batch, projection or units))
         c0 = rng.uniform(-1, 1, (batch, units))
-        seq, h, c = layer(xs.astype("float32"),
+        seq, h, c = layer(xs.astype("float32"), training=True,
                           initial_state=[h0.astype("float32"), c0.astype("float32")])
         want_seq, want_h, want_c = ref_sequence(spec.to_dict(), weights, xs, h0, c0)
         np.testing.assert_allclose(np.asarray(seq), want_seq, **TOL, err_msg=spec.to_json())

@@ -46,7 +46,7 @@ def test_char_ptb_tiny(char_ptb, tmp_path):
     text = "the cat sat on the mat\na dog ran in the park\nthe end of the line\n"
     for split, copies in (("train", 30), ("valid", 4), ("test", 4)):
         lines = "".join([text] * copies).strip().split("\n")
-        content = "".join(" ".join(list("_".join(l.split())) + ["\n"]) + " " for l in lines)
+        content = "".join(" ".join(list("_".join(line.split())) + ["\n"]) + " " for line in lines)
         (tmp_path / f"ptb.char.{split}.txt").write_text(content)
     cfg = char_ptb.Config(data_dir=str(tmp_path), units=8, embedding_dim=8, batch_size=4,
                           seq_len=10, steps=6, max_train_chars=0, max_eval_chars=0)
@@ -86,3 +86,18 @@ def test_translate_tiny_from_corpus(translate, tmp_path):
         bad = tmp_path / "bad.tsv"
         bad.write_text("no tab here\n")
         translate.read_corpus(str(bad))
+
+
+def test_examples_run_the_exported_cell_on_the_fast_path(char_ptb, translate, tmp_path):
+    """Both examples load the exported cell into nascell.RNN (the fast path), weights kept."""
+    import nascell
+    from nascell.fast_rnn import has_fast_path
+
+    layer = char_ptb.exported_cell_layer(char_ptb.Config(units=4, embedding_dim=3),
+                                         str(tmp_path / "char"))
+    encoder, decoder, dim = translate.recurrent_layers(
+        translate.Config(units=4, embedding_dim=3), str(tmp_path / "translate"))
+    assert dim == 3
+    for rnn in (layer, encoder, decoder):
+        assert isinstance(rnn, nascell.RNN) and rnn.fast_path and has_fast_path(rnn.cell)
+        assert rnn.cell.built and rnn.cell.kernel.shape[0] == 3

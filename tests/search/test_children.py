@@ -7,12 +7,16 @@ import pytest
 from absl import app, flags
 from absl.testing import flagsaver
 
-from nascell.spec import FIGURE5_SPEC, ConvLayer, ConvSpec
 from nascell.search.bin import child_flags
 from nascell.search.evaluators import create_evaluator
 from nascell.search.evaluators.conv_classifier import ConvClassifierEvaluator, conv_reward
-from nascell.search.evaluators.rnn_lm import (RNNLanguageModelEvaluator, build_language_model,
-                                              language_model_params, units_for_params)
+from nascell.search.evaluators.rnn_lm import (
+    RNNLanguageModelEvaluator,
+    build_language_model,
+    language_model_params,
+    units_for_params,
+)
+from nascell.spec import FIGURE5_SPEC, ConvLayer, ConvSpec
 
 TINY_CONV = ConvSpec(layers=(ConvLayer(3, 3, 4), ConvLayer(1, 3, 4, 2, 2, inputs=(0,)),
                              ConvLayer(3, 1, 4, inputs=(0, 1))))
@@ -53,6 +57,21 @@ def test_units_match_target_params():
         model = build_language_model(FIGURE5_SPEC, vocab_size=50, units=6, tie_weights=tie)
         assert model.count_params() == language_model_params(50, 6, 2, tie_weights=tie)
 
+
+
+@pytest.mark.parametrize("return_state", [False, True])
+def test_language_model_children_run_on_the_fast_path(return_state):
+    """The children's recurrent layers are nascell.RNN around cells with the hook (the fast
+    path); the LSTM baseline's cells have none and run step by step in the same layer."""
+    import nascell
+    from nascell.fast_rnn import has_fast_path
+
+    for spec, fast in ((FIGURE5_SPEC, True), ("lstm", False)):
+        model = build_language_model(spec, vocab_size=20, units=4, return_state=return_state)
+        rnns = [layer for layer in model.layers if layer.name.startswith("rnn_")]
+        assert len(rnns) == 2
+        assert all(isinstance(r, nascell.RNN) and r.fast_path for r in rnns)
+        assert all(has_fast_path(r.cell) == fast for r in rnns)
 
 def test_rnn_lm_child_that_diverges_fails_with_reward_zero(shared_data):
     evaluator = tiny_lm(shared_data("ptb"), optimizer="adam", lr=1e30, clipnorm=None)

@@ -88,7 +88,7 @@ def test_tiny_shakespeare_from_file(shared_data, tmp_path):
         text.load_tiny_shakespeare(data_dir=str(tmp_path))
 
 
-# --- vocabulary and batches --------------------------------------------------------------------------
+# --- vocabulary and batches -----------------------------------------------------------------------
 
 
 def test_vocabulary_orders_by_frequency_and_maps_unknowns():
@@ -118,7 +118,7 @@ def test_lm_dataset_is_zaremba_layout():
         text.batchify(np.arange(10), batch_size=4, seq_len=5)
 
 
-# --- CIFAR-10 ----------------------------------------------------------------------------------------
+# --- CIFAR-10 -------------------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from nascell.search.run_dir import ConfigMismatchError, RunDir, RunDirError
-from nascell.search.trial import Trial, TrialStatus
 from nascell.search.strategy import Strategy
+from nascell.search.trial import Trial, TrialStatus
 
 CONFIG = {"space": {"name": "toy", "options": {"size": 3}}, "strategy": {"name": "r", "seed": 0},
           "evaluator": {"name": "e"}, "m": 2}

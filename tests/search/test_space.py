@@ -5,9 +5,9 @@ import csv
 import numpy as np
 import pytest
 
-from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC, ConvLayer, ConvSpec
-from nascell.search.space import Categorical, DepthSchedule, SearchSpace, SpaceError, Skips
+from nascell.search.space import Categorical, DepthSchedule, SearchSpace, Skips, SpaceError
 from nascell.search.spaces import available_spaces, create_space, space_from_config
+from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC, ConvLayer, ConvSpec
 
 
 def _user_space():

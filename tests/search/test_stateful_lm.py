@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from nascell.spec import FIGURE5_SPEC
 from nascell.search.data.text import batchify
 from nascell.search.evaluators.rnn_lm import build_language_model, language_model_params
 from nascell.search.training.lm_fit import fit_language_model, learning_rate
 from nascell.search.training.stateful_lm import StatefulLMTrainer
+from nascell.spec import FIGURE5_SPEC
 
 VOCAB = 11
 

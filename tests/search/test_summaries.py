@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
 import runs_helpers as h  # noqa: E402
+
 from nascell.search.evaluator import EvalResult, FunctionEvaluator
 from nascell.search.loop import run_search
 from nascell.search.space import Categorical, SearchSpace, Skips
