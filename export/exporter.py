@@ -152,11 +152,13 @@ def _write_saved_model(tmp: str, layer, endpoints: Dict[str, Any]) -> None:
 
 
 def _write_diagram(tmp: str, prepared: Dict[str, Any]) -> list:
-    graph = prepared["kind"].diagram(prepared["spec"], prepared["shapes"])
-    if graph is None:
+    kind, spec, shapes = prepared["kind"], prepared["spec"], prepared["shapes"]
+    graph, picture = kind.diagram(spec, shapes), kind.picture(spec, shapes)
+    if graph is None and picture is None:
         return []
     from nascell import diagram
-    return diagram.write_diagram(graph, tmp, stem=os.path.splitext(DOT_FILE)[0])
+    return diagram.write_diagram(graph, tmp, stem=os.path.splitext(DOT_FILE)[0],
+                                 picture=picture)
 
 
 def _signature_doc(name: str, fn_and_sig, outputs) -> Dict[str, Any]:

@@ -21,8 +21,9 @@ in a chain with their ops, the skip connections (dashed, summed into a layer's o
 resolution halvings, and the pooled features.
 
 Each spec kind picks its drawing (`nascell.kinds.SpecKind.diagram`); the exporter writes it.
-`write_diagram` always writes the ``.dot`` source; it renders PNG and SVG only when Graphviz's
-``dot`` binary is on the PATH, and otherwise logs the command to render them elsewhere.
+`write_diagram` always writes the ``.dot`` source; it renders PNG and SVG with Graphviz's
+``dot`` binary when it is on the PATH, and otherwise draws the kind's `nascell.pictures`
+picture with matplotlib (`nascell.kinds.SpecKind.picture`).
 """
 
 from __future__ import annotations
@@ -230,19 +231,45 @@ def dot_binary() -> Optional[str]:
     return shutil.which("dot")
 
 
-def write_diagram(graph: graphviz.Digraph, directory: str, stem: str = "architecture",
-                  formats=("png", "svg")) -> List[str]:
-    """Write ``<stem>.dot`` and, if ``dot`` is installed, ``<stem>.<fmt>``; returns the files."""
-    dot_path = os.path.join(directory, f"{stem}.dot")
-    with open(dot_path, "w", encoding="utf-8") as f:
-        f.write(graph.source)
-    written = [dot_path]
-    if dot_binary() is None:
+def write_diagram(graph: Optional[graphviz.Digraph], directory: str,
+                  stem: str = "architecture", formats=("png", "svg"),
+                  picture=None) -> List[str]:
+    """Write ``<stem>.dot`` (when there is a ``graph``) and ``<stem>.<fmt>``; returns the files.
+
+    The images come from Graphviz' ``dot`` where it is installed, and otherwise from
+    ``picture`` (a `nascell.pictures.Picture`, drawn with matplotlib). A picture that cannot be
+    drawn is a warning, not an error: the ``.dot`` source is still there to render elsewhere.
+    """
+    written = []
+    if graph is not None:
+        dot_path = os.path.join(directory, f"{stem}.dot")
+        with open(dot_path, "w", encoding="utf-8") as f:
+            f.write(graph.source)
+        written.append(dot_path)
+    if graph is not None and dot_binary() is not None:
+        return written + _render_with_dot(graph, directory, stem, formats)
+    if picture is not None:
+        from nascell.pictures import write_picture
+        try:
+            return written + write_picture(picture, directory, stem, formats)
+        except Exception as e:  # a drawing problem must not cost the export
+            logging.warning("could not draw %s.png/.svg with matplotlib (%s: %s)%s", stem,
+                            type(e).__name__, e, "; the .dot source is there" if graph else "")
+            for fmt in formats:
+                path = os.path.join(directory, f"{stem}.{fmt}")
+                if os.path.exists(path):
+                    os.remove(path)
+            return written
+    if graph is not None:
         logging.info("Graphviz 'dot' is not installed, so %s.dot was written but not "
                      "rendered. Render it with: dot -Tpng %s.dot -o %s.png (or -Tsvg), where "
                      "'dot' is installed (the graphviz system package: apt-get install "
                      "graphviz).", stem, stem, stem)
-        return written
+    return written
+
+
+def _render_with_dot(graph: graphviz.Digraph, directory: str, stem: str, formats) -> List[str]:
+    written = []
     for fmt in formats:
         out = os.path.join(directory, f"{stem}.{fmt}")
         try:

@@ -361,9 +361,13 @@ class _Progress:
         rate = (done - self.start_done) / elapsed * 60.0
         remaining = self.total - done
         eta = "?" if rate <= 0 else _duration(remaining / rate * 60.0)
-        best_text = "-" if best is None else f"{best:.4f}"
+        best_text = "-" if best is None else f"{best:.4g}"
         self.line = (f"trials {done}/{self.total}  failed {failed}  best {best_text}  "
                      f"{rate:.1f} trials/min  ETA {eta}")
+        if done == self.start_done and done < self.total:  # the long first step, said once
+            self.line = (f"trials {done}/{self.total}  failed {failed}  best {best_text}  "
+                         f"waiting for the first result (loading data, building and tracing "
+                         f"the first child)")
         if self.tty:
             self.stream.write("\r" + self.line + "\033[K")
         else:

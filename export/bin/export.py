@@ -6,12 +6,16 @@ r"""nascell-export: compile a spec, or a search run's best trial, into an export
     nascell-export --spec_json=conv.json --input_shape=32,32,3 --out=exports/conv
     nascell-export --spec_json=enas_cell.json --units=64 --input_dim=64 --out=exports/enas
     nascell-export --run_dir=runs/enas_ptb              # an ENAS run's derived cell
+    nascell-export --run_dir=runs/ptb --tflite          # + runs/ptb/export/best/step.tflite
 
 The folder holds spec.json, weights.npz, layer.keras, saved_model/ (endpoints ``sequence``,
 ``sequence_with_state`` and ``step`` for cells (state ``h, c`` for a tree cell, ``h`` alone
-for an ENAS cell), ``features`` for conv, ENAS micro and macro nets), architecture.dot
-and metadata.json (see `nascell.export.exporter`). Every flag is checked before any work; a
-bad one stops the program with a usage message saying what to pass. Accepts --flagfile.
+for an ENAS cell), ``features`` for conv, ENAS micro and macro nets), architecture.png/.svg
+(and their Graphviz source, architecture.dot) and metadata.json (see
+`nascell.export.exporter`); with --tflite, also ``step.tflite`` (a cell) or
+``features.tflite`` (an image net), see `nascell.export.tflite`. Every flag is checked before
+any work; a bad one stops the program with a usage message saying what to pass. Accepts
+--flagfile.
 
 The flags live in this module's own `FlagValues` (parsed first; absl's own flags such as
 --verbosity go to the global ones), so the module can be imported beside other binaries that
@@ -26,6 +30,7 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags
 
+from nascell import _quiet
 from nascell._args import as_flags
 
 FLAGS = flags.FlagValues()
@@ -45,6 +50,14 @@ flags.DEFINE_string("input_shape", None, "Conv specs: image height,width,channel
                     "32,32,3.", **_)
 flags.DEFINE_string("out", None, "The export folder to write.", **_)
 flags.DEFINE_boolean("overwrite", False, "Replace --out if it exists.", **_)
+flags.DEFINE_boolean("tflite", False, "Also write <out>/<endpoint>.tflite beside the "
+                     "SavedModel: TensorFlow Lite with builtin ops, checked against the "
+                     "SavedModel on random inputs.", **_)
+flags.DEFINE_string("tflite_endpoint", None, "With --tflite: the endpoint to convert (default: "
+                    "step for a cell, features for an image net).", **_)
+flags.DEFINE_boolean("tflite_select_tf_ops", False, "With --tflite: allow TensorFlow ops that "
+                     "have no TensorFlow Lite builtin (the model then needs the Flex delegate); "
+                     "what the sequence endpoints need.", **_)
 del _
 
 
@@ -140,14 +153,47 @@ def _plan() -> Dict[str, Any]:
         out = FLAGS.out or os.path.join(FLAGS.run_dir, "export", sub)
     if os.path.exists(out) and not FLAGS.overwrite:
         raise app.UsageError(f"--out {out} already exists; pass --overwrite to replace it")
+    for name in ("tflite_endpoint", "tflite_select_tf_ops"):
+        if FLAGS[name].present and not FLAGS.tflite:
+            raise app.UsageError(f"--{name} needs --tflite")
     return {"spec": spec, "out": out, "sizes": explicit, "info": info}
 
 
+def _status(line: str) -> None:
+    """A long step says what it is doing, in one line."""
+    print(f"nascell-export: {line}", file=sys.stderr, flush=True)
+
+
+def _write_tflite(path: str) -> int:
+    """``<path>/<endpoint>.tflite``, compared with the SavedModel; 1 if it does not convert."""
+    from nascell.export import tflite
+    endpoint = FLAGS.tflite_endpoint or tflite.default_endpoint(path)
+    _status(f"converting endpoint {endpoint!r} to TensorFlow Lite ...")
+    try:
+        out = tflite.to_tflite(path, endpoint, select_tf_ops=FLAGS.tflite_select_tf_ops)
+    except (tflite.TFLiteConversionError, ValueError) as e:
+        message = str(e).replace("`endpoint`", "`--tflite_endpoint`").replace(
+            "endpoint=", "--tflite_endpoint=")
+        print(f"nascell-export: the export is written, but --tflite failed: {message}",
+              file=sys.stderr)
+        return 1
+    if FLAGS.tflite_select_tf_ops:
+        print(f"wrote {out} (TensorFlow Lite with TensorFlow ops: run it with the Flex "
+              f"delegate)")
+        return 0
+    diff = tflite.compare_with_saved_model(path, out, endpoint)
+    print(f"wrote {out} (TensorFlow Lite; largest difference from the SavedModel on random "
+          f"inputs: {diff:.1e})")
+    return 0
+
+
 def main(argv: List[str]) -> int:
+    _quiet.quiet_python_logs()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     plan = _plan()
     from nascell.export.exporter import export_best, export_spec
+    _status(f"exporting {plan['spec'].kind} spec (SavedModel, layer.keras, picture) ...")
     sizes = dict(plan["sizes"])
     use_bias = sizes.pop("use_bias", None)
     layer_config = dict(sizes.pop("layer_config", None) or {})  # from an ENAS run's config
@@ -161,7 +207,7 @@ def main(argv: List[str]) -> int:
         path = export_best(FLAGS.run_dir, trial=FLAGS.trial, directory=plan["out"],
                            overwrite=FLAGS.overwrite, layer_config=layer_config, **sizes)
     print(f"exported {plan['spec'].kind} spec to {path}", file=sys.stdout, flush=True)
-    return 0
+    return _write_tflite(path) if FLAGS.tflite else 0
 
 
 def parse_flags(argv: List[str]) -> List[str]:

@@ -119,6 +119,11 @@ class SpecKind:
         """The architecture as a ``graphviz.Digraph`` (None: the export has no diagram)."""
         return None
 
+    def picture(self, spec: Any, shapes: Dict[str, Any]):
+        """The architecture as a `nascell.pictures.Picture`, which an export draws to PNG and
+        SVG where Graphviz' ``dot`` is missing (None: no picture)."""
+        return None
+
     def weight_items(self, core: keras.layers.Layer) -> List[Tuple[str, Any]]:
         """``(key, variable)`` for every variable of the core layer: the keys of
         ``weights.npz``. Default: the variable's path inside the core layer."""

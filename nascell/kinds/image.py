@@ -143,6 +143,11 @@ class ConvKind(ImageKind):
         return diagram.conv_graph(spec, shapes["input_shape"], shapes["layer_output_shapes"],
                                   shapes["output_shape"])
 
+    def picture(self, spec, shapes):
+        from nascell.pictures import figures
+        return figures.conv_picture(spec, shapes.get("input_shape"),
+                                    shapes.get("layer_output_shapes"), shapes.get("output_shape"))
+
 
 class _ENASImageKind(ImageKind):
     """The ENAS networks: no classifier by default; weights keyed by attribute path (their
@@ -179,6 +184,11 @@ class ENASConvCellKind(_ENASImageKind):
         from nascell import diagram
         return diagram.enas_conv_graph(spec, shapes["input_shape"], shapes["output_shape"])
 
+    def picture(self, spec, shapes):
+        from nascell.pictures import figures
+        return figures.enas_conv_picture(spec, shapes.get("input_shape"),
+                                         shapes.get("output_shape"))
+
 
 class ENASMacroKind(_ENASImageKind):
     """``enas_macro``: the ENAS macro network (`ENASMacroNet`)."""
@@ -193,6 +203,11 @@ class ENASMacroKind(_ENASImageKind):
     def diagram(self, spec, shapes):
         from nascell import diagram
         return diagram.enas_macro_graph(spec, shapes["input_shape"], shapes["output_shape"])
+
+    def picture(self, spec, shapes):
+        from nascell.pictures import figures
+        return figures.enas_macro_picture(spec, shapes.get("input_shape"),
+                                          shapes.get("output_shape"))
 
 
 def features_endpoints(layer: keras.layers.Layer, input_shape) -> Dict[str, Any]:

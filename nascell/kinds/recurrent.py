@@ -167,6 +167,10 @@ class RNNCellKind(RecurrentKind):
         from nascell import diagram
         return diagram.cell_graph(spec)
 
+    def picture(self, spec, shapes):
+        from nascell.pictures import figures
+        return figures.cell_picture(spec)
+
 
 class ENASRNNCellKind(RecurrentKind):
     """``enas_rnn_cell``: ``RNN(ENASRNNCell(spec, units))``, one state ``h``."""
@@ -199,6 +203,10 @@ class ENASRNNCellKind(RecurrentKind):
     def diagram(self, spec, shapes):
         from nascell import diagram
         return diagram.enas_rnn_graph(spec)
+
+    def picture(self, spec, shapes):
+        from nascell.pictures import figures
+        return figures.enas_rnn_picture(spec)
 
 
 def cell_endpoints(rnn: keras.layers.RNN) -> Dict[str, Any]:

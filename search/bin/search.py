@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags, logging
 
+from nascell import _quiet
 from nascell._args import as_flags
 from nascell.search.bin.search_flags import (
     CONTROLLER_FLAGS,
@@ -315,8 +316,26 @@ def _export(run_dir: str, best_spec: Any) -> None:
                      "to export (see %s/best/best.json)", type(best_spec).__name__, run_dir)
         return
     from nascell.search import handover  # the one module that joins search and export
+    _status("exporting the best architecture (SavedModel, layer.keras, picture) ...")
     path = handover.export_best(run_dir)
     print(f"exported the best architecture to {path}")
+
+
+def _status(line: str) -> None:
+    """A long step says what it is doing, in one line (on stderr, with the progress line)."""
+    print(f"nascell-search: {line}", file=sys.stderr, flush=True)
+
+
+def _plot_rewards(run_dir: str) -> None:
+    """<run_dir>/rewards.png: every trial's reward, failures, the best so far."""
+    from nascell.search.plots import plot_rewards
+    try:
+        print(f"reward plot: {plot_rewards(run_dir)}")
+    except ValueError:  # no trial finished: nothing to plot
+        pass
+    except Exception as e:  # a plot must not cost the search its summary or its export
+        logging.warning("could not draw the reward plot of %s: %s: %s", run_dir,
+                        type(e).__name__, e)
 
 
 def _phase(trial) -> str:
@@ -325,6 +344,7 @@ def _phase(trial) -> str:
 
 
 def main(argv: List[str]) -> None:
+    _quiet.quiet_python_logs()
     try:
         plan = resolve(argv)
     except app.UsageError as e:  # one line, as absl reports a bad flag value
@@ -348,6 +368,10 @@ def main(argv: List[str]) -> None:
     # a strategy with a schedule (ENAS) says how many trials one run of it takes
     planned = getattr(strategy, "planned_trials", None)
     num_trials = plan["num_trials"] or (planned() if planned else DEFAULT_CHILD_TRIALS)
+    resuming = os.path.exists(os.path.join(plan["run_dir"], "config.json"))
+    _status(f"{'resuming' if resuming else 'starting'} a search of {num_trials} trials "
+            f"({plan['strategy']} on {plan['space']}, {plan['evaluator']} evaluator) in "
+            f"{plan['run_dir']}")
     try:
         result = run_search(space, strategy, evaluator, plan["run_dir"], num_trials=num_trials,
                             executor=executor, m=m, progress=FLAGS.progress,
@@ -356,7 +380,10 @@ def main(argv: List[str]) -> None:
                             top_k=FLAGS.top_k,
                             tensorboard=FLAGS.tensorboard,
                             max_consecutive_failures=FLAGS.max_consecutive_failures)
-    except (RunDirError, SearchFailedError) as e:
+    except RunDirError as e:
+        sys.exit(f"nascell-search: {as_flags(str(e), ['max_consecutive_failures'])}")
+    except SearchFailedError as e:
+        _plot_rewards(plan["run_dir"])
         sys.exit(f"nascell-search: {as_flags(str(e), ['max_consecutive_failures'])}")
     except (DataError, DataNotFoundError) as e:  # your own data, read when the run starts
         sys.exit(f"nascell-search: {e}")
@@ -367,6 +394,7 @@ def main(argv: List[str]) -> None:
           f"({result.num_failed} failed); best reward "
           f"{'-' if best is None else f'{best.reward:.6f}'}"
           f"{'' if best is None else f' (trial {best.trial_id}{_phase(best)})'}")
+    _plot_rewards(result.run_dir)
     if best is not None:
         spec = best.spec.to_json() if hasattr(best.spec, "to_json") else best.spec
         print(f"best architecture: {spec}")

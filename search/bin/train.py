@@ -41,6 +41,7 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags
 
+from nascell import _quiet
 from nascell.search.bin import child_flags
 
 FLAGS = flags.FLAGS
@@ -281,6 +282,8 @@ def _run_grid(kind: str, spec, spec_json: str, options: Dict[str, Any], grid_epo
             print(f"grid point {index + 1}/{len(points)} {point}: done before, reward "
                   f"{record['reward']:.6g}", file=out)
         else:
+            print(f"grid point {index + 1}/{len(points)} {point}: training {grid_epochs} "
+                  f"epochs ...", file=sys.stderr, flush=True)
             start = time.time()
             evaluator = create_evaluator(kind, **grid_options)
             result = evaluator.evaluate(spec, trial_id=index)
@@ -339,6 +342,8 @@ def final_stage(spec, final_dir: str, out=sys.stdout):
 
     best = _run_grid(kind, spec, spec_json, options, grid_epochs, final_dir, out)
     final_options = dict(options, **best["point"], epochs=final_epochs)
+    print(f"final training with {best['point']}: {final_epochs} epochs, then the test split "
+          f"...", file=sys.stderr, flush=True)
     evaluator = create_evaluator(kind, **final_options)
 
     def on_epoch(record):
@@ -378,6 +383,7 @@ def run_final(spec, final_dir: str, out=sys.stdout) -> Dict[str, Any]:
 
 
 def main(argv: List[str]) -> None:
+    _quiet.quiet_python_logs()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
     try:

@@ -36,14 +36,17 @@ def import_ray():
     return ray
 
 
-_REMOTE = None
+_REMOTE: Dict[Optional[int], Any] = {}
 
 
-def _remote_evaluate(ray):
-    global _REMOTE
-    if _REMOTE is None:
-        _REMOTE = ray.remote(evaluate_trial)
-    return _REMOTE
+def _remote_evaluate(ray, max_calls: Optional[int] = None):
+    """The remote evaluation function, declared with ``max_calls`` when given: Ray takes
+    ``max_calls`` only where a function is declared (``.options(max_calls=...)`` raises
+    "Setting 'max_calls' is not supported in '.options()'" in current Ray)."""
+    if max_calls not in _REMOTE:
+        _REMOTE[max_calls] = (ray.remote(evaluate_trial) if max_calls is None
+                              else ray.remote(max_calls=int(max_calls))(evaluate_trial))
+    return _REMOTE[max_calls]
 
 
 class RayExecutor(Executor):
@@ -57,8 +60,9 @@ class RayExecutor(Executor):
         evaluation asks for (at least 1).
       max_retries: how many times Ray re-runs a task whose worker died.
       max_tasks_per_worker: a Ray worker process exits after this many evaluations and Ray
-        starts a fresh one (``max_calls``); None: Ray's default (unlimited for CPU tasks, one
-        call for GPU tasks).
+        starts a fresh one (``max_calls``); None: workers are reused for the whole search
+        (GPU children too: the function is declared without GPUs, which each task asks for
+        through ``.options``, so Ray's one-call default for GPU functions does not apply).
     """
 
     name = "ray"
@@ -83,7 +87,9 @@ class RayExecutor(Executor):
     def _init(self) -> None:
         ray = self._ray
         if not ray.is_initialized():
-            kwargs: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+            from nascell import _quiet
+            kwargs: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
+                                      **_quiet.ray_init_options()}
             if self.address is not None:
                 kwargs["address"] = self.address
             elif self.num_cpus is not None:
@@ -113,11 +119,9 @@ class RayExecutor(Executor):
         if any(t.trial_id == trial.trial_id for t in self._refs.values()):
             raise ValueError(f"trial {trial.trial_id} is already in flight; submit it once")
         options = _task_options(evaluator.resources())
-        if self.max_tasks_per_worker is not None:
-            options["max_calls"] = self.max_tasks_per_worker
         self._per_task_cpus = options.get("num_cpus", 1.0) or 1e-9
-        task = _remote_evaluate(self._ray).options(max_retries=self.max_retries,
-                                                   retry_exceptions=False, **options)
+        remote = _remote_evaluate(self._ray, self.max_tasks_per_worker)
+        task = remote.options(max_retries=self.max_retries, retry_exceptions=False, **options)
         self._refs[task.remote(evaluator, trial.spec, trial.trial_id)] = trial
 
     def wait(self, timeout: Optional[float] = None) -> List[Finished]:

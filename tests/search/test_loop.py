@@ -47,7 +47,9 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, capsys):
     assert result.best_reward == max(t.reward for t in done)
     best = json.load(open(os.path.join(run_dir, "best", "best.json")))
     assert best["trial_id"] == result.best.trial_id and best["spec"] == result.best.spec
-    line = capsys.readouterr().err.strip().splitlines()[-1]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("trials 0/25") and "waiting for the first result" in lines[0]
+    line = lines[-1]
     assert line.startswith("trials 25/25") and f"failed {result.num_failed}" in line
     assert "trials/min" in line and "ETA" in line
 

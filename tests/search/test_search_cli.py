@@ -177,6 +177,9 @@ def test_kill_9_resume_and_refused_reuse(tmp_path):
     done = _cli(args, **env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "12 trials in" in done.stdout and "best reward" in done.stdout
+    assert "nascell-search: resuming a search of 12 trials" in done.stderr
+    assert f"reward plot: {os.path.join(run_dir, 'rewards.png')}" in done.stdout
+    assert os.path.getsize(os.path.join(run_dir, "rewards.png")) > 10_000
     store = TrialStore(os.path.join(run_dir, "trials.sqlite"), readonly=True)
     finished = store.finished()
     assert sorted(t.trial_id for t in finished) == list(range(12))

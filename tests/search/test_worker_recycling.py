@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
 import runs_helpers as h  # noqa: E402
+
 from nascell.search.executors import LocalExecutor, RayExecutor  # noqa: E402
 from nascell.search.trial import Trial  # noqa: E402
 
@@ -52,10 +53,26 @@ def test_ray_executor_passes_max_calls(monkeypatch):
             return object()
 
     from nascell.search.executors import ray_executor
-    monkeypatch.setattr(ray_executor, "_remote_evaluate", lambda ray: Task())
+
+    def remote_evaluate(ray, max_calls=None):
+        seen["declared_max_calls"] = max_calls
+        return Task()
+
+    monkeypatch.setattr(ray_executor, "_remote_evaluate", remote_evaluate)
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     executor = RayExecutor(max_tasks_per_worker=5)
     executor.submit(Trial(trial_id=1, decisions={}, spec="0-0"), h.BusyEvaluator())
-    assert seen["max_calls"] == 5
+    assert seen["declared_max_calls"] == 5 and "max_calls" not in seen
     with pytest.raises(ValueError, match="max_tasks_per_worker must be >= 1"):
         RayExecutor(max_tasks_per_worker=0)
+
+
+def test_ray_accepts_the_task_options_it_is_given():
+    """Real Ray objects (no cluster needed): ``max_calls`` goes where Ray takes it."""
+    ray = pytest.importorskip("ray")
+    from nascell.search.executors import ray_executor
+    options = ray_executor._task_options({"num_cpus": 1, "num_gpus": 1})
+    for max_calls in (None, 3):
+        remote = ray_executor._remote_evaluate(ray, max_calls)
+        remote.options(max_retries=1, retry_exceptions=False, **options)  # raises if refused
+        assert remote._default_options.get("max_calls") == max_calls

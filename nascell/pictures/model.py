@@ -1,0 +1,69 @@
+"""What an architecture picture shows, independent of how it is drawn.
+
+A `Picture` is a title, one or more `Panel`s drawn side by side (the two cells of an ENAS micro
+net), each a list of `Node`s (a label of one or more lines, a shape, a fill) and `Edge`s (solid
+or dashed, a colour, an optional label). `nascell.pictures.figures` builds one per spec kind,
+`nascell.pictures.render` draws it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional
+
+# Colours (shared with the Graphviz diagrams).
+INPUT = "#ffffff"
+LEAF = "#dbe9f6"
+NODE = "#eeeeee"
+MEMORY = "#fde2c8"
+SKIP_COLORS = ("#c0504d", "#4f81bd", "#9bbb59", "#8064a2", "#f79646", "#4bacc6", "#7f6000",
+               "#d16fb1")
+
+
+@dataclasses.dataclass
+class Node:
+    """A box (or ellipse) with a label; ``bold`` thickens its border; ``rank`` places it on a
+    row of a layered panel (all nodes of a panel have one, or none does)."""
+
+    id: str
+    label: str
+    shape: str = "box"
+    fill: str = NODE
+    bold: bool = False
+    rank: Optional[int] = None
+    small: bool = False
+
+
+@dataclasses.dataclass
+class Edge:
+    """An arrow from ``src`` to ``dst``. In a chain panel, an edge between neighbouring boxes
+    is a straight arrow unless ``bracket``; any other edge is a bracket on ``side``."""
+
+    src: str
+    dst: str
+    dashed: bool = False
+    color: str = "#333333"
+    label: str = ""
+    side: str = "right"
+    bracket: bool = False
+
+
+@dataclasses.dataclass
+class Panel:
+    """One graph: ``layout`` is "layered" (ranks, ``upward`` puts rank 0 at the bottom) or
+    "chain" (nodes top to bottom in order); ``title`` frames the panel when set."""
+
+    nodes: List[Node]
+    edges: List[Edge]
+    layout: str = "layered"
+    upward: bool = False
+    title: str = ""
+
+
+@dataclasses.dataclass
+class Picture:
+    """What to draw: a title, panels side by side, and an optional footnote."""
+
+    title: str
+    panels: List[Panel]
+    note: str = ""
