@@ -15,6 +15,10 @@ named endpoints (TensorFlow alone runs it), ``architecture.dot`` and ``metadata.
 exports a search run's best trial through `nascell.search.handover`, the one module that joins
 search and export. The binary ``nascell-export`` does the same from the command line.
 
+An export of trained weights (from a search or ``nascell-train``) also holds the whole model
+they were trained in (``model/``, `nascell.export.serving`); ``load_model(folder)`` rebuilds
+it with the exported layer put back.
+
 The names below are imported on first use.
 """
 
@@ -28,6 +32,8 @@ _EXPORTS = {
     "load_metadata": "nascell.export.loader",
     "ExportFormatError": "nascell.export.artifacts",
     "WeightsMismatchError": "nascell.export.artifacts",
+    "TrainedModel": "nascell.export.serving",
+    "load_model": "nascell.search.handover",  # the whole trained model (needs nascell.search)
 }
 
 __all__ = sorted(_EXPORTS)

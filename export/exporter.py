@@ -18,6 +18,11 @@ Endpoints run as TensorFlow graphs. The graph optimizer may reorder float operat
 arithmetic rewrites), so an endpoint can differ from the eager Python layer by float rounding
 (about 1e-7 for an ENAS micro net); it equals the layer run under ``tf.function`` exactly.
 
+``metadata.json`` says whether the weights are trained (``weights.trained``) and, if so, how
+(``weights.training``: the stage, the run and trial, the reward, what they scored). An export
+of trained weights may also hold the whole model they were trained in (``model/``: a
+SavedModel with a ``serving_default`` signature, `nascell.export.serving`).
+
 The folder is written in one piece (`nascell.export.folder`): a failure, or a crash, never
 leaves a half-written export, and an existing folder is replaced only with ``overwrite=True``.
 See `nascell.export.artifacts` for the files, `nascell.export.loader` for reading them back,
@@ -37,7 +42,7 @@ from absl import logging
 
 import nascell
 from nascell import kinds
-from nascell.export import artifacts, folder
+from nascell.export import artifacts, folder, serving
 from nascell.export.artifacts import (
     DOT_FILE,
     KERAS_FILE,
@@ -172,14 +177,29 @@ def _signature_doc(name: str, fn_and_sig, outputs) -> Dict[str, Any]:
                     f"{{{', '.join(repr(k) for k in outputs)}}}"}
 
 
+def _source_training(weights_from: Any) -> Optional[Dict[str, Any]]:
+    """How the weights of an export folder given as ``weights_from`` were trained, if they
+    were (so re-exporting a trained export keeps saying so)."""
+    if isinstance(weights_from, (str, os.PathLike)) and os.path.isdir(weights_from):
+        meta_path = os.path.join(os.fspath(weights_from), METADATA_FILE)
+        try:
+            weights = artifacts.read_json_file(meta_path, "metadata file").get("weights") or {}
+        except (OSError, ValueError):
+            return None
+        if weights.get("trained"):
+            return dict(weights.get("training") or {}, via=os.path.abspath(weights_from))
+    return None
+
+
 def _metadata(prepared: Dict[str, Any], endpoints: Dict[str, Any], weight_shapes,
-              files, provenance: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+              files, provenance: Optional[Dict[str, Any]],
+              training: Optional[Dict[str, Any]], model_entry) -> Dict[str, Any]:
     kind, spec, core, shapes = (prepared["kind"], prepared["spec"], prepared["core"],
                                 prepared["shapes"])
     outputs = kind.endpoint_outputs(shapes)
     layer_doc = dict(kind.layer_doc(shapes))
     layer_doc["config"] = kind.stored_config(core)
-    return {
+    meta = {
         "format": artifacts.FORMAT,
         "format_version": artifacts.FORMAT_VERSION,
         "nascell_version": nascell.__version__,
@@ -191,13 +211,17 @@ def _metadata(prepared: Dict[str, Any], endpoints: Dict[str, Any], weight_shapes
         "layer": layer_doc,
         "parameters": artifacts.parameter_count(core),
         "weights": {"file": WEIGHTS_FILE, "source": prepared["weights_source"],
-                    "variables": weight_shapes},
+                    "variables": weight_shapes, "trained": training is not None,
+                    "training": training},
         "endpoints": {name: _signature_doc(name, endpoints[name], outputs[name])
                       for name in endpoints},
         "serving_default": next(iter(endpoints)),
         "files": sorted(files),
         "provenance": provenance or {},
     }
+    if model_entry is not None:
+        meta["model"] = model_entry
+    return meta
 
 
 # --- the public entry point -----------------------------------------------------------------------
@@ -207,7 +231,9 @@ def export_spec(spec: Any, directory: str, units: Optional[int] = None,
                 input_dim: Optional[int] = None, projection: Optional[int] = None,
                 input_shape: Optional[Sequence[int]] = None, weights_from: Any = None,
                 overwrite: bool = False, *, layer_config: Optional[Dict[str, Any]] = None,
-                provenance: Optional[Dict[str, Any]] = None) -> str:
+                provenance: Optional[Dict[str, Any]] = None,
+                training: Optional[Dict[str, Any]] = None,
+                model: Optional[serving.TrainedModel] = None) -> str:
     """Write the export folder of a spec (or of a layer) to ``directory``; returns its path.
 
     Args:
@@ -229,6 +255,13 @@ def export_spec(spec: Any, directory: str, units: Optional[int] = None,
             ``{"use_bias": False}`` for a `TreeCell`, ``{"filters": 16, "num_cells": 2}`` for
             an `ENASConvNet`), stored with the export.
         provenance: free-form JSON facts stored in ``metadata.json`` (e.g. the run and trial).
+        training: how the weights were trained (JSON facts: the stage, run, trial, reward,
+            score), stored as ``metadata.json``'s ``weights.training``, with
+            ``weights.trained`` true. None: untrained, unless ``weights_from`` is an export
+            folder of trained weights (its ``training`` is kept). Give it only for weights
+            that were trained.
+        model: the whole trained model the layer comes from (`nascell.export.serving.
+            TrainedModel`), written to ``model/`` with a ``serving_default`` signature.
 
     Raises:
         FileExistsError: ``directory`` exists and ``overwrite`` is False.
@@ -241,6 +274,7 @@ def export_spec(spec: Any, directory: str, units: Optional[int] = None,
              "input_shape": input_shape}
     prepared = _prepare(spec, sizes, weights_from, layer_config)
     spec, layer, core = prepared["spec"], prepared["layer"], prepared["core"]
+    training = training if training is not None else _source_training(weights_from)
     endpoints = prepared["kind"].endpoints(layer, prepared["shapes"])
     with folder.staged_folder(directory, overwrite) as tmp:
         _write_spec(tmp, spec)
@@ -248,9 +282,11 @@ def export_spec(spec: Any, directory: str, units: Optional[int] = None,
         _write_keras(tmp, prepared)
         _write_saved_model(tmp, layer, endpoints)
         _write_diagram(tmp, prepared)
+        model_entry = None if model is None else serving.write_model(tmp, model)
         files = [os.path.relpath(os.path.join(d, f), tmp)
                  for d, _, fs in os.walk(tmp) for f in fs] + [METADATA_FILE]
-        meta = _metadata(prepared, endpoints, weight_shapes, files, provenance)
+        meta = _metadata(prepared, endpoints, weight_shapes, files, provenance, training,
+                         model_entry)
         with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2, sort_keys=True)
             f.write("\n")

@@ -35,9 +35,9 @@ from typing import Iterator, List, Optional, Sequence
 ENV = "NASCELL_QUIET"
 TF_ENV = "TF_CPP_MIN_LOG_LEVEL"
 BINARIES = ("nascell-search", "nascell-train", "nascell-export")
-# The same binaries run as ``python -m <module>``.
-MODULES = ("nascell.search.bin.search", "nascell.search.bin.train",
-           "nascell.export.bin.export")
+# The same binaries run as ``python -m <module>``: any module of a ``bin`` package (named by
+# pattern, so that this module of ``nascell/`` names nothing in the search or export halves).
+_BINARY_MODULE = re.compile(r"^nascell\.(search|export)\.bin\.\w+$")
 
 # A native (C++) log line, optionally prefixed by Ray's "(task pid=N) ", or the lines Abseil
 # and TensorFlow's CPU feature guard print around them. Abseil writes lines logged before its
@@ -83,7 +83,7 @@ def _run_as_module(argv: Sequence[str]) -> bool:
         return False
     orig = list(getattr(sys, "orig_argv", ()))
     return "-m" in orig and orig.index("-m") + 1 < len(orig) and \
-        orig[orig.index("-m") + 1] in MODULES
+        bool(_BINARY_MODULE.match(orig[orig.index("-m") + 1]))
 
 
 def wanted(argv: Optional[Sequence[str]] = None, environ=None) -> bool:

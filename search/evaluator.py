@@ -6,6 +6,12 @@ trainer on PTB or CIFAR-10, or a user's own function all implement this one inte
 
 Evaluators must be picklable (they are shipped to worker processes and Ray tasks), so keep
 heavy state (datasets, models) out of ``__init__`` and build it lazily in ``evaluate``.
+
+An evaluator that trains a model may return its trained weights with the result
+(``EvalResult.weights``: file name -> bytes, `nascell.search.child_weights`), so they come home
+from whichever machine trained them; the search loop keeps those of the best trials in the run
+directory (`nascell.search.weights_keeper`) and sets ``return_weights`` to False when it keeps
+none, so that no time is spent packing them.
 """
 
 from __future__ import annotations
@@ -17,13 +23,18 @@ from typing import Any, Callable, Dict, Optional
 
 @dataclasses.dataclass
 class EvalResult:
-    """What an evaluation produced. A failed evaluation has ``reward == 0.0`` and an error."""
+    """What an evaluation produced. A failed evaluation has ``reward == 0.0`` and an error.
+
+    ``weights``: the trained model as files (name -> bytes, `nascell.search.child_weights`), or
+    None (a tabular benchmark, an evaluator asked not to, a failed child).
+    """
 
     reward: float
     metrics: Dict[str, Any] = dataclasses.field(default_factory=dict)
     failed: bool = False
     error: Optional[str] = None
     seconds: float = 0.0
+    weights: Optional[Dict[str, bytes]] = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def failure(cls, error: str, metrics: Optional[Dict[str, Any]] = None,
@@ -37,6 +48,10 @@ class Evaluator(abc.ABC):
 
     #: the name the evaluator registry and the `--evaluator` flag know it by.
     name: str = ""
+    #: whether `evaluate` should return the trained weights (``EvalResult.weights``), for
+    #: evaluators that train a model; `run_search` sets it from its ``keep_weights``. Not part
+    #: of `config` (keeping weights or not does not change the search).
+    return_weights: bool = True
 
     @abc.abstractmethod
     def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:

@@ -6,14 +6,18 @@ Dependencies flow one way, ``nascell`` <- ``nascell.search`` and ``nascell`` <-
 (tests/test_layering.py walks the imports to keep it so). It holds:
 
 * `trial_for_export`: a run's best trial (``best/best.json``, else the store's best) or a
-  given trial, its spec, metrics and run config;
-* `export_sizes`: the `export_spec` sizes the run trained it at (its kind reads the run's
-  records, `nascell.kinds.SpecKind.sizes_from_run`, and the evaluator may declare more);
-* `trained_weights`: where its trained weights are: a file the evaluator kept
-  (`RunDir.trial_weights`), or what the evaluator can rebuild (its ``trained_weights`` hook:
-  ENAS cuts a derived cell's weights out of the last supernet checkpoint);
-* `export_best`: all of the above, then `nascell.export.export_spec` (what ``nascell-search``
-  does at the end of a search and ``nascell-export --run_dir`` does on demand).
+  given trial, its spec, metrics and run config; or its final stage's model, where it has one
+  (`nascell.search.trained_models`, which also reads the trained models a run kept);
+* `export_sizes`: the `export_spec` sizes the run trained it at (the kind reads the run's
+  records, `nascell.kinds.SpecKind.sizes_from_run`; the evaluator may declare more; a kept
+  trained model's build arguments win);
+* `trained_weights`: for a run that kept no trained model, a file the evaluator kept
+  (`RunDir.trial_weights`) or what the evaluator rebuilds (its ``trained_weights`` hook: ENAS
+  cuts a derived cell out of the last supernet checkpoint);
+* `export_best` / `export_final`: then `nascell.export.export_spec`, with the trained layer,
+  the whole model beside it (``model/``, a ``serving_default`` SavedModel) and how it was
+  trained (``metadata.json``): what nascell-search / nascell-train do at their end;
+* `load_model`: the whole trained model of an export folder with its exported layer put back.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, Dict, Optional
 from absl import logging
 
 from nascell import _io, kinds
+from nascell.search import trained_models
 from nascell.search.run_dir import RunDir, RunDirError
 from nascell.spec import SpecError, spec_from_dict
 
@@ -55,11 +60,24 @@ def _as_spec(raw: Any, where: str):
                          f"are {', '.join(kinds.available_kinds())}")
 
 
-def trial_for_export(run_dir: str, trial: Optional[int] = None) -> Dict[str, Any]:
-    """``{"trial_id", "spec", "reward", "metrics", "config", "weights"}`` of the best trial
-    of ``run_dir`` (or of trial ``trial``); ``weights`` is a kept weights file or None."""
+def trial_for_export(run_dir: str, trial: Optional[int] = None,
+                     final: Optional[bool] = None) -> Dict[str, Any]:
+    """``{"trial_id", "spec", "reward", "metrics", "config", "weights", "stage", "model"}`` of
+    the best trial of ``run_dir`` (or of trial ``trial``); ``weights`` is its kept weights (a
+    folder of `nascell.search.child_weights`, or a file) or None; ``model`` the kept trained
+    model's ``model.json`` or None. ``final`` (None: when the run has a finished final stage
+    and no ``trial`` is given): the final stage's model instead (``stage`` "final")."""
+    if final and trial is not None:
+        raise RunExportError("pass a trial or the final stage (final=True), not both")
     run = _open(run_dir)
     try:
+        if trial is None and final is not False:
+            try:
+                info = trained_models.final_of_run(run, required=bool(final))
+            except ValueError as e:
+                raise RunExportError(str(e)) from None
+            if info is not None:
+                return info
         if trial is None:
             best_path = os.path.join(run.path, "best", "best.json")
             entry = None
@@ -95,6 +113,12 @@ def trial_for_export(run_dir: str, trial: Optional[int] = None) -> Dict[str, Any
         info["config"] = run.config
         info["run_dir"] = run.path
         info["weights"] = run.trial_weights(info["trial_id"], info["metrics"])
+        info["stage"] = "search"
+        try:
+            info["model"] = trained_models.describe_model(info)
+        except ValueError as e:  # a corrupt kept model: the export says it is untrained
+            logging.warning("%s; exporting without it", e)
+            info["model"], info["weights"] = None, None
         return info
     finally:
         run.close()
@@ -112,6 +136,8 @@ def export_sizes(info: Dict[str, Any]) -> Dict[str, Any]:
             sizes["layer_config"] = {**sizes.get("layer_config", {}), **value}
         else:
             sizes[key] = tuple(value) if key == "input_shape" else value
+    if info.get("model"):  # the trained model's own sizes: what its weights have
+        sizes.update(trained_models.model_sizes(info["spec"], info["model"]["model_args"]))
     return sizes
 
 
@@ -137,47 +163,87 @@ def trained_weights(info: Dict[str, Any]):
 
 
 def export_best(run_dir: str, trial: Optional[int] = None, directory: Optional[str] = None,
-                **kwargs: Any) -> str:
-    """Export the best trial of a search run (or trial ``trial``) into ``<run_dir>/export/``.
+                final: Optional[bool] = None, **kwargs: Any) -> str:
+    """Export the best trial of a search run (or trial ``trial``, or its final stage's model)
+    into ``<run_dir>/export/``.
 
-    The folder is ``<run_dir>/export/best`` (or ``.../trial_<id>``) unless ``directory`` is
-    given. Sizes not passed in ``kwargs`` (``units``, ``input_dim``, ``input_shape``,
-    ``layer_config``, ...) come from the run (`export_sizes`). The trial's trained weights are
-    exported when the run kept or can rebuild them (`trained_weights`); otherwise, or with
-    ``weights_from=False``, the export holds a fresh initialization (and says so in
-    ``metadata.json``). Other keyword arguments go to `nascell.export.export_spec`.
-    """
-    from nascell.export.exporter import export_spec  # the one place search meets export
-    info = trial_for_export(run_dir, trial)
+    The folder is ``<run_dir>/export/best`` (``.../trial_<id>``, ``.../final``) unless
+    ``directory`` is given. ``final`` (None: if the run has a finished final stage and no
+    ``trial`` is given) exports the final stage's model. Sizes not in ``kwargs`` come from the
+    run (`export_sizes`). The weights are the trained ones the run kept (the whole model goes
+    to the export's ``model/``) or rebuilds (`trained_weights`), else (or with
+    ``weights_from=False``) a fresh initialization; ``metadata.json``'s ``weights.trained``
+    says which. Other keyword arguments go to `nascell.export.export_spec`."""
+    info = trial_for_export(run_dir, trial, final)
     if directory is None:
-        sub = "best" if trial is None else f"trial_{info['trial_id']}"
+        sub = ("final" if info["stage"] == "final" else "best" if trial is None
+               else f"trial_{info['trial_id']}")
         directory = os.path.join(run_dir, "export", sub)
+    return _export(info, directory, kwargs)
+
+
+def export_final(final_dir: str, directory: Optional[str] = None, overwrite: bool = True,
+                 **kwargs: Any) -> str:
+    """Export a finished final stage (``nascell-train``'s ``final_dir``): the found cell with
+    its final weights and the whole model (``model/saved_model``, ``serving_default``), into
+    ``<final_dir>/export`` unless ``directory`` is given."""
+    try:
+        info = trained_models.final_of_folder(final_dir)
+    except ValueError as e:
+        raise RunExportError(str(e)) from None
+    return _export(info, directory or os.path.join(final_dir, "export"),
+                   dict(kwargs, overwrite=overwrite))
+
+
+def _export(info: Dict[str, Any], directory: str, kwargs: Dict[str, Any]) -> str:
+    from nascell.export.exporter import export_spec  # the one place search meets export
+    from nascell.export.serving import TrainedModel
     for key, value in export_sizes(info).items():
         if key == "layer_config":  # the run's layer settings, under the caller's own
             kwargs["layer_config"] = {**value, **(kwargs.get("layer_config") or {})}
         elif kwargs.get(key) is None:
             kwargs[key] = value
-    provenance = {"run_dir": os.path.abspath(run_dir), "trial_id": info["trial_id"],
-                  "reward": info.get("reward"), "metrics": info.get("metrics", {})}
+    provenance = {"run_dir": info.get("run_dir"), "trial_id": info["trial_id"],
+                  "reward": info.get("reward"), "metrics": info.get("metrics", {}),
+                  "stage": info.get("stage", "search")}
+    if info.get("final_dir"):
+        provenance["final_dir"] = info["final_dir"]
+    training = None
     if kwargs.get("weights_from") is False:  # asked for a fresh initialization
         kwargs["weights_from"] = None
+    elif kwargs.get("weights_from") is None and info.get("model"):
+        found = trained_models.trained_source(info)
+        kwargs["weights_from"] = found["core"]
+        kwargs["model"] = TrainedModel(found["model"], found["modality"], found["files"],
+                                       found["preprocessing"], found["description"])
+        training = found["training"]
     elif kwargs.get("weights_from") is None:
         source, facts = trained_weights({**info, "sizes": kwargs})
         kwargs["weights_from"] = source
         provenance.update(facts)
         if source is None:
             logging.info("trial %s of %s kept no weights; exporting a fresh initialization",
-                         info["trial_id"], run_dir)
-    data = (info.get("config", {}).get("evaluator") or {}).get("data")
-    vocab = os.path.join(run_dir, "data", "vocab.json")
-    if isinstance(data, dict):  # the run's own data: what the exported network was searched on
-        provenance["data"] = data
-        if os.path.isfile(vocab):
-            provenance["vocabulary"] = "vocab.json"
-    provenance.update(kwargs.pop("provenance", None) or {})
-    path = export_spec(info["spec"], directory, provenance=provenance, **kwargs)
-    if provenance.get("vocabulary") == "vocab.json":  # the token ids its language model used
-        from nascell import _io
-        with open(vocab, "rb") as f:
-            _io.atomic_write_bytes(os.path.join(path, "vocab.json"), f.read())
-    return path
+                         info["trial_id"], info.get("run_dir"))
+        else:
+            training = trained_models.training_facts(info, None, facts or source)
+    provenance.update(trained_models.own_data(info), **(kwargs.pop("provenance", None) or {}))
+    return trained_models.carry_vocabulary(info, export_spec(
+        info["spec"], directory, provenance=provenance, training=training, **kwargs))
+
+
+def load_model(export_dir: str, return_state: bool = False):
+    """The whole trained model of an export folder (its ``model/``), with the exported layer
+    (``weights.npz``) put back in as its first recurrent layer or its conv features: the
+    model that scored the validation figure in ``metadata.json``. Language models come back
+    as ``ids -> logits`` (``return_state``: ``[ids, *states] -> [logits, *states]``)."""
+    from nascell.export.artifacts import WEIGHTS_FILE, assign_weights, read_weights
+    from nascell.export.serving import MODEL_DIR
+    from nascell.search import child_weights
+    folder = os.path.join(export_dir, MODEL_DIR)
+    if not child_weights.is_model_folder(folder):
+        raise FileNotFoundError(f"{export_dir} holds no trained model ({folder}/"
+                                f"{child_weights.MODEL_FILE}); it was exported without one")
+    model = child_weights.rebuild(folder, return_state=return_state)
+    weights = os.path.join(export_dir, WEIGHTS_FILE)
+    assign_weights(kinds.find_core(model, first=True), read_weights(weights), weights)
+    return model

@@ -19,6 +19,10 @@ reward 0 and its error text; the strategy is told 0 and the search goes on, unle
 ``max_consecutive_failures`` trials all failed (`nascell.search.failures`): then it stops with
 `SearchFailedError`, quoting the first errors, and a rerun resumes it.
 
+Trained weights an evaluator returns with a result (``EvalResult.weights``, from whichever
+machine trained the child) are kept for the ``keep_weights`` best trials under
+``run_dir/weights/`` (`nascell.search.weights_keeper`), crash-safe like the rest.
+
 Before anything else, ``strategy.bind(evaluator)`` lets a strategy that trains together with
 its evaluator (ENAS' shared weights) take what it needs; the strategy's ``result_phase``, when
 set, makes the best-trial files rank only the trials of that phase (ENAS' derived candidates).
@@ -41,6 +45,7 @@ from nascell.search.executors.local import LocalExecutor
 from nascell.search.failures import DEFAULT_LIMIT, FailureStreak
 from nascell.search.run_dir import RunDir
 from nascell.search.trial import Trial, TrialStatus
+from nascell.search.weights_keeper import DEFAULT_KEEP, WeightsKeeper
 
 
 @dataclasses.dataclass
@@ -80,7 +85,8 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
                progress: bool = True, checkpoint_every: int = 1, top_k: int = 5,
                tensorboard: bool = True, extra_config: Optional[Dict[str, Any]] = None,
                progress_stream: Optional[TextIO] = None,
-               max_consecutive_failures: Optional[int] = DEFAULT_LIMIT) -> SearchResult:
+               max_consecutive_failures: Optional[int] = DEFAULT_LIMIT,
+               keep_weights: int = DEFAULT_KEEP) -> SearchResult:
     """Run (or resume) a search until `num_trials` trials have finished.
 
     Args:
@@ -101,6 +107,9 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
       extra_config: more keys for the run config (compared on resume).
       max_consecutive_failures: stop with `SearchFailedError` once this many trials in a
         row have failed (None or 0: never).
+      keep_weights: keep the trained weights of this many best trials (those the evaluator
+        returns, ``EvalResult.weights``) under run_dir/weights (`nascell.search.weights_keeper`);
+        0: keep none, and ask the evaluator not to return them.
 
     Returns:
       A `SearchResult`; raises `nascell.search.run_dir.RunDirError` for an unusable run
@@ -113,6 +122,9 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
             raise ValueError(f"Argument `{name}` must be a positive integer. Received: "
                              f"{name}={value!r}")
     num_trials, m = int(num_trials), int(m)
+    if keep_weights is None or int(keep_weights) < 0:
+        raise ValueError(f"Argument `keep_weights` must be a non-negative integer. Received: "
+                         f"keep_weights={keep_weights!r}")
     streak = FailureStreak(max_consecutive_failures)
     own_executor = executor is None
     if executor is None:
@@ -128,6 +140,8 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
     strategy.bind(evaluator)  # before the run directory restores the strategy
     run = RunDir.open_or_create(run_dir, search_config(space, strategy, evaluator, m,
                                                        extra_config))
+    if hasattr(evaluator, "return_weights"):  # no time spent packing weights nobody keeps
+        evaluator.return_weights = int(keep_weights) > 0
     save_files = getattr(evaluator, "save_run_files", None)
     if save_files is not None:  # what an export needs besides the config (a vocabulary)
         save_files(run.path)
@@ -135,6 +149,7 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
                  top_k, tensorboard,
                  _Progress(num_trials, progress_stream or sys.stderr) if progress else None,
                  streak)
+    loop.weights = WeightsKeeper(run.path, int(keep_weights), loop.result_phase)
     try:
         return loop.run()
     finally:
@@ -160,11 +175,13 @@ class _Loop:
         self.best_reward: Optional[float] = None
         self.in_flight: Dict[int, Trial] = {}
         self.started: Dict[int, float] = {}
+        self.weights = WeightsKeeper(run.path, 0)  # run_search sets the real one
 
     # -- resume ----------------------------------------------------------------------------
 
     def _resume(self) -> List[Trial]:
         """Restore the strategy, re-tell what it missed; returns the trials to evaluate again."""
+        self.weights.reconcile(self.store)  # kept weights in line with the store
         generation = self.run_dir.restore_strategy(self.strategy)
         # Trials the strategy asked for after its checkpoint are in the store: never reuse ids.
         self.strategy.next_trial_id = max(int(getattr(self.strategy, "next_trial_id", 0)),
@@ -295,7 +312,9 @@ class _Loop:
                             (result.error or "").strip().splitlines()[0:1])
         else:
             trial.status, trial.reward, trial.error = TrialStatus.DONE, float(reward), None
+        self.weights.offer(trial, result)  # its weights, if among the best (before the commit)
         self.store.finish(trial)  # committed: this trial is never evaluated again
+        self.weights.prune()
         self.strategy.tell(trial, float(trial.reward))
         self.told_since_checkpoint.append(trial.trial_id)
         if len(self.told_since_checkpoint) >= self.checkpoint_every:

@@ -6,7 +6,9 @@
       strategy/gen-N/    the strategy checkpoint (`Strategy.save`), newest two generations
       best/best.json     the best trial so far (spec, decisions, reward, metrics)
       best/top_k.json    the k best trials, best first
-      weights/           trained weights an evaluator kept (trial_<id>.keras, .npz, ...)
+      weights/           trained weights of the best trials: trial_<id>/ (model.json,
+                         model.weights.h5; `nascell.search.weights_keeper`), or files an
+                         evaluator kept (trial_<id>.keras, .npz, ...)
       tensorboard/       scalar summaries: reward, best so far, baseline, entropy, ...;
                          tensorboard/trials/<id>/ one HParams session per finished trial
 
@@ -305,7 +307,9 @@ class RunDir:
         """The trained weights an evaluator kept for a trial, or None: a path in its metrics
         (``weights`` or ``weights_path``, absolute or relative to the run directory), else a
         file under ``weights/`` or ``trials/<id>/`` named ``trial_<id>.keras``,
-        ``model.keras``, ``weights.npz`` or ``trial_<id>.npz`` (an export folder works too)."""
+        ``model.keras``, ``weights.npz`` or ``trial_<id>.npz``, or a folder ``trial_<id>``
+        (the trained model the search kept, `nascell.search.weights_keeper`; an export folder
+        works too)."""
         for key in ("weights", "weights_path"):
             path = (metrics or {}).get(key)
             if isinstance(path, str):

@@ -1,6 +1,8 @@
 r"""nascell-export: compile a spec, or a search run's best trial, into an export folder.
 
     nascell-export --run_dir=runs/ptb                    # best trial -> runs/ptb/export/best
+                                                         # (after nascell-train: its final
+                                                         # model -> runs/ptb/export/final)
     nascell-export --run_dir=runs/ptb --trial=17 --out=exports/t17
     nascell-export --spec_json=cell.json --units=256 --input_dim=128 --out=exports/cell
     nascell-export --spec_json=conv.json --input_shape=32,32,3 --out=exports/conv
@@ -39,6 +41,10 @@ _ = dict(flag_values=FLAGS)
 flags.DEFINE_string("run_dir", None, "A search run directory: export its best trial (or --trial) "
                     "into <run_dir>/export/best (or trial_<id>) unless --out is given.", **_)
 flags.DEFINE_integer("trial", None, "With --run_dir: the trial id to export, not the best.", **_)
+flags.DEFINE_boolean("final", None, "With --run_dir: export the final stage's model "
+                     "(<run_dir>/final, written by nascell-train) into <run_dir>/export/final; "
+                     "--nofinal: the search's best trial. Default: the final model where the "
+                     "run has one and --trial is not given.", **_)
 flags.DEFINE_string("spec_json", None, "A spec to export: the path of a JSON file (or the JSON "
                     "text itself). Needs --out.", **_)
 flags.DEFINE_integer("units", None, "Recurrent cells: the cell width (c and tree nodes).", **_)
@@ -141,15 +147,19 @@ def _plan() -> Dict[str, Any]:
         out, info = FLAGS.out, None
     else:
         from nascell.search import handover  # the one module that joins search and export
+        if FLAGS.final and FLAGS.trial is not None:
+            raise app.UsageError("pass --trial (a search trial) or --final (the final "
+                                 "stage's model), not both")
         try:
-            info = handover.trial_for_export(FLAGS.run_dir, FLAGS.trial)
+            info = handover.trial_for_export(FLAGS.run_dir, FLAGS.trial, FLAGS.final)
         except (handover.RunExportError, ValueError) as e:
             raise app.UsageError(f"--run_dir {FLAGS.run_dir}: {e}") from None
         spec = info["spec"]
         merged = {**handover.export_sizes(info), **explicit}
         _check_sizes(spec, merged, from_run=True)
         explicit = merged
-        sub = "best" if FLAGS.trial is None else f"trial_{info['trial_id']}"
+        sub = ("final" if info["stage"] == "final" else "best" if FLAGS.trial is None
+               else f"trial_{info['trial_id']}")
         out = FLAGS.out or os.path.join(FLAGS.run_dir, "export", sub)
     if os.path.exists(out) and not FLAGS.overwrite:
         raise app.UsageError(f"--out {out} already exists; pass --overwrite to replace it")
@@ -205,8 +215,17 @@ def main(argv: List[str]) -> int:
                            layer_config=layer_config, **sizes)
     else:
         path = export_best(FLAGS.run_dir, trial=FLAGS.trial, directory=plan["out"],
-                           overwrite=FLAGS.overwrite, layer_config=layer_config, **sizes)
-    print(f"exported {plan['spec'].kind} spec to {path}", file=sys.stdout, flush=True)
+                           final=FLAGS.final, overwrite=FLAGS.overwrite,
+                           layer_config=layer_config, **sizes)
+    from nascell.export.loader import load_metadata
+    training = load_metadata(path)["weights"].get("training")
+    how = "untrained weights (a fresh initialization)"
+    if training:
+        trial = training.get("trial_id")
+        how = (f"trained weights ({training.get('stage')} stage"
+               f"{'' if trial is None else f', trial {trial}'})")
+    print(f"exported {plan['spec'].kind} spec to {path}, with {how}", file=sys.stdout,
+          flush=True)
     return _write_tflite(path) if FLAGS.tflite else 0
 
 

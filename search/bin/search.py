@@ -73,6 +73,8 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
     for name in ("num_trials", "m", "checkpoint_every", "top_k"):
         if FLAGS[name].value is not None and FLAGS[name].value <= 0:
             _usage(f"--{name} must be > 0, got {FLAGS[name].value}")
+    if FLAGS.keep_weights < 0:
+        _usage(f"--keep_weights must be >= 0 (0: keep none), got {FLAGS.keep_weights}")
     if FLAGS.max_consecutive_failures < 0:
         _usage(f"--max_consecutive_failures must be >= 0 (0: never stop), got "
                f"{FLAGS.max_consecutive_failures}")
@@ -317,8 +319,13 @@ def _export(run_dir: str, best_spec: Any) -> None:
         return
     from nascell.search import handover  # the one module that joins search and export
     _status("exporting the best architecture (SavedModel, layer.keras, picture) ...")
-    path = handover.export_best(run_dir)
-    print(f"exported the best architecture to {path}")
+    path = handover.export_best(run_dir, final=False, overwrite=True)
+    from nascell import _io
+    meta = _io.read_json_or_none(os.path.join(path, "metadata.json")) or {}
+    training = (meta.get("weights") or {}).get("training")
+    how = ("a fresh initialization (the run kept no trained weights)" if not training else
+           f"the trained weights of trial {training.get('trial_id')}")
+    print(f"exported the best architecture to {path}, with {how}")
 
 
 def _status(line: str) -> None:
@@ -379,7 +386,8 @@ def main(argv: List[str]) -> None:
                                               or getattr(strategy, "checkpoint_every", 1)),
                             top_k=FLAGS.top_k,
                             tensorboard=FLAGS.tensorboard,
-                            max_consecutive_failures=FLAGS.max_consecutive_failures)
+                            max_consecutive_failures=FLAGS.max_consecutive_failures,
+                            keep_weights=FLAGS.keep_weights)
     except RunDirError as e:
         sys.exit(f"nascell-search: {as_flags(str(e), ['max_consecutive_failures'])}")
     except SearchFailedError as e:

@@ -94,11 +94,16 @@ flags.DEFINE_float("skip_weight", None, "Weight of the skip-connection KL prior.
 flags.DEFINE_string("nb201_csv", None, "NAS-Bench-201 table (nb201_cifar10.csv) for the "
                     "nasbench201 evaluator (default: $NASCELL_NB201_CSV).")
 flags.DEFINE_bool("export", True, "After the search, export the best architecture into "
-                  "<run_dir>/export/best.")
+                  "<run_dir>/export/best (replacing an earlier export there), with its "
+                  "trained weights when the run kept them (--keep_weights).")
 flags.DEFINE_integer("checkpoint_every", None, "Save the strategy after every this many "
                      "rewards. Default: the strategy's suggestion (1; enas: once per controller "
                      "update, m).")
 flags.DEFINE_integer("top_k", 5, "Best trials kept in <run_dir>/best/top_k.json.")
+flags.DEFINE_integer("keep_weights", 3, "Keep the trained weights of this many best trials in "
+                     "<run_dir>/weights (the best always among them), so the export at the "
+                     "end (and nascell-export --run_dir) holds trained weights; 0: keep none "
+                     "(the export then starts from a fresh initialization).")
 flags.DEFINE_bool("tensorboard", True, "Write TensorBoard summaries to <run_dir>/tensorboard.")
 flags.DEFINE_bool("progress", True, "Print a progress line.")
 flags.DEFINE_multi_string("enas_option", [], "KEY=VALUE settings of an ENAS search "

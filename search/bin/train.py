@@ -27,6 +27,10 @@ Zaremba et al. and the paper train them) unless ``--nochild_carry_state``.
    the test split is evaluated once, with those weights. The record goes to
    ``<final_dir>/final.json`` (present: nothing is retrained). See
    `nascell.search.training.final_model` for the layout and for loading the model back.
+3. Export (``--export``, the default): ``<final_dir>/export/`` gets the found cell with its
+   trained weights and the whole trained model, ``model/saved_model``, whose
+   ``serving_default`` maps token ids to next-token logits (language models) or images to
+   class probabilities (conv nets) with TensorFlow alone (`final_model.export`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from absl import app, flags
 
 from nascell import _quiet
 from nascell.search.bin import child_flags
+from nascell.search.training import final_model
 
 FLAGS = flags.FLAGS
 
@@ -72,6 +77,9 @@ flags.DEFINE_integer("epochs", None, "Epochs of the final training (default: the
                      "child epochs, 35 for cells, 50 for conv nets).")
 flags.DEFINE_enum("cell", None, ["lstm"], "Train a baseline cell instead of a found spec: "
                   "lstm (Keras' LSTMCell, as Zaremba et al.). Exclusive with --spec_json.")
+_define_once(flags.DEFINE_bool, "export", True, "At the end, export the found cell with its "
+             "trained weights and the whole trained model (a SavedModel with a "
+             "serving_default signature) into <final_dir>/export.")
 flags.DEFINE_integer("test_batch_size", None, "Language models carrying the state: rows of the "
                      "test stream (default: the batch size; 1: the test split as one stream, "
                      "as Zaremba et al. measure it).")
@@ -286,6 +294,7 @@ def _run_grid(kind: str, spec, spec_json: str, options: Dict[str, Any], grid_epo
                   f"epochs ...", file=sys.stderr, flush=True)
             start = time.time()
             evaluator = create_evaluator(kind, **grid_options)
+            evaluator.return_weights = False  # a grid point keeps no weights
             result = evaluator.evaluate(spec, trial_id=index)
             record = {"point": point, "spec": json.loads(spec_json), "options": grid_options,
                       **_summary(result), "wall_seconds": time.time() - start}
@@ -312,7 +321,6 @@ def final_stage(spec, final_dir: str, out=sys.stdout):
     from nascell import _io
     from nascell.search.evaluators import create_evaluator
     from nascell.search.evaluators._child import ChildDiverged
-    from nascell.search.training import final_model
     from nascell.search.training.checkpoints import CheckpointMismatchError
 
     kind = _kind_of(spec)
@@ -396,6 +404,11 @@ def main(argv: List[str]) -> None:
     except app.UsageError as e:
         sys.stderr.write(f"nascell-train: {e}\n")
         sys.exit(1)
+    if FLAGS.export:
+        try:
+            final_model.export(spec, final_dir)
+        except final_model.ExportFailed as e:  # the trained model is safe in final_dir
+            sys.exit(f"nascell-train: {e}")
 
 
 def run() -> None:

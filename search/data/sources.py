@@ -121,3 +121,4 @@ def save_run_vocabulary(run_dir: str, corpus: TextArg) -> str:
     if not os.path.isfile(path):
         load_text(corpus).save_vocabulary(path)
     return path
+

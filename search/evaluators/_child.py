@@ -4,6 +4,11 @@ A child that fails must not stop the search (docs/search.md, "Rewards"): a NaN o
 loss, a spec that cannot be built, or running out of memory becomes ``EvalResult.failure`` with a
 reward of 0 and the reason. Data that cannot be found is not the child's fault and still
 raises, so a misconfigured search stops at its first trial with the message naming the flag.
+
+A child returns the weights that earned its reward (`best_epoch_weights` keeps the best
+validation epoch's in memory; `pack_weights` turns the model into the files of
+`nascell.search.child_weights`), so the search can keep the best trials' trained weights
+wherever the child ran.
 """
 
 from __future__ import annotations
@@ -119,6 +124,61 @@ def nan_callbacks():
     import keras
 
     return [keras.callbacks.TerminateOnNaN()]
+
+
+def best_epoch_weights(monitor: str, mode: str = "min", first_epoch: int = 0):
+    """A Keras callback that keeps, in memory, the weights of the best epoch by ``monitor``
+    (``mode`` "min" or "max"; only epochs from ``first_epoch``, 0-based, count), so the weights
+    a child returns are those of the epoch its reward comes from. ``restore()`` puts them back
+    into the model (and returns whether there were any); ``epoch`` is the 1-based best epoch.
+    """
+    import keras
+    import numpy as np
+
+    if mode not in ("min", "max"):
+        raise ValueError(f"Argument `mode` must be 'min' or 'max'. Received: mode={mode!r}")
+
+    class BestEpochWeights(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best: Optional[float] = None
+            self.epoch: Optional[int] = None
+            self.weights = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(monitor)
+            if epoch < first_epoch or value is None or not math.isfinite(float(value)):
+                return
+            value = float(value)
+            if self.best is None or (value < self.best if mode == "min" else value > self.best):
+                self.best, self.epoch = value, epoch + 1
+                self.weights = [np.array(w) for w in self.model.get_weights()]
+
+        def restore(self) -> bool:
+            if self.weights is None:
+                return False
+            self.model.set_weights(self.weights)
+            return True
+
+    return BestEpochWeights()
+
+
+def pack_weights(evaluator: Any, model: Any, describe: Callable[[], Dict[str, Any]]
+                 ) -> Optional[Dict[str, bytes]]:
+    """``EvalResult.weights`` for ``model`` as it is now (`nascell.search.child_weights.pack`,
+    ``describe()`` giving its ``model.json``), or None when the evaluator was asked not to
+    return weights. Packing is not the child's training: if it fails, the trial keeps its
+    reward and returns no weights (a warning says why)."""
+    if not getattr(evaluator, "return_weights", True):
+        return None
+    from nascell.search import child_weights
+
+    try:
+        return child_weights.pack(model, describe())
+    except Exception as e:  # e.g. no space left in the temporary folder
+        logging.warning("could not pack the child's trained weights (%s: %s); the trial keeps "
+                        "its reward without them", type(e).__name__, _first_line(e))
+        return None
 
 
 def run_isolated(kind: str, trial_id: int, fn: Callable[[], EvalResult]) -> EvalResult:

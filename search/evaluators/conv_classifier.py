@@ -9,6 +9,10 @@ crops of the zero-padded image, horizontal flips) is `nascell.search.data.cifar1
 
 Learning-rate schedule: constant ``lr``, multiplied by ``lr_decay`` at every multiple of
 ``lr_decay_epoch`` epochs (a step schedule; none when ``lr_decay_epoch`` is None).
+
+A child returns the weights of its reward's epoch with its result (``EvalResult.weights``,
+`nascell.search.child_weights`), with the image shape, classes and pixel whitening it was
+trained with; the test split, if asked for, is measured with those weights.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
 
+from nascell.search import child_weights
 from nascell.search.evaluator import EvalResult, Evaluator
 from nascell.search.evaluators import _child
 
@@ -291,7 +296,8 @@ class ConvClassifierEvaluator(Evaluator):
             "epochs": len(history), "history": history, "resumed_after_epoch": resumed,
             "replicas": _child.num_replicas(strategy),
             "model_args": self.model_args(spec, splits), "best_weights": best_path,
-            "reward": reward,
+            "reward": reward, "preprocessing": self.preprocessing(splits),
+            "input_shape": list(splits.image_shape),
         }
         if evaluate_test:
             test_loss, test_acc = model.evaluate(test, verbose=0)
@@ -299,11 +305,38 @@ class ConvClassifierEvaluator(Evaluator):
         metrics["seconds"] = time.time() - start
         return model, metrics
 
+    def preprocessing(self, splits=None) -> Dict[str, Any]:
+        """How the child's images were prepared from pixels, ``(x / pixel_scale - mean) / std``
+        per channel (what a model served on raw pixels must do first)."""
+        splits = splits or self._splits()
+        return {"pixel_scale": float(getattr(splits, "pixel_scale", 255.0)),
+                "mean": [float(v) for v in splits.mean], "std": [float(v) for v in splits.std]}
+
+    def validation_score(self, model) -> Dict[str, float]:
+        """``{"valid_acc": ...}`` of ``model`` on this evaluator's validation images, measured
+        as a child's is."""
+        from nascell.search.data.cifar10 import cifar_datasets
+
+        splits = self._splits()
+        _, valid, _ = cifar_datasets(splits, self.batch_size, augment_train=self.augment,
+                                     seed=self.seed or 0)
+        steps = -(-len(splits.x_valid) // self.batch_size)
+        if self.max_valid_steps:
+            steps = min(steps, int(self.max_valid_steps))
+            valid = valid.take(steps)
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        _, accuracy = model.evaluate(valid, steps=steps, verbose=0)
+        return {"valid_acc": float(accuracy)}
+
     def _train(self, spec, splits, evaluate_test: bool) -> EvalResult:
         start = time.time()
         model, strategy, test, fit_kwargs = self._setup(spec, splits)
         params = int(model.count_params())
         steps = fit_kwargs["steps_per_epoch"]
+        # The reward's epoch: the best validation accuracy of the last REWARD_EPOCHS epochs.
+        best = _child.best_epoch_weights("val_accuracy", "max",
+                                         first_epoch=max(0, self.epochs - REWARD_EPOCHS))
+        fit_kwargs["callbacks"] = list(fit_kwargs["callbacks"]) + [best]
         history = model.fit(**fit_kwargs).history
         train_losses = _child.history_values(history, "loss")
         _child.check_finite("training loss", train_losses)
@@ -327,12 +360,16 @@ class ConvClassifierEvaluator(Evaluator):
             "input_shape": list(splits.image_shape),
             "num_classes": int(splits.num_classes),
         }
+        best.restore()  # the weights of the reward's epoch
         if evaluate_test:
             test_loss, test_acc = model.evaluate(test, verbose=0)
             metrics["test_acc"] = float(test_acc)
             metrics["test_loss"] = float(test_loss)
+        weights = _child.pack_weights(self, model, lambda: child_weights.describe(
+            self.name, self.model_args(spec, splits),
+            {"valid_acc": float(accuracy), "epoch": best.epoch}, self.preprocessing(splits)))
         seconds = time.time() - start
         metrics["seconds"] = seconds
         logging.info("conv child: valid acc %.4f, reward %.4g, %d params, %.1fs", accuracy,
                      reward, params, seconds)
-        return EvalResult(reward=reward, metrics=metrics, seconds=seconds)
+        return EvalResult(reward=reward, metrics=metrics, seconds=seconds, weights=weights)

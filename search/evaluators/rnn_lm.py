@@ -25,7 +25,13 @@ Design choices, stated once:
   option for short proxy budgets). From epoch
   ``lr_decay_epoch`` (1-based) on, the learning rate is multiplied by ``lr_decay`` every epoch.
 * Validation perplexity is measured after every epoch on (up to ``max_valid_steps`` batches of)
-  the validation split; the reward uses the best epoch.
+  the validation split; the reward uses the best epoch, whose weights the child returns with
+  its result (``EvalResult.weights``, `nascell.search.child_weights`) and measures the test
+  split with.
+
+(Over the house's 400 lines: the two training paths, Keras fit and the state carried, share
+every option, the metrics and the weights they return; the parts that stand alone are in
+`lm_parts`, `lm_scoring` and `nascell.search.training`.)
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
 
+from nascell.search import child_weights
 from nascell.search.evaluator import EvalResult, Evaluator
 from nascell.search.evaluators import _child
 from nascell.search.evaluators.lm_parts import (  # noqa: F401  (public names of this module)
@@ -402,8 +409,10 @@ class RNNLanguageModelEvaluator(Evaluator):
     def _train(self, spec, vocab, ids, evaluate_test: bool) -> EvalResult:
         if self.carry_state:
             model, metrics = self.train_model(spec, evaluate_test=evaluate_test)
+            weights = self._pack(model, lambda: metrics["model_args"],
+                                 metrics["valid_ppl"], metrics["best_epoch"])
             del model  # run_isolated clears the session
-            return self._result(metrics)
+            return self._result(metrics, weights)
         import keras
 
         from nascell.search.data.text import lm_dataset, num_lm_batches
@@ -425,7 +434,8 @@ class RNNLanguageModelEvaluator(Evaluator):
             valid_steps = min(valid_steps, int(self.max_valid_steps))
         valid = lm_dataset(ids["valid"], self.batch_size, self.seq_len, max_batches=valid_steps)
 
-        callbacks = _child.nan_callbacks()
+        best = _child.best_epoch_weights("val_loss", "min")
+        callbacks = _child.nan_callbacks() + [best]
         if self.lr_decay_epoch is not None:
             callbacks.append(keras.callbacks.LearningRateScheduler(self._lr_schedule()))
         history = model.fit(train, epochs=self.epochs, steps_per_epoch=steps,
@@ -451,18 +461,37 @@ class RNNLanguageModelEvaluator(Evaluator):
             "steps": steps * len(train_losses),
             "replicas": _child.num_replicas(strategy),
         }
+        best.restore()  # the weights of the best epoch: those the reward comes from
         if evaluate_test:
             test = lm_dataset(ids["test"], self.batch_size, self.seq_len)
             test_loss = float(model.evaluate(test, verbose=0))
             _child.check_finite("test loss", [test_loss])
             metrics["test_ppl"] = math.exp(min(test_loss, 700.0))
+        weights = self._pack(model, lambda: self.model_args(spec, len(vocab)), valid_ppl,
+                             best.epoch)
         metrics["seconds"] = time.time() - start
-        return self._result(metrics)
+        return self._result(metrics, weights)
+
+    def validation_score(self, model) -> Dict[str, float]:
+        """``{"valid_ppl": ...}`` of ``model`` on this evaluator's validation data, measured as
+        its children's is (`nascell.search.evaluators.lm_scoring`): ``ids -> logits``, or with
+        ``carry_state`` the stateful ``[ids, *states] -> [logits, *states]`` model."""
+        from nascell.search.evaluators.lm_scoring import validation_perplexity
+
+        _, ids = load_corpus(self.dataset, self.data_dir, self.download)
+        return {"valid_ppl": validation_perplexity(model, ids["valid"], self.batch_size,
+                                                   self.seq_len, self.max_valid_steps,
+                                                   self.carry_state)}
+
+    def _pack(self, model, model_args, valid_ppl: float, epoch: Optional[int]):
+        """The child's weights for its `EvalResult` (`_child.pack_weights`)."""
+        return _child.pack_weights(self, model, lambda: child_weights.describe(
+            self.name, model_args(), {"valid_ppl": float(valid_ppl), "epoch": epoch}))
 
     @staticmethod
-    def _result(metrics: Dict[str, Any]) -> EvalResult:
+    def _result(metrics: Dict[str, Any], weights=None) -> EvalResult:
         valid_ppl, seconds = metrics["valid_ppl"], metrics["seconds"]
         reward = REWARD_CONSTANT / valid_ppl ** 2
         logging.info("rnn_lm child: valid ppl %.2f, reward %.6g, %d params, %.1fs",
                      valid_ppl, reward, metrics["params"], seconds)
-        return EvalResult(reward=reward, metrics=metrics, seconds=seconds)
+        return EvalResult(reward=reward, metrics=metrics, seconds=seconds, weights=weights)

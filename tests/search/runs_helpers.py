@@ -115,7 +115,11 @@ class ToySlowEvaluator(Evaluator):
             raise RuntimeError(f"toy failure for {spec}")
         if a == self.nan_a:
             return EvalResult(reward=math.nan)
-        return EvalResult(reward=toy_reward(spec), metrics={"a": a})
+        weights = None
+        if os.environ.get("NASCELL_TEST_WEIGHTS") and self.return_weights:
+            # stand-ins for a trained model's files: what the run keeps for the best trials
+            weights = {"spec.txt": spec.encode(), "pad.bin": bytes(4096)}
+        return EvalResult(reward=toy_reward(spec), metrics={"a": a}, weights=weights)
 
 
 register_evaluator("toy_slow", "runs_helpers:ToySlowEvaluator")
@@ -155,3 +159,78 @@ class DieOnceEvaluator(Evaluator):
                 f.write("x")
             os._exit(1)
         return EvalResult(reward=toy_reward(spec))
+
+
+class WeightsEvaluator(Evaluator):
+    """The toy reward, returning "weights" files that name the trial and its spec (to check
+    which trials' weights a search keeps); optionally a NaN reward for specs with a == nan_a."""
+
+    name = "toy_weights"
+
+    def __init__(self, nan_a: int = -1):
+        self.nan_a = nan_a
+
+    def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+        weights = None
+        if self.return_weights:
+            weights = {"model.json": f'{{"trial": {trial_id}}}'.encode(),
+                       "model.weights.h5": f"{spec}".encode() * 1000}
+        a = int(spec.split("-")[0])
+        reward = math.nan if a == self.nan_a else toy_reward(spec)
+        return EvalResult(reward=reward, weights=weights)
+
+
+def tiny_corpus(folder):
+    """A small character corpus as Tiny Shakespeare's input.txt in ``folder`` (a pathlib
+    path; fast to load and train on)."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    words = ["the", "cell", "search", "found", "a", "state", "carried", "over"]
+    text = "".join(" ".join(rng.choice(words, size=8)) + "\n" for _ in range(600))
+    (folder / "input.txt").write_text(text)
+    return folder
+
+
+def tiny_lm_options(data_dir, **overrides) -> Dict[str, Any]:
+    """`RNNLanguageModelEvaluator` arguments of a tiny two-layer child on `tiny_corpus` that
+    learns it in a few seconds (with the NAS cell)."""
+    options = dict(dataset="tiny_shakespeare", data_dir=str(data_dir), units=8, num_layers=2,
+                   epochs=2, steps_per_epoch=20, batch_size=8, seq_len=5, max_valid_steps=3,
+                   optimizer="adam", lr=0.1)
+    options.update(overrides)
+    return options
+
+
+def two_cells() -> SearchSpace:
+    """A space of two cells: the NAS cell (learns `tiny_corpus` in a few steps) and the
+    Figure 5 cell (learns it slowly at that size). Random search with seed 1 asks both."""
+    from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
+
+    cells = {"nas": NAS_CELL_SPEC, "figure5": FIGURE5_SPEC}
+    return SearchSpace("two_cells", [Categorical("cell", sorted(cells))],
+                       decode=lambda d: cells[d["cell"]])
+
+
+def node_tagged_lm(**options):
+    """An ``rnn_lm`` evaluator whose results record the Ray node that trained the child
+    (``metrics["node_id"]``), for the multi-node tests."""
+    return NodeTaggedLM(**options)
+
+
+try:
+    from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
+
+    class NodeTaggedLM(RNNLanguageModelEvaluator):
+        """`RNNLanguageModelEvaluator` (same name and config) that tags each result with the
+        id of the Ray node it ran on."""
+
+        def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
+            import ray
+
+            result = super().evaluate(spec, trial_id)
+            result.metrics["node_id"] = ray.get_runtime_context().get_node_id()
+            return result
+except ImportError:  # pragma: no cover - the evaluators are always there in this project
+    pass

@@ -156,7 +156,7 @@ def test_kill_9_resume_and_refused_reuse(tmp_path):
     """A parallel search (2 worker processes) killed with SIGKILL, then resumed."""
     run_dir, log = str(tmp_path / "run"), str(tmp_path / "evals.log")
     args = TOY + [f"--run_dir={run_dir}", "--num_trials=12", "--m=3", "--seed=4", "--workers=2"]
-    env = {"NASCELL_TEST_SLEEP": "0.2", "NASCELL_TEST_LOG": log}
+    env = {"NASCELL_TEST_SLEEP": "0.2", "NASCELL_TEST_LOG": log, "NASCELL_TEST_WEIGHTS": "1"}
     proc = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=_env(**env), cwd=str(tmp_path))
     try:
@@ -202,6 +202,13 @@ def test_kill_9_resume_and_refused_reuse(tmp_path):
     assert sorted(state["told"]) == list(range(12)) and state["next_trial_id"] == 12
     best = json.load(open(os.path.join(run_dir, "best", "best.json")))
     assert best["reward"] == max(t.reward for t in finished)
+    # Kept weights (--keep_weights=3): exactly the three best trials' folders, whole, with
+    # nothing half-written left by the kill.
+    ranked = sorted(finished, key=lambda t: (t.reward, -t.trial_id), reverse=True)[:3]
+    weights = os.path.join(run_dir, "weights")
+    assert sorted(os.listdir(weights)) == sorted(f"trial_{t.trial_id}" for t in ranked)
+    for t in ranked:
+        assert open(os.path.join(weights, f"trial_{t.trial_id}", "spec.txt")).read() == t.spec
 
     # The same directory with a different search is refused, and nothing changes.
     refused = _cli(TOY + [f"--run_dir={run_dir}", "--num_trials=20", "--seed=5"], **env)

@@ -181,6 +181,12 @@ def test_killed_final_training_resumes_after_its_last_finished_epoch(tmp_path):
     assert f"resumed after epoch {before['epoch']}" in again.stdout
     assert f"final training epoch {before['epoch'] + 1}/4" in again.stdout
     assert "final training epoch 1/4" not in again.stdout
+    # ... and ends with the export of the resumed model (served by TensorFlow alone:
+    # test_final_export.py).
+    assert "signature serving_default" in again.stdout
+    export_meta = json.loads((final_dir / "export" / "metadata.json").read_text())
+    assert export_meta["weights"]["training"]["stage"] == "final"
+    assert (final_dir / "export" / "model" / "saved_model" / "saved_model.pb").exists()
     final = json.loads((final_dir / "final.json").read_text())
     metrics = final["metrics"]
     assert metrics["resumed_after_epoch"] == before["epoch"]
