@@ -12,6 +12,11 @@ Or drive any strategy yourself through its ask/tell interface:
     for trial in strategy.ask(8):
         strategy.tell(trial, my_reward(trial.spec))
 
+Your own data (a text folder, arrays, tf.data, an image folder, a tensorflow-datasets name):
+
+    evaluator = image_evaluator((x_train, y_train, x_test, y_test), epochs=3)
+    run_search(space, strategy, evaluator, run_dir="runs/mine", num_trials=20)
+
 Names that need TensorFlow (the controller, the executors' workers) load on first use.
 """
 
@@ -41,6 +46,9 @@ _LAZY = {
     "available_executors": "nascell.search.executors",
     "create_executor": "nascell.search.executors",
     "register_executor": "nascell.search.executors",
+    "text_evaluator": "nascell.search.evaluators.own_data",
+    "image_evaluator": "nascell.search.evaluators.own_data",
+    "enas_evaluator": "nascell.search.evaluators.own_data",
     "SearchResult": "nascell.search.loop",
     "run_search": "nascell.search.loop",
     "RunDir": "nascell.search.run_dir",

@@ -226,9 +226,9 @@ def _export(info: Dict[str, Any], directory: str, kwargs: Dict[str, Any]) -> str
                          info["trial_id"], info.get("run_dir"))
         else:
             training = trained_models.training_facts(info, None, facts or source)
-    provenance.update(kwargs.pop("provenance", None) or {})
-    return export_spec(info["spec"], directory, provenance=provenance, training=training,
-                       **kwargs)
+    provenance.update(trained_models.own_data(info), **(kwargs.pop("provenance", None) or {}))
+    return trained_models.carry_vocabulary(info, export_spec(
+        info["spec"], directory, provenance=provenance, training=training, **kwargs))
 
 
 def load_model(export_dir: str, return_state: bool = False):

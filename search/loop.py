@@ -155,6 +155,9 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
                                                        extra_config))
     if hasattr(evaluator, "return_weights"):  # no time spent packing weights nobody keeps
         evaluator.return_weights = int(keep_weights) > 0
+    save_files = getattr(evaluator, "save_run_files", None)
+    if save_files is not None:  # what an export needs besides the config (a vocabulary)
+        save_files(run.path)
     loop = _Loop(space, strategy, evaluator, run, num_trials, executor, m, checkpoint_every,
                  top_k, tensorboard,
                  _Progress(num_trials, progress_stream or sys.stderr) if progress else None,

@@ -96,11 +96,17 @@ def _flatten(obj: Any, prefix: str = "") -> Dict[str, Any]:
 
 
 def config_differences(stored: Dict[str, Any], new: Dict[str, Any]) -> List[Tuple[str, Any, Any]]:
-    """(dotted key, stored value, new value) for every key whose value differs."""
+    """(dotted key, stored value, new value) for every key whose value differs. Where a data
+    set lives (``...data.path``, `nascell.search.data.provenance.is_location`) is not compared:
+    the same data moved elsewhere resumes; its content is compared through its fingerprint."""
+    from nascell.search.data.provenance import is_location
+
     a, b = _flatten(normalize_config(stored)), _flatten(normalize_config(new))
     missing = object()
     diffs = []
     for key in sorted(set(a) | set(b)):
+        if is_location(key):
+            continue
         va, vb = a.get(key, missing), b.get(key, missing)
         if va != vb:
             diffs.append((key, _UNSET if va is missing else va, _UNSET if vb is missing else vb))

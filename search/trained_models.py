@@ -12,7 +12,9 @@ A search keeps its best trials' trained children (``<run_dir>/weights/trial_<id>
 * `rebuild`: the trained Keras model and the files to store beside the export;
 * `model_sizes`: the sizes of the exported layer, from the model's build arguments (a conv
   child's image shape is there even when the run records none);
-* `training_facts`: what ``metadata.json`` says about how the weights were trained.
+* `training_facts`: what ``metadata.json`` says about how the weights were trained;
+* `own_data`, `carry_vocabulary`: a run on your own data (`nascell.search.data`): its
+  provenance record, and the vocabulary its language models used (``data/vocab.json``).
 
 What an export holds as "the layer" of a trained model: the model's *first* recurrent layer
 (the one reading the embedding) for a language model, whose other layers, embedding and
@@ -204,3 +206,33 @@ def trained_source(info: Dict[str, Any]) -> Dict[str, Any]:
             "description": {k: description.get(k) for k in ("evaluator", "model_args",
                                                              "score")},
             "training": training_facts(info, description)}
+
+
+def own_data(info: Dict[str, Any]) -> Dict[str, Any]:
+    """What ``metadata.json``'s provenance says of a run on your own data: its data record
+    (``data``: source, shapes, vocabulary size, fingerprint) and, for text, ``vocabulary``."""
+    data = ((info.get("config") or {}).get("evaluator") or {}).get("data")
+    if not isinstance(data, dict):
+        return {}
+    out = {"data": data}
+    if _run_vocabulary(info) is not None:
+        out["vocabulary"] = "vocab.json"
+    return out
+
+
+def carry_vocabulary(info: Dict[str, Any], export_dir: str) -> str:
+    """Copy the run's vocabulary (the token ids of its language models) into the export folder
+    as ``vocab.json``, when the run has one; returns ``export_dir``."""
+    path = _run_vocabulary(info) if own_data(info) else None
+    if path is not None:
+        with open(path, "rb") as f:
+            _io.atomic_write_bytes(os.path.join(export_dir, "vocab.json"), f.read())
+    return export_dir
+
+
+def _run_vocabulary(info: Dict[str, Any]) -> Optional[str]:
+    if not info.get("run_dir"):
+        return None
+    from nascell.search.data.sources import VOCAB_FILE
+    path = os.path.join(info["run_dir"], VOCAB_FILE)
+    return path if os.path.isfile(path) else None

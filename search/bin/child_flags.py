@@ -10,6 +10,9 @@ on 2 CPU cores. The paper's full settings are in ``configs/ptb_paper.cfg`` and
 
     nascell-search --child_units=200 --child_steps_per_epoch=0 --child_epochs=2
     nascell-search --dataset=cifar10 --cifar_npz=cifar10_subset.npz --child_epochs=5
+
+Your own data (``--text_dir``, ``--image_dir``, ``--tfds_name``, ...) has its flags in
+`nascell.search.bin.data_flags`, defined with these.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import os
 from typing import Any, Dict, Optional
 
 from absl import app, flags
+
+from nascell.search.bin import data_flags
 
 FLAGS = flags.FLAGS
 
@@ -108,6 +113,9 @@ flags.DEFINE_integer("child_max_valid_steps", None, "Validation batches per chil
                      "the whole validation split (default: rnn_lm 20, conv_classifier 0).")
 flags.DEFINE_integer("child_seed", None, "Seed of every child's weights, dropout and data "
                      "split (default 0).")
+flags.DEFINE_bool("child_flip", None, "Conv children: flip training images left-right at "
+                  "random (with the crops; default true). --nochild_flip for images whose "
+                  "mirror image means something else (digits, text).")
 flags.DEFINE_float("child_gpus", None, "GPUs one child asks the executor for (Ray); a child "
                    "trains with MirroredStrategy over the GPUs it sees (default 0).")
 
@@ -127,8 +135,10 @@ FLAG_ARGS: Dict[str, Dict[str, str]] = {
                    child_embedding_dropout="embedding_dropout",
                    child_carry_state="carry_state"),
     "conv_classifier": dict(_COMMON, child_subset="subset", child_momentum="momentum",
-                            child_bn_epsilon="bn_epsilon"),
+                            child_bn_epsilon="bn_epsilon", child_flip="flip"),
 }
+# What each child trainer reads (the modality of `nascell.kinds`), for the data flags.
+MODALITY = {"rnn_lm": "sequence", "conv_classifier": "image"}
 _ZERO_MEANS_ALL = ("steps_per_epoch", "max_valid_steps", "subset")
 
 
@@ -184,6 +194,7 @@ def validate_child_flags(name: Optional[str] = None) -> None:
     if name is None:
         return
     _check_name(name)
+    data_flags.validate_data_flags(MODALITY[name])
     foreign = sorted(flag for other, args in FLAG_ARGS.items() if other != name
                      for flag in args if flag not in FLAG_ARGS[name]
                      and FLAGS[flag].present)
@@ -212,6 +223,7 @@ def child_options(name: str) -> Dict[str, Any]:
     options["download"] = FLAGS.download
     if name == "conv_classifier":
         options["cifar_npz"] = FLAGS.cifar_npz
+    options.update(data_flags.data_options())  # your own data, when its flags are given
     return options
 
 
@@ -237,6 +249,7 @@ def supernet_options(modality: str) -> Dict[str, Any]:
     --download, --cifar_npz for images, --child_dataset for cells, --child_subset for images),
     checked like the children's; app.UsageError for a flag that does not apply."""
     validate_child_flags(None)
+    data_flags.validate_data_flags(modality or None)
     allowed = SUPERNET_DATA_FLAGS.get(modality, {})
     foreign = sorted(name for name in FLAGS if name.startswith("child_") and FLAGS[name].present
                      and name not in allowed)
@@ -251,4 +264,9 @@ def supernet_options(modality: str) -> Dict[str, Any]:
     for flag, arg in allowed.items():
         if FLAGS[flag].value is not None:
             options[arg] = FLAGS[flag].value or None  # --child_subset=0: all of it
+    own = data_flags.data_options()
+    if own:  # your own text or images instead of the built-in data sets
+        for key in ("data_dir", "download", "cifar_npz"):
+            options.pop(key, None)
+        options.update(own)
     return options

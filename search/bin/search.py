@@ -122,19 +122,35 @@ def _resolve_space():
     from nascell.search.spaces import available_spaces
     spaces = available_spaces()
     defaults = ENAS_SPACES if FLAGS.strategy == "enas" else DATASET_SPACES
-    space = FLAGS.space or defaults[FLAGS.dataset]
+    dataset = _dataset()
+    space = FLAGS.space or defaults[dataset]
     space = SPACE_ALIASES.get(space, space) if space not in spaces else space
     if space not in spaces:
         _usage(f"--space={FLAGS.space}: unknown search space; known: "
                f"{_known(spaces + list(SPACE_ALIASES))}")
     kind = kinds.find_kind(_example_spec(space))
     modality = kind.modality if kind is not None else None
-    wanted = DATASET_MODALITY[FLAGS.dataset]
+    wanted = DATASET_MODALITY[dataset]
     if FLAGS["dataset"].present and modality in DATASET_MODALITY.values() and modality != wanted:
         searches = next(d for d, m in DATASET_MODALITY.items() if m == modality)
         _usage(f"--space={FLAGS.space} searches {searches} architectures, not "
                f"--dataset={FLAGS.dataset}; drop one of the two flags or make them agree")
+    if child_flags is not None and modality in DATASET_MODALITY.values():
+        child_flags.data_flags.validate_data_flags(modality)  # your own data fits the space
     return space, modality
+
+
+def _dataset() -> str:
+    """--dataset, or what your own data (--text_dir, --image_dir, --tfds_name) stands for."""
+    own = child_flags.data_flags.own_modality() if child_flags is not None else None
+    if own is None:
+        return FLAGS.dataset
+    implied = next(d for d, m in DATASET_MODALITY.items() if m == own)
+    if FLAGS["dataset"].present and FLAGS.dataset != implied:
+        _usage(f"--dataset={FLAGS.dataset} and your own "
+               f"{'text' if own == 'sequence' else 'images'} name two data sets: drop "
+               "--dataset (your data decides what is searched)")
+    return implied
 
 
 def default_evaluator(space: str, strategy: str) -> Optional[str]:
@@ -348,6 +364,7 @@ def main(argv: List[str]) -> None:
         sys.stderr.write(f"nascell-search: {e}\nPass --helpshort or --helpfull to see help on "
                          "flags.\n")
         sys.exit(1)
+    from nascell.search.data import DataError, DataNotFoundError
     from nascell.search.failures import SearchFailedError
     from nascell.search.loop import run_search
     from nascell.search.run_dir import RunDirError
@@ -382,6 +399,8 @@ def main(argv: List[str]) -> None:
     except SearchFailedError as e:
         _plot_rewards(plan["run_dir"])
         sys.exit(f"nascell-search: {as_flags(str(e), ['max_consecutive_failures'])}")
+    except (DataError, DataNotFoundError) as e:  # your own data, read when the run starts
+        sys.exit(f"nascell-search: {e}")
     finally:
         executor.shutdown()
     best = result.best

@@ -243,6 +243,9 @@ def base_options(kind: str) -> Dict[str, Any]:
     options["download"] = FLAGS.download
     if kind == "conv_classifier":
         options["cifar_npz"] = FLAGS.cifar_npz
+    # Your own data: the data flags, else the data the search in --run_dir ran on.
+    options.update(child_flags.data_flags.data_options()
+                   or child_flags.data_flags.run_data_options(FLAGS.run_dir, kind))
     return options
 
 

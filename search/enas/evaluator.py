@@ -59,6 +59,13 @@ class SupernetEvaluator(Evaluator):
       data: in-memory data instead of a data set (tests, custom corpora): recurrent
         ``{"train": ids, "valid": ids, "vocab_size": V}``; image ``{"train": (x, y), "valid":
         (x, y), "num_classes": C}``.
+      corpus: your own text for the recurrent supernet, as for the language-model children
+        (a `nascell.search.data.TextCorpus`, a path, a dict of texts or of ``text_corpus``
+        options; `nascell.search.data.sources`).
+      images: your own images for the image supernets, as for the conv children (an
+        `ImageData`, arrays, `tf.data`, or ``load_images`` options); held out and whitened by
+        `nascell.search.data.ImageData.split` (``subset``, ``seed``).
+      The provenance record of ``corpus`` / ``images`` goes into `config` (``"data"``).
     """
 
     name = "supernet"
@@ -71,7 +78,7 @@ class SupernetEvaluator(Evaluator):
                  max_train_tokens: Optional[int] = None, max_valid_tokens: Optional[int] = None,
                  shared_lr: Optional[float] = None, shared_clipnorm: Optional[float] = None,
                  derive_batches: int = 1, per_activation: bool = True, seed: int = 0,
-                 data: Optional[Dict[str, Any]] = None):
+                 data: Optional[Dict[str, Any]] = None, corpus: Any = None, images: Any = None):
         from nascell._args import positive_int
         if dataset is not None and dataset not in TEXT_DATASETS + IMAGE_DATASETS:
             raise ValueError(f"Argument `dataset` must be one of "
@@ -92,6 +99,15 @@ class SupernetEvaluator(Evaluator):
         self.shared_lr, self.shared_clipnorm = shared_lr, shared_clipnorm
         self.derive_batches, self.per_activation = int(derive_batches), bool(per_activation)
         self.seed, self.data = int(seed), data
+        given = [n for n, v in (("dataset", dataset), ("data_dir", data_dir),
+                                ("cifar_npz", cifar_npz), ("data", data), ("corpus", corpus),
+                                ("images", images)) if v is not None]
+        if (corpus is not None or images is not None) and len(given) > 1:
+            raise ValueError(f"Arguments {', '.join(f'`{n}`' for n in given)} name more than one "
+                             "data set: pass one of them")
+        from nascell.search.data import sources
+        self.corpus = None if corpus is None else sources.text_arg(corpus)
+        self.images = None if images is None else sources.image_arg(images)
         self.input_shape: Optional[list] = None  # the images' shape, once loaded
         self._task = None
 
@@ -102,7 +118,19 @@ class SupernetEvaluator(Evaluator):
         config = {"name": self.name, **{k: getattr(self, k) for k in keys}}
         if self.data is not None:
             config["data"] = "custom"
+        from nascell.search.data import sources
+        if self.corpus is not None:  # the data's provenance record (loads it, once)
+            config["data"] = sources.record_of(self.corpus, sources.load_text(self.corpus))
+        if self.images is not None:
+            config["data"] = sources.record_of(self.images, sources.load_images(self.images))
         return config
+
+    def save_run_files(self, run_dir: str) -> None:
+        """Write the vocabulary of this evaluator's own text into the run directory (for the
+        export; `nascell.search.data.sources.save_run_vocabulary`)."""
+        if self.corpus is not None:
+            from nascell.search.data import sources
+            sources.save_run_vocabulary(run_dir, self.corpus)
 
     # --- the supernet of a space ---------------------------------------------------------------
 
@@ -139,9 +167,14 @@ class SupernetEvaluator(Evaluator):
         if self.cifar_npz is not None:
             raise ValueError("Argument `cifar_npz` must be left out for the recurrent "
                              f"supernet (it reads text). Received: cifar_npz={self.cifar_npz!r}")
-        if self.data is not None:
-            train, valid = np.asarray(self.data["train"]), np.asarray(self.data["valid"])
-            vocab_size = int(self.data["vocab_size"])
+        if self.images is not None:
+            raise ValueError("Argument `images` is for the image spaces; a recurrent-cell "
+                             "search reads text (pass `corpus`)")
+        if self.data is not None or self.corpus is not None:
+            from nascell.search.data import sources
+            data = self.data or sources.load_text(self.corpus).enas_data()
+            train, valid = np.asarray(data["train"]), np.asarray(data["valid"])
+            vocab_size = int(data["vocab_size"])
         else:
             from nascell.search.evaluators.rnn_lm import load_corpus
             vocab, ids = load_corpus(self.dataset or "ptb", self.data_dir, self.download)
@@ -156,8 +189,16 @@ class SupernetEvaluator(Evaluator):
         if self.dataset in TEXT_DATASETS:
             raise ValueError(f"Argument `dataset` must be {list(IMAGE_DATASETS)} for an image "
                              f"supernet. Received: dataset={self.dataset!r}")
+        if self.corpus is not None:
+            raise ValueError("Argument `corpus` is for the recurrent space; an image search "
+                             "reads images (pass `images`)")
         if self.data is not None:
             return self.data["train"], self.data["valid"], int(self.data["num_classes"])
+        if self.images is not None:
+            from nascell.search.evaluators.conv_classifier import image_splits
+            splits = image_splits(self.images, self.subset, seed=self.seed)
+            return ((splits.x_train, splits.y_train), (splits.x_valid, splits.y_valid),
+                    splits.num_classes)
         from nascell.search.evaluators.conv_classifier import load_splits
         splits = load_splits(self.data_dir, self.cifar_npz, self.subset, seed=self.seed,
                              download=self.download)

@@ -1,4 +1,5 @@
-"""The conv child: a CIFAR-10 classifier built from a sampled `ConvSpec`.
+"""The conv child: a CIFAR-10 classifier (or one for your own images) built from a sampled
+`ConvSpec`.
 
 Zoph & Le 2017, section 4.1: each sampled network is trained on 45,000 training images and
 scored on the 5,000 held out; the reward is the maximum validation accuracy of the last 5
@@ -47,6 +48,22 @@ def load_splits(data_dir: Optional[str] = None, cifar_npz: Optional[str] = None,
     return _SPLITS[key]
 
 
+def image_splits(images, subset: Optional[int] = None,
+                 validation_fraction: Optional[float] = None, seed: int = 0):
+    """The whitened `ImageSplits` of an evaluator's own images (`nascell.search.data.sources`
+    value), cached per process like `load_splits`."""
+    from nascell.search.data import images as images_lib
+    from nascell.search.data import sources
+
+    data = sources.load_images(images)
+    fraction = (images_lib.VALIDATION_FRACTION if validation_fraction is None
+                else validation_fraction)
+    key = ("images", data.record["fingerprint"], subset, fraction, seed)
+    if key not in _SPLITS:
+        _SPLITS[key] = data.split(fraction, seed=seed, subset=subset)
+    return _SPLITS[key]
+
+
 def conv_reward(valid_accuracies) -> Tuple[float, float]:
     """``(reward, accuracy)``: the best validation accuracy of the last 5 epochs, and its cube."""
     accuracy = max(float(a) for a in list(valid_accuracies)[-REWARD_EPOCHS:])
@@ -60,6 +77,13 @@ class ConvClassifierEvaluator(Evaluator):
         data_dir: folder with ``cifar-10-batches-py/`` or a prepared tfds ``cifar10/``.
         cifar_npz: an ``.npz`` with x_train, y_train, x_test, y_test (wins over data_dir).
         download: allow tensorflow-datasets to download CIFAR-10.
+        images: your own images instead of CIFAR-10: a `nascell.search.data.ImageData`, arrays
+            ``(x_train, y_train[, x_test, y_test])``, `tf.data` dataset(s) of ``(image,
+            label)``, or a dict of `nascell.search.data.load_images` options (``{"image_dir":
+            ...}`` or ``{"tfds_name": ..., "tfds_data_dir": ...}``); see
+            `nascell.search.data.sources`. Any image size, channel count and number of classes;
+            ``subset`` and ``validation_fraction`` apply to it alike. Its provenance record goes
+            into `config` (``"data"``), so a resumed search on other images is refused.
         subset: train on this many training images (10 % of them held out for validation).
         validation_fraction: share held out (default: the paper's 5,000 / 50,000).
         epochs, steps_per_epoch: training budget (``steps_per_epoch=None``: a full pass).
@@ -70,6 +94,8 @@ class ConvClassifierEvaluator(Evaluator):
         bn_epsilon, bn_momentum: batch normalization settings of the child.
         dropout: dropout before the classifier.
         augment: random crops and flips of the training images.
+        flip: with ``augment``, flip training images left-right at random (turn it off for
+            images whose mirror image is another class, e.g. digits or text).
         max_valid_steps: cap on validation batches per epoch (None: all of them).
         seed: seeds the data split, the weights and the augmentation.
         num_gpus: GPUs one evaluation asks an executor for.
@@ -85,7 +111,8 @@ class ConvClassifierEvaluator(Evaluator):
                  lr_decay: float = 0.1, lr_decay_epoch: Optional[int] = None,
                  bn_epsilon: float = 1e-3, bn_momentum: float = 0.9, dropout: float = 0.0,
                  augment: bool = True, max_valid_steps: Optional[int] = None,
-                 seed: Optional[int] = 0, num_gpus: float = 0):
+                 seed: Optional[int] = 0, num_gpus: float = 0, images: Any = None,
+                 flip: bool = True):
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -93,6 +120,15 @@ class ConvClassifierEvaluator(Evaluator):
             raise ValueError(f"lr must be > 0, got {lr}")
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if images is not None:
+            from nascell.search.data import sources
+
+            if data_dir is not None or cifar_npz is not None:
+                raise ValueError("Arguments `images` and `data_dir` / `cifar_npz` name two data "
+                                 "sets: pass one of them")
+            images = sources.image_arg(images)
+        self.images = images
+        self.flip = bool(flip)
         self.data_dir = data_dir
         self.cifar_npz = cifar_npz
         self.download = bool(download)
@@ -122,7 +158,14 @@ class ConvClassifierEvaluator(Evaluator):
                 "steps_per_epoch", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
                 "lr_decay", "lr_decay_epoch", "bn_epsilon", "bn_momentum", "dropout", "augment",
                 "max_valid_steps", "seed")
-        return {"name": self.name, **{k: getattr(self, k) for k in keys}}
+        out = {"name": self.name, **{k: getattr(self, k) for k in keys}}
+        if not self.flip:  # recorded only when set, so earlier run directories still match
+            out["flip"] = False
+        if self.images is not None:  # the data's provenance record (loads it, once)
+            from nascell.search.data import sources
+
+            out["data"] = sources.record_of(self.images, sources.load_images(self.images))
+        return out
 
     def resources(self) -> Dict[str, float]:
         out = {"num_cpus": 1}
@@ -131,19 +174,32 @@ class ConvClassifierEvaluator(Evaluator):
         return out
 
     def _splits(self):
+        if self.images is not None:
+            return image_splits(self.images, self.subset, self.validation_fraction,
+                                self.seed or 0)
         return load_splits(self.data_dir, self.cifar_npz, self.subset, self.validation_fraction,
                            self.seed or 0, self.download)
 
     def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
         splits = self._splits()  # a missing data set raises: not the child's fault
+        self._check_batch(splits)
         return _child.run_isolated("conv_classifier", trial_id,
                                    lambda: self._train(spec, splits, evaluate_test=False))
 
     def train_and_test(self, spec: Any, trial_id: int = 0) -> EvalResult:
         """Like `evaluate`, then the test split is evaluated once (``metrics["test_acc"]``)."""
         splits = self._splits()
+        self._check_batch(splits)
         return _child.run_isolated("conv_classifier", trial_id,
                                    lambda: self._train(spec, splits, evaluate_test=True))
+
+    def _check_batch(self, splits) -> None:
+        """Too little data for one batch is the data's problem, not a failed child."""
+        from nascell.search.data.provenance import DataError
+        if len(splits.x_train) < self.batch_size:
+            raise DataError(f"{len(splits.x_train)} training images are fewer than one batch of "
+                            f"{self.batch_size}: use a smaller batch_size (--child_batch_size) "
+                            "or more images")
 
     # --- training ---------------------------------------------------------------------------------
 
@@ -160,10 +216,15 @@ class ConvClassifierEvaluator(Evaluator):
 
         from nascell.conv import build_conv_classifier
         from nascell.search.data.cifar10 import cifar_datasets
+        from nascell.search.data.images import image_pipelines
 
         _child.seed_everything(self.seed)
-        train, valid, test = cifar_datasets(splits, self.batch_size, augment_train=self.augment,
-                                            seed=self.seed or 0)
+        if self.flip:
+            train, valid, test = cifar_datasets(splits, self.batch_size,
+                                                augment_train=self.augment, seed=self.seed or 0)
+        else:
+            train, valid, test = image_pipelines(splits, self.batch_size, self.augment,
+                                                 flip=False, seed=self.seed or 0)
         strategy = _child.distribution_strategy()
         with strategy.scope():
             model = build_conv_classifier(
@@ -213,6 +274,10 @@ class ConvClassifierEvaluator(Evaluator):
         model, strategy, test, fit_kwargs = self._setup(spec, splits)
         fingerprint = {k: v for k, v in self.config().items()
                        if k not in ("data_dir", "cifar_npz", "epochs")}
+        if "data" in fingerprint:  # the data, wherever it lives now
+            from nascell.search.data.provenance import identity
+
+            fingerprint["data"] = identity(fingerprint["data"])
         fingerprint["model_args"] = self.model_args(spec, splits)
         epochs = fit_kwargs.pop("epochs")
         history, best_epoch, resumed, best_path = fit_with_checkpoints(
@@ -291,7 +356,9 @@ class ConvClassifierEvaluator(Evaluator):
             "epochs": len(train_losses),
             "steps": steps * len(train_losses),
             "replicas": _child.num_replicas(strategy),
-            "input_shape": list(splits.image_shape),  # what an export of this child needs
+            # what an export of this network needs to know (nascell.kinds: sizes_from_run)
+            "input_shape": list(splits.image_shape),
+            "num_classes": int(splits.num_classes),
         }
         best.restore()  # the weights of the reward's epoch
         if evaluate_test:

