@@ -37,6 +37,7 @@ _LAZY = {
     "ReinforceStrategy": "nascell.search.strategies",
     "RandomStrategy": "nascell.search.strategies",
     "EvolutionStrategy": "nascell.search.strategies",
+    "LocalSearchStrategy": "nascell.search.strategies",
     "ENASStrategy": "nascell.search.strategies",
     "NASBench201Evaluator": "nascell.search.evaluators.nasbench201",
     "Executor": "nascell.search.executors",

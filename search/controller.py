@@ -41,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nascell.search import controller_graph
 from nascell.search.space import Categorical, SearchSpace, Skips
 
 
@@ -157,27 +158,31 @@ class Controller(keras.Model):
                 self._columns.append((col, d.num_candidates))
                 col += d.num_candidates
                 a += 1
-        self._is_skip = tf.constant(is_skip)
-        self._num_valid = tf.constant(num_valid)
-        self._anchor_slot = tf.constant(anchor_slot)
+        self._structure = controller_graph.Structure(
+            is_skip=tuple(bool(x) for x in is_skip), num_valid=tuple(int(x) for x in num_valid),
+            anchor_slot=tuple(int(x) for x in anchor_slot), num_choices=self._num_choices,
+            num_anchors=self._num_anchors, pad=self._pad, units=units, num_layers=num_layers,
+            jit_compile=bool(jit_compile))
 
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
         self.optimizer.build(self.trainable_variables)
         self._fresh_optimizer = [np.array(v) for v in self.optimizer.variables]
+        # What the shared programs read and write: the underlying tf.Variables, in the
+        # layout `controller_graph.Programs` documents (= the creation order).
+        ordered = [w for i in range(num_layers) for w in (
+            self.lstm_kernels[i], self.lstm_recurrent[i], self.lstm_biases[i])] + [
+            self.go, self.head_kernel, self.head_bias, self.embedding, self.w_prev, self.w_curr,
+            self.v]
+        if [id(w) for w in ordered] != [id(w) for w in self.trainable_variables]:
+            raise AssertionError("controller weights are not in creation order")
+        self._tf_weights = tuple(w.value for w in ordered)
+        opt = self.optimizer
+        self._tf_slots = (tuple(m.value for m in opt._momentums),
+                          tuple(v.value for v in opt._velocities),
+                          opt.iterations.value, opt._learning_rate.value)
+        self._adam_hyper = tf.constant([opt.beta_1, opt.beta_2, opt.epsilon, clipnorm or 0.0],
+                                       tf.float32)
         self.reset(seed)
-        scalar = tf.TensorSpec([], tf.int32)
-        padded = tf.TensorSpec([None, None, self._pad], tf.int32)
-        train_sig = [padded, scalar, tf.TensorSpec([None], tf.float32),
-                     tf.TensorSpec([], tf.float32)]
-        self._sample_tf = tf.function(self._sample_graph, jit_compile=jit_compile, autograph=False,
-                                      input_signature=[scalar, scalar,
-                                                       tf.TensorSpec([2], tf.int64)])
-        self._score_tf = tf.function(self._score_graph, jit_compile=jit_compile, autograph=False,
-                                     input_signature=[padded, scalar])
-        self._grad_tf = tf.function(self._grad_graph, jit_compile=jit_compile, autograph=False,
-                                    input_signature=train_sig)
-
-        self._apply_fn = None
 
     def reset(self, seed: int) -> None:
         """Start afresh with ``seed``: new weights, empty optimizer, no baseline, counters 0.
@@ -202,7 +207,8 @@ class Controller(keras.Model):
         return sum(1 if isinstance(d, Categorical) else d.num_candidates for d in ds)
 
     def tokens_to_rows(self, tokens: np.ndarray, num_decisions: int) -> List[List[Any]]:
-        """Token matrix -> per architecture a list (an int per Categorical, a 0/1 list per Skips)."""
+        """Token matrix -> per architecture a list (an int per Categorical, a 0/1 list per
+        Skips)."""
         out = []
         for row in np.asarray(tokens):
             items, col = [], 0
@@ -232,143 +238,9 @@ class Controller(keras.Model):
             mat[i] = flat
         return mat, n
 
-    # --- the autoregressive pass ---------------------------------------------------------------
-
-    def _shape_logits(self, logits):
-        if self.temperature is not None:
-            logits = logits / self.temperature
-        if self.tanh_constant is not None:
-            logits = self.tanh_constant * tf.tanh(logits)
-        return logits
-
-    def _lstm(self, layer, x, state):
-        h, c = state
-        z = (tf.matmul(x, self.lstm_kernels[layer]) + tf.matmul(h, self.lstm_recurrent[layer])
-             + self.lstm_biases[layer])
-        i, f, g, o = tf.split(z, 4, axis=-1)  # the gate order of keras.layers.LSTMCell
-        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-        h = tf.sigmoid(o) * tf.tanh(c)
-        return h, c
-
-    def _run(self, num_decisions, batch_size, tokens=None, seed=None):
-        """Sample (``tokens is None``) or score padded ``tokens`` [b, n, pad].
-
-        A `tf.while_loop` over decisions. Each step computes both the softmax branch and the
-        anchor-attention branch and keeps the one the decision's type asks for (the unused
-        branch costs a few small matmuls and receives zero gradient).
-        Returns padded tokens, log P [b], entropy [b], skip KL [b].
-        """
-        sampling = tokens is None
-        b, units, pad = batch_size, self.units, self._pad
-        num_anchors, num_choices = self._num_anchors, self._num_choices
-        head_kernel = tf.convert_to_tensor(self.head_kernel)
-        head_bias = tf.convert_to_tensor(self.head_bias)
-        embedding = tf.convert_to_tensor(self.embedding)
-        w_prev = tf.convert_to_tensor(self.w_prev)
-        w_curr = tf.convert_to_tensor(self.w_curr)
-        v = tf.convert_to_tensor(self.v)
-        zeros = tf.zeros([b, units])
-        states0 = tuple((zeros, zeros) for _ in range(self.num_lstm_layers))
-        inputs0 = tf.tile(tf.convert_to_tensor(self.go), [b, 1])
-        anchors0 = tf.zeros([b, num_anchors, units])  # W_prev h_j per anchor slot
-        anchor_h0 = tf.zeros([b, num_anchors, units])  # h_j per anchor slot
-        max_t = len(self.decision_list)
-        out0 = tf.TensorArray(tf.int32, size=max_t, element_shape=[None, pad])
-        stats0 = (tf.zeros([b]), tf.zeros([b]), tf.zeros([b]))
-        skip_log_q = None if self.skip_target is None else (
-            float(np.log(self.skip_target)), float(np.log(1 - self.skip_target)))
-
-        def body(t, states, inputs, anchors, anchor_h, out, stats):
-            log_prob, entropy, kl = stats
-            x, new_states = inputs, []
-            for layer in range(self.num_lstm_layers):
-                x, c = self._lstm(layer, x, states[layer])
-                new_states.append((x, c))
-            h = x
-            is_skip, valid, slot = self._is_skip[t], self._num_valid[t], self._anchor_slot[t]
-            if sampling:
-                step_seed = tf.random.experimental.stateless_fold_in(seed, t)
-
-            # Categorical branch: decision t's own softmax head and embedding table.
-            c_mask = tf.range(num_choices) < valid
-            c_logits = self._shape_logits(tf.matmul(h, head_kernel[t]) + head_bias[t])
-            c_logits = tf.where(c_mask[None, :], c_logits, -1e9)
-            if sampling:
-                choice = tf.cast(tf.random.stateless_categorical(
-                    c_logits, 1, seed=step_seed)[:, 0], tf.int32)
-            else:
-                choice = tf.clip_by_value(tokens[:, t, 0], 0, num_choices - 1)
-            c_log_p = tf.nn.log_softmax(c_logits)
-            c_lp = tf.gather(c_log_p, choice, batch_dims=1)
-            c_ent = -tf.reduce_sum(tf.where(c_mask[None, :], tf.exp(c_log_p) * c_log_p, 0.0),
-                                   axis=-1)
-            c_next = tf.gather(embedding[t], choice)
-
-            # Skips branch: anchor attention over the earlier anchors 0..valid-1.
-            s_mask = tf.cast(tf.range(num_anchors) < valid, tf.float32)[None, :]
-            curr = tf.matmul(h, w_curr)
-            s_logits = tf.squeeze(tf.tanh(anchors + curr[:, None, :]) @ v, -1)
-            s_logits = self._shape_logits(s_logits)
-            p = tf.sigmoid(s_logits)
-            if sampling:
-                u = tf.random.stateless_uniform([b, num_anchors], seed=step_seed + 1)
-                bits = tf.cast(u < p, tf.float32) * s_mask
-            else:
-                tok = tf.cast(tokens[:, t, :], tf.float32)
-                bits = tf.pad(tok, [[0, 0], [0, num_anchors - pad]])[:, :num_anchors] * s_mask
-            log_p1, log_p0 = tf.math.log_sigmoid(s_logits), tf.math.log_sigmoid(-s_logits)
-            s_lp = tf.reduce_sum((bits * log_p1 + (1 - bits) * log_p0) * s_mask, axis=-1)
-            s_ent = -tf.reduce_sum((p * log_p1 + (1 - p) * log_p0) * s_mask, axis=-1)
-            if skip_log_q is not None:
-                s_kl = tf.reduce_sum((p * (log_p1 - skip_log_q[0]) + (1 - p) * (
-                    log_p0 - skip_log_q[1])) * s_mask, axis=-1)
-            else:
-                s_kl = tf.zeros([b])
-            s_next = tf.einsum("bk,bku->bu", bits, anchor_h) / (
-                1.0 + tf.reduce_sum(bits, axis=-1, keepdims=True))
-
-            slot_hot = tf.one_hot(slot, num_anchors)[None, :, None] * tf.cast(is_skip, tf.float32)
-            anchors = anchors + slot_hot * tf.matmul(h, w_prev)[:, None, :]
-            anchor_h = anchor_h + slot_hot * h[:, None, :]
-            token = tf.where(is_skip, tf.cast(bits[:, :pad], tf.int32),  # num_anchors >= pad
-                             tf.pad(choice[:, None], [[0, 0], [0, pad - 1]]))
-            out = out.write(t, token)
-            stats = (log_prob + tf.where(is_skip, s_lp, c_lp),
-                     entropy + tf.where(is_skip, s_ent, c_ent),
-                     kl + tf.where(is_skip, s_kl, 0.0))
-            inputs = tf.where(is_skip, s_next, c_next)
-            return t + 1, tuple(new_states), inputs, anchors, anchor_h, out, stats
-
-        _, _, _, _, _, out, stats = tf.while_loop(
-            lambda t, *_: t < num_decisions, body,
-            (tf.constant(0), states0, inputs0, anchors0, anchor_h0, out0, stats0),
-            maximum_iterations=max_t)
-        # Steps >= num_decisions were never written (zeros); `_to_compact` ignores them.
-        return (tf.transpose(out.stack(), [1, 0, 2]),) + stats
-
-    def _sample_graph(self, batch_size, num_decisions, seed):
-        return self._run(num_decisions, batch_size, seed=seed)
-
-    def _score_graph(self, tokens, num_decisions):
-        return self._run(num_decisions, tf.shape(tokens)[0], tokens=tokens)[1:]
-
-    def _grad_graph(self, tokens, num_decisions, advantages, total):
-        variables = self.trainable_variables
-        with tf.GradientTape() as tape:
-            _, log_prob, entropy, kl = self._run(num_decisions, tf.shape(tokens)[0],
-                                                 tokens=tokens)
-            loss = (-tf.reduce_sum(advantages * log_prob)
-                    - self.entropy_weight * tf.reduce_sum(entropy)
-                    + self.skip_weight * tf.reduce_sum(kl)) / total
-        grads = tape.gradient(loss, variables)
-        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                 for g, v in zip(grads, variables)]
-        return loss, grads, log_prob, entropy
-
     def call(self, tokens, num_decisions: Optional[int] = None):
         """Keras entry point: log P of a compact token matrix (all decisions by default)."""
-        n = self._check_n(num_decisions)
-        return self._score_tf(tf.constant(self._to_padded(tokens, n)), tf.constant(n))[0]
+        return tf.constant(self.log_prob(np.asarray(tokens), num_decisions)[0])
 
     def _check_n(self, num_decisions: Optional[int]) -> int:
         n = len(self.decision_list) if num_decisions is None else int(num_decisions)
@@ -377,10 +249,12 @@ class Controller(keras.Model):
         return n
 
     def _to_padded(self, tokens: np.ndarray, n: int) -> np.ndarray:
+        """Compact rows -> [bucket(rows), T, pad] (rows past the real ones are zeros)."""
         tokens = np.asarray(tokens, np.int32).reshape(-1, self.token_width(n))
-        out = np.zeros((len(tokens), n, self._pad), np.int32)
+        out = np.zeros((controller_graph.bucket(len(tokens)), len(self.decision_list),
+                        self._pad), np.int32)
         for t, (col, width) in enumerate(self._columns[:n]):
-            out[:, t, :width] = tokens[:, col:col + width]
+            out[:len(tokens), t, :width] = tokens[:, col:col + width]
         return out
 
     def _to_compact(self, padded: np.ndarray, n: int) -> np.ndarray:
@@ -390,31 +264,57 @@ class Controller(keras.Model):
             out[:, col:col + width] = padded[:, t, :width]
         return out
 
+    @property
+    def programs(self) -> controller_graph.Programs:
+        """The compiled programs this controller runs (shared with same-structure controllers)."""
+        return controller_graph.programs(self._structure)
+
+    def _shaping(self, temperature: Optional[float] = None) -> tf.Tensor:
+        temperature = self.temperature if temperature is None else temperature
+        q = self.skip_target if self.skip_target is not None else 0.5
+        return tf.constant([1.0 / (temperature or 1.0), self.tanh_constant or 0.0,
+                            self.entropy_weight, self.skip_weight if self.skip_target else 0.0,
+                            np.log(q), np.log(1 - q)], tf.float32)
+
     # --- public API ----------------------------------------------------------------------------
 
-    def sample(self, batch_size: int, num_decisions: Optional[int] = None
-               ) -> Dict[str, np.ndarray]:
+    def sample(self, batch_size: int, num_decisions: Optional[int] = None,
+               temperature: Optional[float] = None) -> Dict[str, np.ndarray]:
         """Sample ``batch_size`` architectures of the first ``num_decisions`` decisions.
 
         Returns numpy arrays: ``tokens`` [m, width] int32, ``log_prob`` [m] (log P of each
-        whole sequence), ``entropy`` [m] (sum of per-step entropies), and ``seed`` (the
-        stateless seed used, for the record). Call ``k`` uses seed ``(self.seed, k)``.
+        whole sequence, at the temperature sampled with), ``entropy`` [m] (sum of per-step
+        entropies), and ``seed`` (the stateless seed used, for the record). Call ``k`` uses
+        seed ``(self.seed, k)``. ``temperature`` overrides the controller's for this call
+        (e.g. a wider pool of candidates); the default is the controller's own.
         """
         n = self._check_n(num_decisions)
+        if int(batch_size) < 1:
+            raise ValueError(f"Argument `batch_size` must be a positive integer. Received: "
+                             f"batch_size={batch_size}")
+        if temperature is not None and not temperature > 0:
+            raise ValueError(f"Argument `temperature` must be > 0. Received: "
+                             f"temperature={temperature}")
         seed = tf.constant([self.seed, self.sample_calls], tf.int64)
         self.sample_calls += 1
-        padded, log_prob, entropy, _ = self._sample_tf(tf.constant(batch_size, tf.int32),
-                                                       tf.constant(n), seed)
-        return {"tokens": self._to_compact(padded.numpy(), n), "log_prob": log_prob.numpy(),
-                "entropy": entropy.numpy(), "seed": seed.numpy()}
+        b = int(batch_size)
+        padded, log_prob, entropy = self.programs.sample(
+            self._tf_weights, tf.constant(controller_graph.bucket(b), tf.int32),
+            tf.constant(n, tf.int32), seed, self._shaping(temperature))
+        return {"tokens": self._to_compact(padded.numpy()[:b], n),
+                "log_prob": log_prob.numpy()[:b], "entropy": entropy.numpy()[:b],
+                "seed": seed.numpy()}
 
     def log_prob(self, tokens: np.ndarray, num_decisions: Optional[int] = None
                  ) -> Tuple[np.ndarray, np.ndarray]:
         """Re-score a batch of token rows under the current weights: (log P, entropy)."""
         n = self._check_n(num_decisions)
-        log_prob, entropy, _ = self._score_tf(tf.constant(self._to_padded(tokens, n)),
-                                              tf.constant(n))
-        return log_prob.numpy(), entropy.numpy()
+        rows = len(np.asarray(tokens).reshape(-1, self.token_width(n)))
+        padded = self._to_padded(tokens, n)
+        log_prob, entropy = self.programs.score(
+            self._tf_weights, tf.constant(padded), tf.constant(np.full(len(padded), n, np.int32)),
+            self._shaping())
+        return log_prob.numpy()[:rows], entropy.numpy()[:rows]
 
     def probabilities(self) -> np.ndarray:
         """Softmax of the first decision (a Categorical) from the go input: for tests and plots."""
@@ -439,25 +339,93 @@ class Controller(keras.Model):
 
     def gradients(self, tokens: np.ndarray, advantages: Sequence[float],
                   num_decisions: Optional[int] = None, total: Optional[int] = None):
-        """Loss and gradients of ``-1/m sum_k A_k log P(tokens_k)`` (+ bonus terms), no update."""
+        """Loss and gradients of ``-1/m sum_k A_k log P(tokens_k)`` (+ bonus terms), no update.
+
+        Returns (loss, gradients aligned with `trainable_variables`, log P [m], entropy [m]).
+        """
         n = self._check_n(num_decisions)
         padded = self._to_padded(tokens, n)
-        total = len(padded) if total is None else total
-        loss, grads, log_prob, entropy = self._grad_tf(
-            tf.constant(padded), tf.constant(n), tf.constant(np.asarray(advantages, np.float32)),
-            tf.constant(float(total), tf.float32))
-        return float(loss), grads, log_prob.numpy(), entropy.numpy()
+        adv = np.asarray(advantages, np.float32).reshape(-1)
+        rows = len(adv)
+        total = rows if total is None else total
+        adv_padded = np.zeros(len(padded), np.float32)
+        adv_padded[:rows] = adv
+        mask = np.zeros(len(padded), np.float32)
+        mask[:rows] = 1.0
+        loss, grads, log_prob, entropy = self.programs.grad(
+            self._tf_weights, tf.constant(padded), tf.constant(np.full(len(padded), n, np.int32)),
+            tf.constant(adv_padded), tf.constant(mask), tf.constant(float(total), tf.float32),
+            self._shaping())
+        return float(loss), list(grads), log_prob.numpy()[:rows], entropy.numpy()[:rows]
 
     def apply_gradients(self, grads) -> None:
-        if self._apply_fn is None:
-            variables = self.trainable_variables
-
-            @tf.function
-            def fn(grads):
-                self.optimizer.apply_gradients(zip(grads, variables))
-            self._apply_fn = fn
-        self._apply_fn(list(grads))
+        """One Adam step (Keras' Adam, on this controller's optimizer slots) with ``grads``."""
+        momentums, velocities, iterations, learning_rate = self._tf_slots
+        self.programs.adam(self._tf_weights, momentums, velocities, iterations, learning_rate,
+                           [tf.convert_to_tensor(g, tf.float32) for g in grads],
+                           self._adam_hyper)
         self.updates += 1
+
+    def _pack(self, batches: Sequence[Tuple[np.ndarray, int]]) -> Tuple[np.ndarray, np.ndarray]:
+        """``(token_row, num_decisions)`` rows of any lengths -> padded tokens, lengths."""
+        rows = len(batches)
+        padded = np.zeros((controller_graph.bucket(rows), len(self.decision_list), self._pad),
+                          np.int32)
+        lengths = np.ones(len(padded), np.int32)
+        for k, (row, n) in enumerate(batches):
+            n = self._check_n(n)
+            row = np.asarray(row, np.int32).reshape(-1)
+            if len(row) != self.token_width(n):
+                raise ValueError(f"a token row of {n} decisions has {self.token_width(n)} "
+                                 f"columns, got {len(row)}")
+            for t, (col, width) in enumerate(self._columns[:n]):
+                padded[k, t, :width] = row[col:col + width]
+            lengths[k] = n
+        return padded, lengths
+
+    def train_step(self, batches: Sequence[Tuple[np.ndarray, int]], advantages: Sequence[float],
+                   sampled_log_prob: Optional[Sequence[float]] = None, update_steps: int = 1,
+                   ppo_clip: float = 0.2, importance_clip: Optional[float] = None
+                   ) -> Tuple[float, int]:
+        """Gradient steps on ``-1/m sum_k w_k A_k log P(a_k)`` (+ bonus terms), in one call.
+
+        ``batches``: ``(token_row, num_decisions)`` per architecture (lengths may differ).
+        With ``update_steps=1`` and no ``importance_clip`` this is one plain REINFORCE step
+        (w = 1). Otherwise ``sampled_log_prob`` (log P when each row was sampled) gives the
+        ratios ``r_k``: step 0 uses ``w = min(importance_clip, r_k)`` if given, later steps
+        PPO's clipped-surrogate weights (see `controller_graph.Programs._train`); it stops
+        early when every weight is 0. Returns (the last step's loss, steps taken); the
+        baseline does not move (see `update`).
+        """
+        m = len(batches)
+        if m == 0 or len(advantages) != m:
+            raise ValueError(f"train_step needs one advantage per row; got {m} rows and "
+                             f"{len(advantages)} advantages")
+        if int(update_steps) < 1:
+            raise ValueError(f"Argument `update_steps` must be >= 1. Received: "
+                             f"update_steps={update_steps}")
+        padded, lengths = self._pack(batches)
+        size = len(padded)
+        adv = np.zeros(size, np.float32)
+        adv[:m] = np.asarray(advantages, np.float32)
+        mask = np.zeros(size, np.float32)
+        mask[:m] = 1.0
+        sampled = np.zeros(size, np.float32)
+        if sampled_log_prob is not None:
+            sampled[:m] = np.asarray(sampled_log_prob, np.float32)
+        elif int(update_steps) > 1 or importance_clip is not None:
+            raise ValueError("update_steps > 1 and importance_clip need sampled_log_prob")
+        momentums, velocities, iterations, learning_rate = self._tf_slots
+        loss, steps = self.programs.train(
+            self._tf_weights, momentums, velocities, iterations, learning_rate,
+            tf.constant(padded), tf.constant(lengths), tf.constant(adv), tf.constant(mask),
+            tf.constant(float(m), tf.float32), tf.constant(sampled), self._shaping(),
+            self._adam_hyper, tf.constant(int(update_steps), tf.int32),
+            tf.constant(float(ppo_clip), tf.float32),
+            tf.constant(float(importance_clip or 0.0), tf.float32))
+        steps = int(steps)
+        self.updates += steps
+        return float(loss), steps
 
     def update(self, batches: Sequence[Tuple[np.ndarray, int]], rewards: Sequence[float],
                weights: Optional[Sequence[float]] = None) -> Dict[str, float]:
@@ -479,17 +447,7 @@ class Controller(keras.Model):
         if weights is not None:
             adv = adv * np.asarray(weights, np.float64)
         baseline = self.baseline
-        groups: Dict[int, List[int]] = {}
-        for k, (_, n) in enumerate(batches):
-            groups.setdefault(int(n), []).append(k)
-        total_grads, loss = None, 0.0
-        for n, idx in sorted(groups.items()):
-            tokens = np.stack([np.asarray(batches[k][0], np.int32) for k in idx])
-            l, grads, _, _ = self.gradients(tokens, adv[idx], n, total=m)
-            loss += l
-            total_grads = grads if total_grads is None else [a + g for a, g in zip(
-                total_grads, grads)]
-        self.apply_gradients(total_grads)
+        loss, _ = self.train_step(batches, adv)
         self.update_baseline(rewards)
         return {"loss": loss, "reward": float(np.mean(rewards)),
                 "baseline": float(np.mean(rewards)) if baseline is None else baseline,

@@ -1,5 +1,8 @@
 """The search loop: ask the strategy, evaluate through an executor, tell rewards as they come.
 
+(Over the house's 400 lines, at about 430: resume, exhaustion, failure streaks and kept
+weights all act on the one loop state; a split is due when it next grows.)
+
     result = run_search(space, strategy, evaluator, "runs/nb201-reinforce", num_trials=500)
     result.best.spec, result.best.reward
 
@@ -12,7 +15,13 @@ trial store first, so a run killed at any point resumes on the same directory:
 * trials that were pending or running when the run died are evaluated again with the *same*
   decisions (not resampled), so nothing is counted twice;
 * finished trials that the last strategy checkpoint had not seen are told again, in the order
-  they finished, before anything new is asked.
+  they finished, before anything new is asked;
+* the strategy's dedupe ledger learns every architecture the store holds (`Strategy.remember`),
+  so no architecture evaluated or in flight before the kill is proposed again.
+
+A space with fewer new architectures than the trials asked for ends the search early: the
+strategy raises `SpaceExhausted`, the loop logs why, finishes what is in flight, and the
+result's ``exhausted`` says so.
 
 A failed evaluation (an exception, a NaN reward, a lost worker) is recorded as failed with
 reward 0 and its error text; the strategy is told 0 and the search goes on, unless the last
@@ -44,6 +53,7 @@ from nascell.search.executors.base import Executor
 from nascell.search.executors.local import LocalExecutor
 from nascell.search.failures import DEFAULT_LIMIT, FailureStreak
 from nascell.search.run_dir import RunDir
+from nascell.search.strategy import SpaceExhausted
 from nascell.search.trial import Trial, TrialStatus
 from nascell.search.weights_keeper import DEFAULT_KEEP, WeightsKeeper
 
@@ -59,6 +69,9 @@ class SearchResult:
     num_failed: int
     seconds: float
     resumed: bool
+    #: set when the search stopped short of num_trials because the space has no new
+    #: architecture left (every one was evaluated): the reason, else "".
+    exhausted: str = ""
 
     @property
     def best_reward(self) -> Optional[float]:
@@ -175,6 +188,8 @@ class _Loop:
         self.best_reward: Optional[float] = None
         self.in_flight: Dict[int, Trial] = {}
         self.started: Dict[int, float] = {}
+        #: why no new trial can be asked (the space is exhausted), or "" while some can.
+        self.exhausted = ""
         self.weights = WeightsKeeper(run.path, 0)  # run_search sets the real one
 
     # -- resume ----------------------------------------------------------------------------
@@ -186,6 +201,10 @@ class _Loop:
         # Trials the strategy asked for after its checkpoint are in the store: never reuse ids.
         self.strategy.next_trial_id = max(int(getattr(self.strategy, "next_trial_id", 0)),
                                           self.store.max_trial_id() + 1)
+        unfinished = self.store.unfinished()
+        remember = getattr(self.strategy, "remember", None)
+        if callable(remember):  # the store knows what was evaluated: never propose it again
+            remember(self.store.finished(), unfinished)
         retold = self.run_dir.untold_trials(generation)
         for trial in retold:
             self.strategy.tell(trial, float(trial.reward or 0.0))
@@ -194,7 +213,6 @@ class _Loop:
                          len(retold))
             self.told_since_checkpoint.extend(t.trial_id for t in retold)
             self._checkpoint()
-        unfinished = self.store.unfinished()
         for trial in unfinished:
             trial.spec = self._spec_of(trial)
             trial.status = TrialStatus.PENDING
@@ -233,11 +251,15 @@ class _Loop:
             while (len(self.in_flight) < parallel
                    and finished + len(self.in_flight) < self.num_trials):
                 if not queue:
+                    if self.exhausted:
+                        break
                     n = min(self.m, self.num_trials - finished - len(self.in_flight))
                     queue = list(self._ask(n))
                     if not queue:
                         break
                 self._submit(queue.pop(0))
+            if not self.in_flight and self.exhausted:
+                break
             if not self.in_flight:
                 raise RuntimeError(f"{type(self.strategy).__name__}.ask returned no trials; "
                                    "the search cannot go on")
@@ -266,7 +288,8 @@ class _Loop:
             run_dir=self.run_dir.path, best=best, trials=trials,
             num_done=sum(t.status == TrialStatus.DONE for t in trials),
             num_failed=sum(t.status == TrialStatus.FAILED for t in trials),
-            seconds=time.time() - start, resumed=self.run_dir.resumed)
+            seconds=time.time() - start, resumed=self.run_dir.resumed,
+            exhausted=self.exhausted)
 
     def _stop(self) -> None:
         """The failure guard tripped: save what the strategy learned, then stop."""
@@ -278,7 +301,12 @@ class _Loop:
         raise self.streak.error(self.run_dir.path)
 
     def _ask(self, n: int) -> List[Trial]:
-        trials = list(self.strategy.ask(n))
+        try:
+            trials = list(self.strategy.ask(n))
+        except SpaceExhausted as e:
+            self.exhausted = str(e)
+            logging.warning("stopping the search before %d trials: %s", self.num_trials, e)
+            return []
         for trial in trials:
             if trial.spec is None and hasattr(self.space, "decode"):
                 trial.spec = self.space.decode(trial.decisions)

@@ -7,21 +7,50 @@
 A strategy proposes trials and learns from their rewards; it never trains children itself, so
 any evaluator (a tabular benchmark, a real child trainer, a user's function) can drive any
 strategy. A strategy's whole state saves to and restores from a folder, so a run resumes.
+
+No trial is a repeat. A strategy implements `propose` (candidate architectures) and `observe`
+(learn from a reward); `ask` and `tell`, here, keep a `nascell.search.dedupe.Ledger` of what
+was proposed and turn only *new* architectures into trials, for every strategy alike (see
+`nascell.search.dedupe`). ``dedupe=False`` (an option of every built-in strategy) turns the
+rule off: every proposal becomes a trial, as in the paper's loop. A strategy written the older
+way, overriding `ask` / `tell` / `get_state` / `set_state` itself, still works, and is then
+responsible for its own proposals.
 """
 
 from __future__ import annotations
 
-import abc
-from typing import Any, Dict, List, Optional, Type
+import dataclasses
+from typing import Any, Dict, Iterable, List, Optional, Type
 
+import numpy as np
+from absl import logging
+
+from nascell.search import dedupe as _dedupe
 from nascell.search.trial import Trial
 
+SpaceExhausted = _dedupe.SpaceExhausted
 
-class Strategy(abc.ABC):
-    """Base class: subclasses implement `ask`, `tell`, `get_state` and `set_state`."""
+
+@dataclasses.dataclass
+class Proposal:
+    """A candidate a strategy proposes: decisions and what to remember about it (meta)."""
+
+    decisions: Dict[str, Any]
+    meta: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Strategy:
+    """Base class: subclasses implement `propose` and `observe` (and extend the state).
+
+    Subclasses that keep state extend `get_state` / `set_state` (calling ``super()``), which
+    hold the trial counter and the dedupe ledger.
+    """
 
     #: registry name, e.g. "reinforce".
     name: str = ""
+    #: proposal rounds in a row without a new architecture before `ask` falls back to
+    #: `nascell.search.dedupe.novel_architectures` for the rest of the batch.
+    max_repeat_rounds: int = 8
 
     #: when set, the run's best-trial files rank only the trials whose ``meta["phase"]`` is
     #: this (once there are any): the strategy's answer is chosen among them (ENAS: "derive").
@@ -32,6 +61,31 @@ class Strategy(abc.ABC):
         self.seed = seed
         self.options = options
         self.next_trial_id = 0
+        self.dedupe = bool(options.get("dedupe", True))
+        self.ledger = _dedupe.Ledger()
+        self._novelty_rng = np.random.default_rng([int(seed), 0x6e6f76])
+        #: proposals that repeated a known / in-flight architecture; trials from the fallback.
+        self.num_repeats = 0
+        self.num_novel = 0
+
+    # --- what a strategy implements ------------------------------------------------------------
+
+    def propose(self, n: int) -> List[Proposal]:
+        """Up to ``n`` candidate architectures (repeats are filtered by `ask`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement propose() (or ask())")
+
+    def observe(self, trial: Trial, reward: float) -> None:
+        """Learn from a finished trial's reward (0.0 for a failed one)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement observe() (or tell())")
+
+    def observe_known(self, proposal: Proposal, reward: float) -> None:
+        """A proposal repeated an architecture evaluated before, with this reward: learn from
+        it if the strategy can (REINFORCE does); it is not a trial. Default: nothing."""
+
+    def observe_in_flight(self, proposal: Proposal) -> None:
+        """A proposal repeated an architecture still in flight; it is dropped. Default: nothing."""
+
+    # --- ask / tell ------------------------------------------------------------------------------
 
     def bind(self, evaluator: Any) -> None:
         """Called by `run_search` before anything else (before a resume restores this
@@ -39,21 +93,118 @@ class Strategy(abc.ABC):
         takes what it needs here. Most strategies need nothing."""
         return None
 
-    @abc.abstractmethod
     def ask(self, n: int = 1) -> List[Trial]:
-        """Propose `n` new trials (ids `next_trial_id...`), each with decisions and a spec."""
+        """Propose ``n`` new trials (ids `next_trial_id...`), each with decisions and a spec.
 
-    @abc.abstractmethod
+        With dedupe (the default) none repeats an architecture proposed before; fewer than
+        ``n`` come back only when the space has fewer new architectures left, and
+        `SpaceExhausted` is raised when it has none.
+        """
+        n = int(n)
+        trials: List[Trial] = []
+        idle = 0
+        while len(trials) < n:
+            if self.dedupe and self._exhausted():
+                if trials:
+                    break
+                total = self.space.num_architectures(self.next_trial_id)
+                raise SpaceExhausted(
+                    f"all {total} architectures of the search space "
+                    f"{getattr(self.space, 'name', '?')!r} have been proposed; no new one is "
+                    f"left to evaluate ({self.next_trial_id} trials asked so far)")
+            want = n - len(trials)
+            if self.dedupe and idle >= self.max_repeat_rounds:
+                proposals = self._novel(want)
+            else:
+                proposals = self.propose(want)
+            new = 0
+            for proposal in proposals:
+                decisions = self.space.check(proposal.decisions)
+                key = _dedupe.arch_key(self.space, decisions)
+                if self.dedupe and key in self.ledger:
+                    self.num_repeats += 1
+                    if self.ledger.is_known(key):
+                        self.observe_known(proposal, self.ledger.reward(key))
+                    else:
+                        self.observe_in_flight(proposal)
+                    continue
+                self.ledger.add_pending(key)
+                trials.append(Trial(trial_id=self.next_trial_id, decisions=decisions,
+                                    spec=self.space.decode(decisions),
+                                    meta=dict(proposal.meta)))
+                self.next_trial_id += 1
+                new += 1
+                if len(trials) == n:
+                    break
+            idle = 0 if new else idle + 1
+        return trials
+
     def tell(self, trial: Trial, reward: float) -> None:
         """Report a finished trial's reward (0.0 for a failed trial). Order may differ from ask."""
+        value = _finite(reward)
+        try:
+            self.ledger.record(_dedupe.arch_key(self.space, trial.decisions), value)
+        except Exception:  # not this space's decisions: observe() decides what to do
+            logging.debug("trial %s: decisions not of this space, not in the ledger",
+                          trial.trial_id)
+        self.observe(trial, reward)
 
-    @abc.abstractmethod
+    def remember(self, finished: Iterable[Trial], in_flight: Iterable[Trial] = ()) -> int:
+        """Put trials of a run directory into the ledger without learning from them.
+
+        The search loop calls this on resume with the run's trial store, so architectures the
+        killed run evaluated (``finished``, with their rewards) or had in flight are never
+        proposed again, whatever the strategy checkpoint had seen. Returns how many were new
+        to the ledger.
+        """
+        added = 0
+        for trials, done in ((finished, True), (in_flight, False)):
+            for trial in trials:
+                try:
+                    key = _dedupe.arch_key(self.space, trial.decisions)
+                except Exception as e:
+                    logging.warning("trial %s: its decisions do not fit the space (%s)",
+                                    trial.trial_id, e)
+                    continue
+                added += key not in self.ledger
+                if done and not self.ledger.is_known(key):
+                    self.ledger.record(key, _finite(trial.reward))
+                else:
+                    self.ledger.add_pending(key)
+        return added
+
+    def _exhausted(self) -> bool:
+        num_decisions = self.space.num_active(self.next_trial_id)
+        return self.ledger.count(num_decisions) >= self.space.num_architectures(
+            self.next_trial_id)
+
+    def _novel(self, n: int) -> List[Proposal]:
+        found = _dedupe.novel_architectures(
+            self.space, self.ledger, n, self._novelty_rng,
+            num_decisions=self.space.num_active(self.next_trial_id))
+        self.num_novel += len(found)
+        return [Proposal(d, {"origin": f"novelty_{origin}"}) for d, origin in found]
+
+    # --- state -----------------------------------------------------------------------------------
+
     def get_state(self) -> Dict[str, Any]:
-        """Everything needed to continue exactly where this strategy is (JSON-serializable)."""
+        """Everything needed to continue exactly where this strategy is (JSON-serializable).
 
-    @abc.abstractmethod
+        Subclasses extend the dict (``state = super().get_state(); state[...] = ...``).
+        """
+        return {"strategy": self.name, "next_trial_id": self.next_trial_id,
+                "ledger": self.ledger.get_state(), "num_repeats": self.num_repeats,
+                "num_novel": self.num_novel,
+                "novelty_rng": self._novelty_rng.bit_generator.state}
+
     def set_state(self, state: Dict[str, Any]) -> None:
         """Restore what `get_state` returned."""
+        self.next_trial_id = int(state["next_trial_id"])
+        self.ledger.set_state(state.get("ledger"))
+        self.num_repeats = int(state.get("num_repeats", 0))
+        self.num_novel = int(state.get("num_novel", 0))
+        if "novelty_rng" in state:
+            self._novelty_rng.bit_generator.state = state["novelty_rng"]
 
     def save(self, directory: str) -> None:
         """Write the state under `directory` (atomically). Override to add weight files."""
@@ -74,6 +225,15 @@ class Strategy(abc.ABC):
         return {"name": self.name, "seed": self.seed, **self.options}
 
 
+def _finite(reward: Any) -> float:
+    """A failed trial's None / NaN reward counts as 0.0."""
+    try:
+        value = float(reward)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if np.isfinite(value) else 0.0
+
+
 _REGISTRY: Dict[str, Type[Strategy]] = {}
 
 
@@ -89,7 +249,7 @@ def available_strategies() -> List[str]:
 
 
 def create_strategy(name: str, space: Any, seed: int = 0, **options: Any) -> Strategy:
-    """Create a registered strategy by name (reinforce, random, evolution, enas, ...)."""
+    """Create a registered strategy by name (reinforce, random, evolution, local_search, ...)."""
     _import_builtin()
     if name not in _REGISTRY:
         raise ValueError(f"Argument `name` must be a registered strategy, one of "
@@ -100,3 +260,7 @@ def create_strategy(name: str, space: Any, seed: int = 0, **options: Any) -> Str
 def _import_builtin() -> None:
     # Importing the package registers the built-in strategies.
     import nascell.search.strategies  # noqa: F401
+
+
+__all__ = ["Proposal", "SpaceExhausted", "Strategy", "available_strategies",
+           "create_strategy", "register_strategy"]

@@ -40,6 +40,7 @@ from nascell.search.bin.search_flags import (
     SPACE_ALIASES,
     SPACE_EVALUATORS,
     SUPERNET_SPACES,
+    TABULAR_EVALUATORS,
 )
 
 try:  # the child trainers' flags (budgets, data); optional so nasbench201 works alone
@@ -94,7 +95,7 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
         RunDir.check_readable(run_dir)
     except RunDirError as e:
         _usage(str(e))
-    num_trials = FLAGS.num_trials or (500 if evaluator == "nasbench201" else None
+    num_trials = FLAGS.num_trials or (500 if evaluator in TABULAR_EVALUATORS else None
                                       if evaluator == "supernet" else DEFAULT_CHILD_TRIALS)
     return {"space": space, "space_options": space_options, "strategy": FLAGS.strategy,
             "strategy_options": strategy_options, "evaluator": evaluator, "csv_path": csv_path,
@@ -175,7 +176,7 @@ def _resolve_evaluator(space: str, modality: Optional[str]):
                f"{_known(evaluators)})")
     if evaluator not in evaluators:
         _usage(f"--evaluator={evaluator}: unknown evaluator; known: {_known(evaluators)}")
-    builtin = {"rnn_lm", "conv_classifier", "nasbench201", "supernet"}
+    builtin = {"rnn_lm", "conv_classifier", "nasbench201", "synthetic_pairwise", "supernet"}
     if expected and evaluator in builtin and evaluator != expected:
         _usage(f"--evaluator={evaluator} cannot evaluate --space={space} architectures; "
                f"use --evaluator={expected} (or leave it out)")
@@ -232,6 +233,11 @@ def _resolve_strategy(space: str, evaluator: str, evaluator_options: Dict[str, A
             if FLAGS[name].value is not None:
                 _usage(f"--{name} sets the reinforce strategy; --strategy={FLAGS.strategy} "
                        "does not use it")
+    if FLAGS.local_search_order is not None:
+        if FLAGS.strategy != "local_search":
+            _usage(f"--local_search_order sets the local_search strategy; "
+                   f"--strategy={FLAGS.strategy} does not use it")
+        strategy_options["order"] = FLAGS.local_search_order
     if FLAGS.dedupe is not None:
         if FLAGS.strategy not in DEDUPE_STRATEGIES:
             _usage(f"--dedupe applies to the {'/'.join(DEDUPE_STRATEGIES)} strategies, not "
@@ -398,6 +404,8 @@ def main(argv: List[str]) -> None:
     finally:
         executor.shutdown()
     best = result.best
+    if result.exhausted:
+        print(f"stopped early: {result.exhausted}")
     print(f"{result.num_done + result.num_failed} trials in {result.run_dir} "
           f"({result.num_failed} failed); best reward "
           f"{'-' if best is None else f'{best.reward:.6f}'}"

@@ -18,7 +18,8 @@ SPACE_ALIASES = {"conv": "conv_v3"}
 DATASET_MODALITY = {"ptb": "sequence", "cifar10": "image"}
 # Evaluators of spaces whose architectures are not a spec kind (a tabular benchmark's strings);
 # a spec kind names its own (`SpecKind.evaluator`).
-SPACE_EVALUATORS = {"nasbench201": "nasbench201"}
+SPACE_EVALUATORS = {"nasbench201": "nasbench201",
+                    "synthetic_pairwise": "synthetic_pairwise"}
 CONTROLLER_STRATEGIES = ("reinforce", "enas")
 # flag -> the controller strategies' option of that meaning
 CONTROLLER_FLAGS = {"lr": "learning_rate", "entropy_weight": "entropy_weight",
@@ -27,9 +28,10 @@ CONTROLLER_FLAGS = {"lr": "learning_rate", "entropy_weight": "entropy_weight",
                     "skip_weight": "skip_weight"}
 # Spaces cheap enough to be searched with budgets of a few hundred trials (tabular): their
 # reinforce default is the preset tuned for small budgets (see strategies/reinforce.py).
-SMALL_BUDGET_SPACES = ("nasbench201",)
-REINFORCE_SMALL_BUDGET_PRESET = "rank_ppo"
-DEDUPE_STRATEGIES = ("reinforce", "random", "evolution")
+SMALL_BUDGET_SPACES = ("nasbench201", "synthetic_pairwise")
+REINFORCE_SMALL_BUDGET_PRESET = "guided"
+DEDUPE_STRATEGIES = ("reinforce", "random", "evolution", "local_search")
+TABULAR_EVALUATORS = ("nasbench201", "synthetic_pairwise")
 # ENAS with weight sharing: the enas strategy with the supernet evaluator on these spaces.
 ENAS_SPACES = {"ptb": "enas_rnn", "cifar10": "enas_conv"}
 SUPERNET_SPACES = ("enas_rnn", "enas_conv", "enas_macro")
@@ -57,22 +59,26 @@ flags.DEFINE_integer("num_trials", None, "Trials (architectures evaluated) to re
 flags.DEFINE_integer("m", 8, "Architectures sampled per controller batch (the paper's m). "
                      "With --strategy=reinforce and the flag left out, the preset's m "
                      "(--reinforce_preset) is used.")
-flags.DEFINE_enum("reinforce_preset", None, ["paper", "small_budget", "rank_ppo"],
+flags.DEFINE_enum("reinforce_preset", None, ["paper", "small_budget", "rank_ppo", "guided"],
                   "Settings of --strategy=reinforce (nascell.search.strategies.reinforce): "
                   "'paper' (Zoph & Le: m=8, Adam at the paper's lr, raw rewards), "
-                  "'small_budget' (lr 0.02, m=4, standardized rewards, dedupe) or 'rank_ppo' "
-                  "(the tuned setting for budgets of tens to hundreds of trials). Default: "
-                  "'rank_ppo' for --space=nasbench201 (a tabular benchmark of a few hundred "
-                  "trials), 'paper' otherwise. Explicit flags (--m, --lr, --dedupe, "
-                  "--reward_shaping, ...) override the preset.")
-flags.DEFINE_bool("dedupe", None, "Propose each architecture at most once (reinforce, random, "
-                  "evolution): a repeat is redrawn (reinforce learns from its cached reward), "
-                  "so --num_trials counts distinct evaluations. Default: the strategy's "
-                  "(reinforce: the preset's).")
+                  "'small_budget', 'rank_ppo' (earlier settings for small budgets) or "
+                  "'guided' (a reward predictor ranks the controller's samples: the setting "
+                  "for budgets of tens to hundreds of trials). Default: 'guided' for the "
+                  "tabular spaces (nasbench201, synthetic_pairwise), 'paper' otherwise. "
+                  "Explicit flags (--m, --lr, --dedupe, --reward_shaping, ...) override it.")
+flags.DEFINE_bool("dedupe", None, "Propose each architecture at most once (every built-in "
+                  "strategy): a repeat is redrawn (reinforce learns from its known reward), "
+                  "so --num_trials counts distinct evaluations. Default: on; --nodedupe "
+                  "allows repeats (the paper's loop).")
 flags.DEFINE_enum("reward_shaping", None, ["raw", "standardize", "rank"],
                   "How reinforce turns rewards into advantages: raw (R - b, the paper), "
                   "standardize ((R - b) / running std) or rank (centred rank among recent "
                   "rewards). Default: the preset's.")
+flags.DEFINE_enum("local_search_order", None, ["random", "predictor"],
+                  "How --strategy=local_search walks a neighbourhood: random (White et al.: "
+                  "evaluate all, move to the best) or predictor (a reward predictor orders "
+                  "it, move at the first improvement). Default: random.")
 flags.DEFINE_integer("seed", 0, "Random seed of the strategy.")
 flags.DEFINE_string("executor", "local", "Where children run: local or ray.")
 flags.DEFINE_integer("workers", 1, "Trials evaluated at once (local: worker processes; ray: "

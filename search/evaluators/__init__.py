@@ -14,6 +14,8 @@ from nascell.search.evaluator import EvalResult, Evaluator, FunctionEvaluator
 # name -> "module:ClassName"
 _EVALUATORS: Dict[str, str] = {
     "nasbench201": "nascell.search.evaluators.nasbench201:NASBench201Evaluator",
+    "synthetic_pairwise":
+        "nascell.search.evaluators.synthetic_pairwise:SyntheticPairwiseEvaluator",
     "rnn_lm": "nascell.search.evaluators.rnn_lm:RNNLanguageModelEvaluator",
     "conv_classifier": "nascell.search.evaluators.conv_classifier:ConvClassifierEvaluator",
     # ENAS: scores with the shared weights the enas strategy trains (nascell.search.enas).

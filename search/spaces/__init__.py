@@ -3,8 +3,10 @@
 Built-in spaces (see each module): ``conv_v1``, ``conv_v2``, ``conv_v3`` (the paper's CIFAR-10
 spaces, decoding to `nascell.spec.ConvSpec`), ``rnn_cell`` (the paper's recurrent cell tree,
 decoding to `nascell.spec.RNNCellSpec`), ``nasbench201`` (the NAS-Bench-201 cell, decoding
-to its architecture string) and the ENAS spaces ``enas_rnn``, ``enas_conv``, ``enas_macro``
-(`nascell.search.spaces.enas`). Register your own with `register_space`.
+to its architecture string), ``synthetic_pairwise`` (a tabular space with strong pairwise
+interactions and a known optimum, `nascell.search.spaces.synthetic_pairwise`) and the ENAS
+spaces ``enas_rnn``, ``enas_conv``, ``enas_macro`` (`nascell.search.spaces.enas`).
+Register your own with `register_space`.
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ def space_from_config(config: Dict[str, Any]) -> SearchSpace:
 from nascell.search.spaces import conv as _conv  # noqa: E402
 from nascell.search.spaces import nasbench201 as _nasbench201  # noqa: E402
 from nascell.search.spaces import rnn_cell as _rnn_cell  # noqa: E402
+from nascell.search.spaces import synthetic_pairwise as _synthetic  # noqa: E402
 
 register_space("conv_v1", _conv.conv_v1)
 register_space("conv_v2", _conv.conv_v2)
 register_space("conv_v3", _conv.conv_v3)
 register_space("rnn_cell", _rnn_cell.rnn_cell_space)
 register_space("nasbench201", _nasbench201.nasbench201_space)
+register_space("synthetic_pairwise", _synthetic.synthetic_pairwise_space)
 
 # The ENAS spaces (enas_rnn, enas_conv, enas_macro) register themselves on import.
 from nascell.search.spaces import enas as _enas  # noqa: E402,F401

@@ -3,13 +3,15 @@
 * ``reinforce``: the LSTM controller trained by REINFORCE (Zoph & Le 2017), `ReinforceStrategy`.
 * ``random``: uniform random sampling (the paper's control experiment 2), `RandomStrategy`.
 * ``evolution``: regularized evolution (Real et al. 2019), `EvolutionStrategy`.
+* ``local_search``: local search with restarts (White et al. 2020), `LocalSearchStrategy`.
 * ``enas``: the ENAS-configured controller behind ask/tell (`nascell.search.strategies.enas`).
 """
 
+from nascell.search.strategies.enas import ENASStrategy
 from nascell.search.strategies.evolution import EvolutionStrategy
+from nascell.search.strategies.local_search import LocalSearchStrategy
 from nascell.search.strategies.random import RandomStrategy
 from nascell.search.strategies.reinforce import ReinforceStrategy
 
-from nascell.search.strategies.enas import ENASStrategy
-
-__all__ = ["ENASStrategy", "EvolutionStrategy", "RandomStrategy", "ReinforceStrategy"]
+__all__ = ["ENASStrategy", "EvolutionStrategy", "LocalSearchStrategy", "RandomStrategy",
+           "ReinforceStrategy"]

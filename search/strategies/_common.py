@@ -44,3 +44,8 @@ def key(decisions: Dict[str, Any]) -> str:
     """A canonical string for a decisions dict (for "seen before?" sets kept in JSON state)."""
     import json
     return json.dumps(jsonable(decisions), sort_keys=True)
+
+
+def given(**options: Any) -> Dict[str, Any]:
+    """The options a caller actually passed (None: left to the default), for `config()`."""
+    return {k: v for k, v in options.items() if v is not None}

@@ -14,22 +14,22 @@
 Defaults: ``population_size=20``, ``tournament_size=5`` (Real et al. used 100/25 with 20,000
 trials; these keep the same 1/4 ratio for budgets of hundreds of trials). With a growing
 space, a parent from an earlier stage gets random values for the decisions added since.
-``dedupe=True`` redraws (a new tournament and mutation, up to 100 times) any architecture
-proposed before, so no child is evaluated twice.
-``dedupe=True`` redraws (a new tournament and mutation, up to 100 times) any architecture
-proposed before, so no child is evaluated twice.
+No child is evaluated twice (the base class's dedupe): a child that repeats an architecture
+proposed before is drawn again (a new tournament and mutation), and when mutations keep
+repeating, the unseen neighbours of the best architectures are proposed instead
+(`nascell.search.dedupe`). ``dedupe=False``: Real et al.'s loop, repeats included.
 """
 
 from __future__ import annotations
 
 import collections
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from nascell.search.space import Categorical
 from nascell.search.strategies import _common
-from nascell.search.strategy import Strategy, register_strategy
+from nascell.search.strategy import Proposal, Strategy, register_strategy
 from nascell.search.trial import Trial
 
 
@@ -40,7 +40,7 @@ class EvolutionStrategy(Strategy):
     name = "evolution"
 
     def __init__(self, space, seed: int = 0, population_size: int = 20,
-                 tournament_size: int = 5, dedupe: bool = False, **options: Any):
+                 tournament_size: int = 5, dedupe: Optional[bool] = None, **options: Any):
         if options:
             raise ValueError(f"unknown evolution option(s) {sorted(options)}; known: "
                              "population_size, tournament_size, dedupe")
@@ -50,10 +50,7 @@ class EvolutionStrategy(Strategy):
             raise ValueError(f"tournament_size must be in [1, population_size="
                              f"{population_size}], got {tournament_size}")
         super().__init__(space, seed=seed, population_size=population_size,
-                         tournament_size=tournament_size,
-                         **({"dedupe": True} if dedupe else {}))
-        self.dedupe = dedupe
-        self.seen: set = set()
+                         tournament_size=tournament_size, **_common.given(dedupe=dedupe))
         self.population_size = population_size
         self.tournament_size = tournament_size
         self.rng = np.random.default_rng(seed)
@@ -61,26 +58,20 @@ class EvolutionStrategy(Strategy):
         self.population: collections.deque = collections.deque()
         self.num_told = 0
 
-    # --- ask -----------------------------------------------------------------------------------
+    # --- propose -------------------------------------------------------------------------------
 
-    def ask(self, n: int = 1) -> List[Trial]:
-        trials = []
-        for _ in range(n):
-            for _ in range(100 if self.dedupe else 1):  # dedupe: redraw what was seen
-                if self.num_told < self.population_size:
-                    decisions = self.space.sample(self.rng, num_samples=self.next_trial_id)
-                    meta: Dict[str, Any] = {"origin": "random"}
-                else:
-                    parent = self._tournament()
-                    decisions, mutated = self._mutate(parent[1])
-                    meta = {"origin": "mutation", "parent": parent[0], "mutated": mutated}
-                if _common.key(decisions) not in self.seen:
-                    break
-            if self.dedupe:
-                self.seen.add(_common.key(decisions))
-            trials.append(_common.make_trial(self.space, self.next_trial_id, decisions, meta))
-            self.next_trial_id += 1
-        return trials
+    def propose(self, n: int) -> List[Proposal]:
+        out = []
+        for i in range(n):
+            if self.num_told < self.population_size:
+                decisions = self.space.sample(self.rng, num_samples=self.next_trial_id + i)
+                out.append(Proposal(decisions, {"origin": "random"}))
+            else:
+                parent = self._tournament()
+                decisions, mutated = self._mutate(parent[1])
+                out.append(Proposal(decisions, {"origin": "mutation", "parent": parent[0],
+                                                "mutated": mutated}))
+        return out
 
     def _tournament(self):
         idx = self.rng.choice(len(self.population), size=self.tournament_size, replace=False)
@@ -106,9 +97,9 @@ class EvolutionStrategy(Strategy):
             child[d.name] = tuple(sorted(chosen))
         return child, d.name
 
-    # --- tell ----------------------------------------------------------------------------------
+    # --- observe -------------------------------------------------------------------------------
 
-    def tell(self, trial: Trial, reward: float) -> None:
+    def observe(self, trial: Trial, reward: float) -> None:
         self.population.append((trial.trial_id, dict(trial.decisions),
                                 _common.check_reward(reward)))
         while len(self.population) > self.population_size:
@@ -118,15 +109,15 @@ class EvolutionStrategy(Strategy):
     # --- state ---------------------------------------------------------------------------------
 
     def get_state(self) -> Dict[str, Any]:
-        return {"strategy": self.name, "next_trial_id": self.next_trial_id,
-                "num_told": self.num_told, "rng": _common.rng_state(self.rng),
-                "population": [[tid, _common.jsonable(d), r] for tid, d, r in self.population],
-                "seen": sorted(self.seen)}
+        state = super().get_state()
+        state.update({"num_told": self.num_told, "rng": _common.rng_state(self.rng),
+                      "population": [[tid, _common.jsonable(d), r]
+                                     for tid, d, r in self.population]})
+        return state
 
     def set_state(self, state: Dict[str, Any]) -> None:
-        self.next_trial_id = int(state["next_trial_id"])
+        super().set_state(state)
         self.num_told = int(state["num_told"])
         self.rng = _common.rng_from_state(state["rng"])
-        self.seen = set(state.get("seen", []))
         self.population = collections.deque(
             (int(tid), self.space.check(d), float(r)) for tid, d, r in state["population"])

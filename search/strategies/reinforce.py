@@ -91,8 +91,8 @@ import numpy as np
 from absl import logging
 
 from nascell import _io
-from nascell.search.strategies import _common
-from nascell.search.strategy import Strategy, register_strategy
+from nascell.search.strategies import _common, _guided
+from nascell.search.strategy import Proposal, Strategy, register_strategy
 from nascell.search.trial import Trial
 
 REWARD_MODES = ("raw", "standardize", "rank")
@@ -105,7 +105,17 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "rank_ppo": {"learning_rate": 0.02, "m": 4, "baseline_decay": 0.8, "tanh_constant": 2.5,
                  "entropy_weight": 0.0, "reward": "rank", "reward_window": 50,
                  "update_steps": 4, "ppo_clip": 0.3, "dedupe": True},
+    "guided": {"learning_rate": 0.02, "m": 4, "baseline_decay": 0.8, "tanh_constant": 2.5,
+               "reward": "rank", "reward_window": 50, "pool": 128, "pool_temperature": 1.5,
+               "warmup": 10, "acquisition": "ei", "topk": 10, "topk_weight": 1.0},
 }
+
+#: the preset `create_strategy("reinforce", space)` uses when none is given.
+DEFAULT_PRESET = "guided"
+
+_STRATEGY_OPTIONS = ("m", "reward", "importance_clip", "dedupe", "reward_window", "update_steps",
+                     "ppo_clip", "pool", "pool_temperature", "warmup", "acquisition",
+                     "local_pool", "topk", "topk_weight")
 
 _CONTROLLER_OPTIONS = ("units", "num_layers", "init_range", "learning_rate", "baseline_decay",
                        "temperature", "tanh_constant", "entropy_weight", "skip_target",
@@ -121,30 +131,33 @@ def default_learning_rate(space) -> float:
 class ReinforceStrategy(Strategy):
     """The controller proposes, rewards train it by REINFORCE every ``m`` tells.
 
-    Options: ``m`` (rewards per update), ``preset`` ("paper", "small_budget" or "rank_ppo"),
-    ``reward`` ("raw", "standardize" or "rank"), ``reward_window`` (rewards ranked, for
-    "rank"), ``update_steps`` and ``ppo_clip`` (gradient steps per batch, PPO-clipped after the
-    first), ``dedupe``, ``importance_clip`` (None or a float), and the `Controller`
-    options ``units, num_layers, init_range, learning_rate, baseline_decay, temperature,
-    tanh_constant, entropy_weight, skip_target, skip_weight, clipnorm, jit_compile``.
+    Options: ``m`` (rewards per update), ``preset`` (see `PRESETS`), ``reward`` ("raw",
+    "standardize" or "rank"), ``reward_window`` (rewards ranked, for "rank"), ``update_steps``
+    and ``ppo_clip`` (gradient steps per batch, PPO-clipped after the first), ``dedupe``,
+    ``importance_clip`` (None or a float), the predictor-guided proposals ``pool``,
+    ``pool_temperature``, ``warmup``, ``acquisition``, ``local_pool`` (see
+    `nascell.search.strategies._guided`), priority-queue training ``topk`` and
+    ``topk_weight``, and the `Controller` options ``units, num_layers,
+    init_range, learning_rate, baseline_decay, temperature, tanh_constant, entropy_weight,
+    skip_target, skip_weight, clipnorm, jit_compile``.
     """
 
     name = "reinforce"
 
-    #: with ``dedupe``, after this many sampling rounds in one `ask` repeats are allowed.
-    MAX_DEDUPE_ROUNDS = 8
-
     def __init__(self, space, seed: int = 0, **options: Any):
-        preset = options.pop("preset", "paper")
+        preset = options.pop("preset", None)
+        if preset is None:
+            # Subclasses (ENAS) bring their own settings on top of the paper's.
+            preset = DEFAULT_PRESET if type(self) is ReinforceStrategy else "paper"
         if preset not in PRESETS:
             raise ValueError(f"unknown reinforce preset {preset!r}; known: {sorted(PRESETS)}")
         merged = {**PRESETS[preset], **options}
-        known = set(_CONTROLLER_OPTIONS) | {"m", "reward", "importance_clip", "dedupe",
-                                            "reward_window", "update_steps", "ppo_clip"}
-        unknown = sorted(set(merged) - known)
+        unknown = sorted(set(merged) - set(_CONTROLLER_OPTIONS) - set(_STRATEGY_OPTIONS))
         if unknown:
-            raise ValueError(f"unknown reinforce option(s) {unknown}; known: {sorted(known)}")
+            raise ValueError(f"unknown reinforce option(s) {unknown}; known: "
+                             f"{sorted(set(_CONTROLLER_OPTIONS) | set(_STRATEGY_OPTIONS))}")
         super().__init__(space, seed=seed, preset=preset, **options)
+        self.preset = preset
         self.m = int(merged.pop("m", 8))
         if self.m < 1:
             raise ValueError(f"m (rewards per update) must be >= 1, got {self.m}")
@@ -161,98 +174,84 @@ class ReinforceStrategy(Strategy):
         if self.ppo_clip <= 0:
             raise ValueError(f"ppo_clip must be > 0, got {self.ppo_clip}")
         self.importance_clip: Optional[float] = merged.pop("importance_clip", None)
-        self.dedupe = bool(merged.pop("dedupe", False))
+        self.dedupe = bool(merged.pop("dedupe", True))
+        self.pool = int(merged.pop("pool", 0))
+        self.pool_temperature = merged.pop("pool_temperature", None)
+        self.warmup = int(merged.pop("warmup", 0))
+        self.acquisition = merged.pop("acquisition", "ei")
+        self.local_pool = int(merged.pop("local_pool", 0))
+        self.topk = int(merged.pop("topk", 0))
+        self.topk_weight = float(merged.pop("topk_weight", 0.0))
+        if min(self.pool, self.warmup, self.topk, self.local_pool) < 0:
+            raise ValueError("pool, warmup, topk and local_pool must be >= 0")
+        if self.acquisition not in ("ei", "ucb", "mean"):
+            raise ValueError(f"acquisition must be ei, ucb or mean, got {self.acquisition!r}")
         merged.setdefault("learning_rate", default_learning_rate(space))
         self.controller_options = merged
         from nascell.search.controller import Controller  # TensorFlow only when needed
         self.controller = Controller(space, seed=seed, **merged)
+        self._fresh()
+
+    def _fresh(self) -> None:
         self.buffer: List[Dict[str, Any]] = []
         self.num_told = 0
-        self.known: Dict[str, float] = {}  # dedupe: token key -> reward of a told trial
-        self.pending: set = set()  # token keys asked and not yet told
-        self.num_cached = 0  # samples answered from `known` (no trial)
+        self.num_cached = 0  # samples answered from the ledger (no trial)
         self.reward_var: Optional[float] = None  # running variance, for reward="standardize"
         self.recent: List[float] = []  # the last `reward_window` rewards, for reward="rank"
         self.last_stats: Dict[str, float] = {}
+        self.history: List[Dict[str, Any]] = []  # (tokens, n, reward) of told trials, in order
+        self.predictor = None  # the pool's reward predictor, fitted on `history`
 
     def reseed(self, seed: int) -> None:
-        """Restart the search from scratch with ``seed``, keeping the compiled controller.
+        """Restart the search from scratch with ``seed``, keeping the controller's programs.
 
-        Equivalent to a new strategy with that seed (benchmarks use it to avoid compiling the
-        controller once per seed).
+        Equivalent to a new strategy with that seed (benchmarks use it to run many seeds).
         """
-        self.seed = seed
+        Strategy.__init__(self, self.space, seed=seed, preset=self.preset, **{
+            k: v for k, v in self.options.items() if k != "preset"})
+        self.dedupe = bool({**PRESETS[self.preset], **self.options}.get("dedupe", True))
         self.controller.reset(seed)
-        self.next_trial_id, self.num_told, self.buffer = 0, 0, []
-        self.known, self.pending, self.num_cached = {}, set(), 0
-        self.reward_var, self.last_stats, self.recent = None, {}, []
+        self._fresh()
 
-    # --- ask -----------------------------------------------------------------------------------
+    # --- propose -------------------------------------------------------------------------------
 
-    def ask(self, n: int = 1) -> List[Trial]:
-        if n < 1:
-            return []
+    def propose(self, n: int) -> List[Proposal]:
         num_decisions = self.space.num_active(self.next_trial_id)
-        trials: List[Trial] = []
-        rounds = 0
-        while len(trials) < n:
-            need = n - len(trials)
-            step = self.controller.updates
-            # with dedupe, draw a few extra: repeats are answered from the cache or dropped
-            out = self.controller.sample(need * (4 if self.dedupe else 1), num_decisions)
-            rows = self.controller.tokens_to_rows(out["tokens"], num_decisions)
-            rounds += 1
-            give_up = rounds > self.MAX_DEDUPE_ROUNDS  # a collapsed policy: allow repeats
-            for k, row in enumerate(rows):
-                entry = {"tokens": [int(x) for x in out["tokens"][k]],
-                         "num_decisions": num_decisions,
-                         "log_prob": float(out["log_prob"][k])}
-                key = self._key(entry)
-                if self.dedupe and not give_up:
-                    if key in self.known:  # evaluated before: learn from the cached reward
-                        self._add({**entry, "trial_id": -1, "reward": self.known[key]})
-                        self.num_cached += 1
-                        continue
-                    if key in self.pending:  # in flight: drop the sample, draw again
-                        continue
-                self.pending.add(key)
-                decisions = self.space.from_tokens(row)
-                meta = {**entry, "controller_step": step, "entropy": float(out["entropy"][k])}
-                trials.append(_common.make_trial(self.space, self.next_trial_id, decisions,
-                                                 meta))
-                self.next_trial_id += 1
-                if len(trials) == n:
-                    break
-        return trials
+        if self.pool > 0 and self.num_told >= max(self.warmup, 2):
+            return _guided.pool_proposals(self, n, num_decisions)
+        out = self.controller.sample(n, num_decisions)
+        return _guided.controller_proposals(self, out, num_decisions)
 
-    @staticmethod
-    def _key(entry: Dict[str, Any]) -> str:
-        return f"{entry['num_decisions']}:" + ",".join(str(t) for t in entry["tokens"])
+    # --- observe -------------------------------------------------------------------------------
 
-    # --- tell ----------------------------------------------------------------------------------
-
-    def tell(self, trial: Trial, reward: float) -> None:
-        meta = trial.meta
+    def observe(self, trial: Trial, reward: float) -> None:
+        meta = trial.meta or {}
         if "tokens" not in meta:
-            # A trial this strategy did not sample (e.g. seeded by hand): score its decisions.
+            # A trial this strategy did not sample (seeded by hand, or the dedupe fallback's):
+            # score its decisions under the controller.
             decisions = self.space.check(trial.decisions)
             rows = self.space.to_tokens(decisions)
             tokens, n = self.controller.rows_to_tokens([rows])
             meta = {"tokens": [int(x) for x in tokens[0]], "num_decisions": n,
                     "log_prob": float(self.controller.log_prob(tokens, n)[0][0])}
         reward = _common.check_reward(reward)
-        entry = {"trial_id": trial.trial_id, "tokens": meta["tokens"],
-                 "num_decisions": meta["num_decisions"], "log_prob": meta["log_prob"],
-                 "reward": reward}
-        key = self._key(entry)
-        self.pending.discard(key)
-        if self.dedupe:
-            self.known[key] = reward
+        entry = {"trial_id": trial.trial_id, "tokens": list(meta["tokens"]),
+                 "num_decisions": int(meta["num_decisions"]),
+                 "log_prob": float(meta["log_prob"]), "reward": reward}
         self.num_told += 1
+        if self.pool or self.topk or self.local_pool:  # what the predictor and PQT read
+            self.history.append({"tokens": entry["tokens"],
+                                 "num_decisions": entry["num_decisions"], "reward": reward})
         self._add(entry)
 
+    def observe_known(self, proposal: Proposal, reward: float) -> None:
+        # A genuine sample of the policy whose reward is known: learn from it, no trial.
+        self._add({**proposal.meta, "trial_id": -1, "reward": float(reward)})
+        self.num_cached += 1
+
     def _add(self, entry: Dict[str, Any]) -> None:
-        self.buffer.append(entry)
+        self.buffer.append({k: entry[k] for k in ("trial_id", "tokens", "num_decisions",
+                                                  "log_prob", "reward")})
         if len(self.buffer) >= self.m:
             batch, self.buffer = self.buffer[:self.m], self.buffer[self.m:]
             self._update(batch)
@@ -288,76 +287,46 @@ class ReinforceStrategy(Strategy):
         baseline = c.baseline
         adv = self._advantages(rewards)
         rows = [(np.asarray(e["tokens"], np.int32), int(e["num_decisions"])) for e in batch]
-        sampled = np.array([e["log_prob"] for e in batch], np.float64)
-        loss = 0.0
-        for step in range(self.update_steps):
-            weights = np.ones(len(batch))
-            if step > 0 or self.importance_clip is not None:
-                ratio = np.exp(self._log_probs(rows) - sampled)
-            if self.importance_clip is not None:
-                weights = np.minimum(self.importance_clip, ratio)
-            if step > 0:
-                # PPO's clipped surrogate: the gradient of min(r A, clip(r, 1 +- eps) A) is
-                # r A grad log P where the ratio is inside the trust region (or moving back
-                # into it) and zero where it has already left it in the advantage's direction.
-                lo, hi = 1.0 - self.ppo_clip, 1.0 + self.ppo_clip
-                outside = ((adv > 0) & (ratio > hi)) | ((adv < 0) & (ratio < lo))
-                weights = np.where(outside, 0.0, ratio)
-                if not weights.any():
-                    break
-            loss = self._step(rows, adv * weights)
+        ratios = self.update_steps > 1 or self.importance_clip is not None
+        sampled = [e["log_prob"] for e in batch] if ratios else None
+        if self.topk and self.topk_weight and self.history:
+            # Priority-queue training (Abolafia et al. 2018): also raise the likelihood of the
+            # best architectures seen so far (their ratio to "sampled" is 1 at the first step).
+            best = sorted(self.history, key=lambda h: -h["reward"])[:self.topk]
+            extra = [(np.asarray(h["tokens"], np.int32), int(h["num_decisions"])) for h in best]
+            if ratios:
+                sampled = sampled + list(_guided.current_log_probs(c, extra))
+            rows += extra
+            adv = np.concatenate([adv, np.full(len(extra), self.topk_weight)])
+        loss, _ = c.train_step(rows, adv, sampled, update_steps=self.update_steps,
+                               ppo_clip=self.ppo_clip, importance_clip=self.importance_clip)
         c.update_baseline(rewards)
         stats = {"loss": loss, "reward": float(np.mean(rewards)),
                  "baseline": float(np.mean(rewards)) if baseline is None else baseline,
-                 "advantage": float(np.mean(adv)), "updates": c.updates}
+                 "advantage": float(np.mean(adv[:len(batch)])), "updates": c.updates}
         self.last_stats = stats
         logging.debug("reinforce update %d: %s", c.updates, stats)
-
-    def _groups(self, rows) -> Dict[int, List[int]]:
-        groups: Dict[int, List[int]] = {}
-        for k, (_, n) in enumerate(rows):
-            groups.setdefault(n, []).append(k)
-        return groups
-
-    def _log_probs(self, rows) -> np.ndarray:
-        """log P of each row under the current controller."""
-        out = np.zeros(len(rows))
-        for n, idx in self._groups(rows).items():
-            out[idx] = self.controller.log_prob(np.stack([rows[k][0] for k in idx]), n)[0]
-        return out
-
-    def _step(self, rows, adv: np.ndarray) -> float:
-        """One gradient step on ``-1/m sum_k adv_k log P(a_k)`` (rows grouped by length)."""
-        c = self.controller
-        total, loss = None, 0.0
-        for n, idx in sorted(self._groups(rows).items()):
-            l, grads, _, _ = c.gradients(np.stack([rows[k][0] for k in idx]), adv[idx], n,
-                                         total=len(rows))
-            loss += l
-            total = grads if total is None else [a + g for a, g in zip(total, grads)]
-        c.apply_gradients(total)
-        return loss
 
     # --- state ---------------------------------------------------------------------------------
 
     def get_state(self, include_controller: bool = True) -> Dict[str, Any]:
-        state = {"strategy": self.name, "next_trial_id": self.next_trial_id,
-                 "num_told": self.num_told, "buffer": list(self.buffer),
-                 "reward_var": self.reward_var, "recent": list(self.recent), "known": dict(self.known),
-                 "pending": sorted(self.pending), "num_cached": self.num_cached}
+        state = super().get_state()
+        state.update({"num_told": self.num_told, "buffer": list(self.buffer),
+                      "reward_var": self.reward_var, "recent": list(self.recent),
+                      "num_cached": self.num_cached, "history": list(self.history)})
         if include_controller:
             state["controller"] = base64.b64encode(self.controller.state_bytes()).decode("ascii")
         return state
 
     def set_state(self, state: Dict[str, Any]) -> None:
-        self.next_trial_id = int(state["next_trial_id"])
+        super().set_state(state)
         self.num_told = int(state["num_told"])
         self.buffer = [dict(e) for e in state["buffer"]]
         self.reward_var = state.get("reward_var")
         self.recent = [float(r) for r in state.get("recent", [])]
-        self.known = {k: float(v) for k, v in state.get("known", {}).items()}
-        self.pending = set(state.get("pending", []))
         self.num_cached = int(state.get("num_cached", 0))
+        self.history = [dict(h) for h in state.get("history", [])]
+        self.predictor = None
         if "controller" in state:
             self.controller.load_state_bytes(base64.b64decode(state["controller"]))
 

@@ -39,7 +39,8 @@ def test_probabilities_sum_to_one_and_rescore_matches():
 
 
 def test_reinforce_gradient_by_hand():
-    """One softmax decision: d/d(bias) of -1/m sum_k A_k log softmax(z)[a_k] = -1/m sum A (e_a - p)."""
+    """One softmax decision: d/d(bias) of -1/m sum_k A_k log softmax(z)[a_k]
+    = -1/m sum A (e_a - p)."""
     space = SearchSpace("one", [Categorical("op", ["a", "b", "c"])])
     c = Controller(space, seed=0, jit_compile=False, learning_rate=0.01)
     p = c.probabilities()
@@ -78,7 +79,7 @@ def test_skip_gradient_by_hand():
     _, grads, _, _ = c.gradients(tokens, adv, 2)
     names = [v.path for v in c.trainable_variables]
     g_v = np.asarray(grads[names.index(c.v.path)])[:, 0]
-    eps = 1e-3  # recover u numerically from the logit's dependence on v
+    eps = 1e-2  # recover u numerically (log P is smooth in v; float32 needs a wide step)
     v0 = np.array(c.v)
     u = []
     for i in range(v0.shape[0]):
@@ -175,3 +176,89 @@ def test_controller_learns_synthetic_optimum_faster_than_random():
     rnd = np.mean([run("random", seed) for seed in (0, 1)])
     assert rnd < 0.35  # random: 1/4 in expectation
     assert rl > rnd + 0.3, (rl, rnd)
+
+
+def test_update_is_keras_adam_with_clipnorm():
+    """The in-graph Adam step equals keras.optimizers.Adam's on the same gradients."""
+    import keras
+    import tensorflow as tf
+    space = _mixed_space()
+    c = Controller(space, seed=4, jit_compile=False, learning_rate=0.03, clipnorm=0.5)
+    ref = [tf.Variable(np.array(w)) for w in c.trainable_variables]
+    opt = keras.optimizers.Adam(learning_rate=0.03, clipnorm=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        out = c.sample(6)
+        _, grads, _, _ = c.gradients(out["tokens"], rng.normal(size=6), 5)
+        opt.apply_gradients(zip([tf.constant(np.array(g)) for g in grads], ref))
+        c.apply_gradients(grads)
+    for mine, theirs in zip(c.trainable_variables, ref):
+        np.testing.assert_allclose(np.array(mine), theirs.numpy(), rtol=1e-5, atol=1e-6)
+    assert int(c.optimizer.iterations) == 3 and c.updates == 3
+
+
+def test_train_step_with_ppo_steps_matches_separate_steps():
+    space = _mixed_space()
+    a = Controller(space, seed=2, jit_compile=False, learning_rate=0.05, entropy_weight=0.01)
+    b = Controller(space, seed=2, jit_compile=False, learning_rate=0.05, entropy_weight=0.01)
+    out = a.sample(5)
+    adv = np.array([1.0, -1.0, 0.5, 0.0, -0.2])
+    rows = [(t, 5) for t in out["tokens"]]
+    _, steps = a.train_step(rows, adv, out["log_prob"], update_steps=3, ppo_clip=0.3)
+    for step in range(steps):  # the same, one call per step
+        lp, _ = b.log_prob(out["tokens"], 5)
+        ratio = np.exp(lp - out["log_prob"])
+        w = np.ones(5) if step == 0 else np.where(
+            ((adv > 0) & (ratio > 1.3)) | ((adv < 0) & (ratio < 0.7)), 0.0, ratio)
+        _, grads, _, _ = b.gradients(out["tokens"], adv * w, 5)
+        b.apply_gradients(grads)
+    assert steps >= 2 and a.updates == b.updates == steps
+    for x, y in zip(a.trainable_variables, b.trainable_variables):
+        np.testing.assert_allclose(np.array(x), np.array(y), rtol=1e-4, atol=1e-6)
+
+
+def test_controllers_share_programs_and_a_dropped_one_is_freed():
+    """Same structure, same compiled programs; nothing global keeps a dropped controller."""
+    import gc
+    import weakref
+    space = _mixed_space()
+    first = Controller(space, seed=0, jit_compile=False)
+    first.update([(t, 5) for t in first.sample(4)["tokens"]], np.arange(4.0))
+    progs = first.programs
+    traces = {k: getattr(progs, k).experimental_get_tracing_count()
+              for k in ("sample", "train", "score")}
+    refs = []
+    for seed in range(1, 4):  # other seeds and settings, same structure
+        c = Controller(space, seed=seed, jit_compile=False, tanh_constant=1.5,
+                       learning_rate=0.01 * seed)
+        assert c.programs is progs
+        c.update([(t, 5) for t in c.sample(4)["tokens"]], np.arange(4.0))
+        c.log_prob(c.sample(3)["tokens"])
+        refs.append(weakref.ref(c))
+        del c
+    gc.collect()
+    assert all(r() is None for r in refs)
+    assert {k: getattr(progs, k).experimental_get_tracing_count()
+            for k in ("sample", "train", "score")} == traces
+
+
+def test_memory_stays_flat_over_strategies_created_one_after_another():
+    """RSS after the first strategies (imports, programs) grows by little over six more."""
+    import gc
+
+    def rss_mib():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    space = SearchSpace("toy", [Categorical(f"d{i}", list(range(5))) for i in range(6)])
+    sizes = []
+    for seed in range(8):
+        s = create_strategy("reinforce", space, seed=seed, jit_compile=False)
+        for _ in range(4):
+            for t in s.ask(s.m):
+                s.tell(t, float(sum(t.decisions.values())))
+        del s
+        gc.collect()
+        sizes.append(rss_mib())
+    # a leak of a controller's graphs showed as ~70 MiB per strategy; allow allocator noise
+    assert sizes[-1] - sizes[1] < 25, sizes

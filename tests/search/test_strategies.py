@@ -20,7 +20,8 @@ def _reward(trial):
 
 
 OPTIONS = {"random": {}, "evolution": {"population_size": 6, "tournament_size": 3},
-           "reinforce": {"preset": "small_budget", "jit_compile": False}}
+           "reinforce": {"preset": "small_budget", "jit_compile": False},
+           "local_search": {"order": "predictor"}}
 
 
 def _drive(strategy, steps, record, in_flight=()):
@@ -37,7 +38,7 @@ def _drive(strategy, steps, record, in_flight=()):
 
 
 def test_registry_and_contract():
-    assert {"random", "evolution", "reinforce"} <= set(available_strategies())
+    assert {"random", "evolution", "reinforce", "local_search"} <= set(available_strategies())
     space = _space()
     for name, options in OPTIONS.items():
         s = create_strategy(name, space, seed=1, **options)
@@ -54,9 +55,11 @@ def test_registry_and_contract():
         create_strategy("reinforce", space, bogus=1)
     with pytest.raises(ValueError, match="unknown reinforce preset"):
         create_strategy("reinforce", space, preset="nope")
+    with pytest.raises(ValueError, match="Argument `order` must be one of"):
+        create_strategy("local_search", space, order="nope")
 
 
-@pytest.mark.parametrize("name", ["random", "evolution", "reinforce"])
+@pytest.mark.parametrize("name", ["random", "evolution", "reinforce", "local_search"])
 def test_seeded_runs_reproduce_and_resume_exactly(name, tmp_path):
     space = _space()
     # uninterrupted
@@ -145,9 +148,36 @@ def test_evolution_mutates_exactly_one_decision():
             s.tell(t, _reward(t))
 
 
+def test_local_search_climbs_to_the_best_neighbour_and_restarts_at_a_peak():
+    space = SearchSpace("grid", [Categorical(k, list(range(5))) for k in "xyz"])
+    peaks = {(4, 4, 4): 1.0, (0, 0, 0): 0.9}  # two local optima of a bumpy grid
+
+    def reward(d):
+        x, y, z = d["x"], d["y"], d["z"]
+        return peaks.get((x, y, z), 0.1 * abs(x + y + z - 6) / 6)
+
+    s = create_strategy("local_search", space, seed=3)
+    trials = []
+    for _ in range(60):
+        for t in s.ask(1):
+            trials.append(t)
+            s.tell(t, reward(t.decisions))
+    start = trials[0].decisions
+    assert trials[0].meta["origin"] == "start"
+    # the 12 trials after the start are exactly its neighbourhood (one decision changed)
+    first = [t.decisions for t in trials[1:13]]
+    assert all(sum(d[k] != start[k] for k in d) == 1 for d in first)
+    assert len({(d["x"], d["y"], d["z"]) for d in first}) == 12
+    # every move goes to the best neighbour; at a peak it restarts
+    best = max(reward(t.decisions) for t in trials)
+    assert best == 1.0 and s.num_restarts >= 1
+    moves = [t.meta.get("current") for t in trials if t.meta["origin"] == "neighbour"]
+    assert len(set(moves)) >= 2
+
+
 def test_dedupe_never_repeats():
     space = SearchSpace("tiny", [Categorical("a", list(range(5))), Categorical("b", [0, 1])])
-    for name in ("random", "evolution", "reinforce"):
+    for name in ("random", "evolution", "reinforce", "local_search"):
         opts = dict(OPTIONS[name], dedupe=True)
         s = create_strategy(name, space, seed=0, **opts)
         seen = []
