@@ -44,7 +44,7 @@ setup(
         "tensorboard>=2.16",  # summaries and the HParams dashboard of a run directory
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "keras-tuner>=1.4"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "keras-tuner>=1.4"],
         "ray": ["ray>=2.9"],
         "tuner": ["keras-tuner>=1.4"],  # nascell.search.keras_tuner
         "bench": ["matplotlib>=3.5"],

@@ -46,6 +46,7 @@ import numpy as np
 from absl import logging
 from keras_tuner.engine import trial as kt_trial
 
+from nascell.search.dedupe import SpaceExhausted
 from nascell.search.keras_tuner.hp_space import FLOAT_POINTS, MAX_CHOICES, HPSpace, values_key
 from nascell.search.space import Categorical, SearchSpace
 from nascell.search.strategy import Strategy, available_strategies, create_strategy
@@ -148,7 +149,12 @@ class Oracle(kt.Oracle):
             logging.info("nascell oracle: all %d configurations have been tried; stopping", total)
             return {"status": _STOPPED, "values": None}
         for _ in range(self.max_repeats):
-            trial = self.strategy.ask(1)[0]
+            try:
+                trial = self.strategy.ask(1)[0]
+            except SpaceExhausted:
+                # The strategy has proposed every architecture of its space, but conditional
+                # hyperparameters can make two of them the same values: look for untried ones.
+                break
             values = self.hp_space.values(trial.decisions)
             key = values_key(values)
             if key not in tried:

@@ -213,6 +213,22 @@ def two_cells() -> SearchSpace:
                        decode=lambda d: cells[d["cell"]])
 
 
+def four_cells() -> SearchSpace:
+    """Four cells: `two_cells`' NAS and Figure 5 cells and two base-2 variants of Figure 5
+    (strategies never repeat an architecture, so a search of four trials needs four)."""
+    from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC, rnn_cell_spec
+
+    cells = {
+        "nas": NAS_CELL_SPEC, "figure5": FIGURE5_SPEC,
+        "tanh2": rnn_cell_spec(2, [("add", "tanh"), ("add", "tanh"), ("mult", "sigmoid")],
+                               ("add", "tanh"), 0, 1),
+        "sigmoid2": rnn_cell_spec(2, [("add", "sigmoid"), ("mult", "tanh"), ("add", "tanh")],
+                                  ("mult", "sigmoid"), 1, 0),
+    }
+    return SearchSpace("four_cells", [Categorical("cell", sorted(cells))],
+                       decode=lambda d: cells[d["cell"]])
+
+
 def node_tagged_lm(**options):
     """An ``rnn_lm`` evaluator whose results record the Ray node that trained the child
     (``metrics["node_id"]``), for the multi-node tests."""

@@ -82,7 +82,7 @@ def test_search_on_a_cluster_losing_a_node_keeps_trained_weights(tmp_path, clust
 
     data = h.tiny_corpus(tmp_path / "text")
     run_dir = str(tmp_path / "run")
-    space = h.two_cells()
+    space = h.four_cells()
     evaluator = h.node_tagged_lm(**h.tiny_lm_options(data, epochs=1, steps_per_epoch=8))
     executor = LosesANode(max_in_flight=2, max_retries=2)
     result = run_search(space, create_strategy("random", space, seed=1), evaluator, run_dir,
