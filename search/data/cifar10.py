@@ -27,6 +27,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 from absl import logging
 
+from nascell.search.data import images
 from nascell.search.data.text import DataNotFoundError
 
 VALIDATION_FRACTION = 5000 / 50000  # the paper's 5,000 of 50,000
@@ -185,39 +186,18 @@ def split_cifar10(arrays: Arrays, subset: Optional[int] = None,
 
 def augment(image, pad: int = 4, seed: Any = None):
     """One whitened image ``(h, w, c)``: zero-pad by ``pad``, random crop back, random flip."""
-    import tensorflow as tf
-
-    shape = tf.shape(image)
-    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-    cropped = tf.image.random_crop(padded, shape, seed=seed)
-    return tf.image.random_flip_left_right(cropped, seed=seed)
+    return images.augment(image, pad=pad, flip=True, seed=seed)
 
 
 def cifar_datasets(splits: CifarSplits, batch_size: int, augment_train: bool = True,
                    pad: int = 4, seed: int = 0):
     """``(train, valid, test)`` `tf.data.Dataset`s of ``(images, labels)`` batches.
 
-    ``train`` is cached, shuffled every epoch, augmented (if asked), batched (the last
-    partial batch dropped so every step has the same shape) and prefetched; it yields one
-    epoch per pass. ``valid`` and ``test`` are batched in order, cached and prefetched.
+    ``train`` is cached, shuffled every epoch, augmented (if asked: pad-and-crop and flips, as
+    the paper's CIFAR-10 children), batched (the last partial batch dropped so every step has
+    the same shape) and prefetched; it yields one epoch per pass. ``valid`` and ``test`` are
+    batched in order, cached and prefetched. The pipeline every image data set uses
+    (`nascell.search.data.images.image_pipelines`).
     """
-    import tensorflow as tf
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if len(splits.x_train) < batch_size:
-        raise ValueError(f"{len(splits.x_train)} training images are fewer than one batch of "
-                         f"{batch_size}; use a smaller --child_batch_size or a larger "
-                         f"--child_subset")
-    train = tf.data.Dataset.from_tensor_slices((splits.x_train, splits.y_train)).cache()
-    train = train.shuffle(len(splits.x_train), seed=seed, reshuffle_each_iteration=True)
-    if augment_train:
-        train = train.map(lambda x, y: (augment(x, pad), y),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    train = train.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-    def plain(x, y):
-        return (tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache()
-                .prefetch(tf.data.AUTOTUNE))
-
-    return train, plain(splits.x_valid, splits.y_valid), plain(splits.x_test, splits.y_test)
+    return images.image_pipelines(splits, batch_size, augment_train=augment_train, flip=True,
+                                  pad=pad, seed=seed)
