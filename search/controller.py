@@ -1,5 +1,10 @@
 """The controller: an LSTM that writes architectures as token sequences, trained by REINFORCE.
 
+(Over 400 lines, at about 500: the paper's controller is one network whose token encoding,
+sampling, log-probabilities, baseline, REINFORCE/PPO update and saved state share the same
+per-decision heads and embeddings; the compiled programs that run it are in
+controller_graph.py.)
+
 Zoph & Le (2017), sections 3.1-3.3, with the hyperparameters of 4.1/4.2 as defaults:
 
 * a two-layer LSTM with 35 units, every weight drawn uniformly from [-0.08, 0.08];

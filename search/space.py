@@ -1,5 +1,8 @@
 """Search spaces declared from parts: an ordered list of decisions plus decode/encode.
 
+(Over 400 lines, at about 420: the two decision types, the depth schedule and the space that
+encodes, decodes, counts and enumerates them are one data format.)
+
 A search space is data: an ordered list of decisions, each of one of two types,
 
 * `Categorical(name, choices)`: pick one item of ``choices``; the value is the item itself.

@@ -1,5 +1,9 @@
 """nascell-search: run (or resume) an architecture search from the command line.
 
+(Over 400 lines, at about 430: one binary's whole flag-to-object translation, each flag's
+error worded for the command line; its flags live in search_flags.py, child_flags.py and
+data_flags.py. Split it again when another stage is added.)
+
     nascell-search --dataset=ptb --strategy=reinforce --num_trials=1000   # cells on PTB
     nascell-search --dataset=cifar10 --strategy=reinforce                 # conv nets, CIFAR-10
     nascell-search --space=nasbench201 --strategy=evolution \\

@@ -1,5 +1,8 @@
 """nascell-train: the final training stage of a found architecture (Zoph & Le 2017, 4.1).
 
+(Over 400 lines, at about 420: the final stage's grid, resume and export, each with errors
+worded for the command line; the training itself is nascell.search.training.)
+
     nascell-train --run_dir=runs/rnn_cell-reinforce                  # the search's best spec
     nascell-train --spec_json=best.json --cifar_npz=cifar10.npz \\
         --lr_grid=0.1,0.05 --weight_decay_grid=1e-4,5e-4 --bn_epsilon_grid=1e-3,1e-5 \\

@@ -2,8 +2,8 @@
 spec, or the ``"lstm"`` baseline), the tied embedding/softmax layer, and parameter counts
 (to size a model by its parameters, as the paper matches its children to a baseline).
 
-`nascell.search.evaluators.rnn_lm.build_language_model` assembles them; its names are also
-importable from there.
+`build_language_model` assembles them into the child network; these names are also importable
+from `nascell.search.evaluators.rnn_lm`.
 """
 
 from __future__ import annotations
@@ -116,3 +116,58 @@ def tied_embedding_class():
             return keras.ops.take(self.embeddings, keras.ops.cast(inputs, "int32"), axis=0)
 
     return TiedEmbedding
+
+
+def build_language_model(spec, vocab_size: int, units: int, num_layers: int = 2,
+                         tie_weights: bool = True, embedding_dim: Optional[int] = None,
+                         embedding_dropout: float = 0.0, dropout: float = 0.0,
+                         recurrent_dropout: float = 0.0, seed: Optional[int] = None,
+                         return_state: bool = False):
+    """The child network: ids ``(batch, time)`` -> next-token logits ``(batch, time, vocab)``.
+
+    ``spec``: an `RNNCellSpec` (or its dict / JSON), or ``"lstm"`` for the baseline LSTM.
+    With ``return_state``, the model also takes and returns the recurrent state, so a trainer
+    can carry it from one batch to the next (truncated BPTT):
+    ``[ids, h_0, c_0, h_1, c_1, ...] -> [logits, h_0, c_0, h_1, c_1, ...]`` (layer 0 first; the
+    weights are the same as without it, so either model loads the other's weights).
+    """
+    import keras
+
+    from nascell.fast_rnn import RNN  # the fast path (keras.layers.RNN for an LSTM)
+
+    embedding_dim = units if (tie_weights or embedding_dim is None) else embedding_dim
+    init = keras.initializers.RandomUniform(-0.1, 0.1, seed=seed)
+
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    state_inputs, state_outputs = [], []
+    if tie_weights:
+        embedding = tied_embedding_class()(vocab_size, embedding_dim, init, name="embedding")
+    else:
+        embedding = keras.layers.Embedding(vocab_size, embedding_dim,
+                                           embeddings_initializer=init, name="embedding")
+    x = embedding(tokens)
+    if embedding_dropout:
+        x = keras.layers.Dropout(embedding_dropout, seed=seed, name="embedding_dropout")(x)
+    for layer in range(num_layers):
+        cell = recurrent_cell(spec, units, dropout, recurrent_dropout, init, seed,
+                              name=f"{'lstm' if is_lstm(spec) else 'tree'}_cell_{layer}")
+        if return_state:
+            state = [keras.Input(shape=(size,), name=f"{part}_{layer}")
+                     for part, size in zip("hc", cell.state_size)]
+            x, *state_out = RNN(cell, return_sequences=True, return_state=True,
+                                 name=f"rnn_{layer}")(x, initial_state=state)
+            state_inputs += state
+            state_outputs += state_out
+            continue
+        x = RNN(cell, return_sequences=True, name=f"rnn_{layer}")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, noise_shape=(None, 1, units), seed=seed,
+                                 name="output_dropout")(x)
+    if tie_weights:
+        logits = embedding(x, logits=True)
+    else:
+        logits = keras.layers.Dense(vocab_size, kernel_initializer=init, name="softmax")(x)
+    if return_state:
+        return keras.Model([tokens, *state_inputs], [logits, *state_outputs],
+                           name="language_model")
+    return keras.Model(tokens, logits, name="language_model")
