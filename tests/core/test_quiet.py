@@ -102,8 +102,9 @@ def test_a_quiet_binary_run_as_a_module(tmp_path):
            "--units=4", "--input_dim=3"]
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
                                                             "NASCELL_QUIET")}
+    # (cwd: from a checkout's root, `-m` would find its nascell/ folder, not the install)
     quiet = subprocess.run(cli + [f"--out={tmp_path / 'quiet'}", "--tflite"], env=env,
-                           capture_output=True, text=True, timeout=300)
+                           cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0, quiet.stderr[-3000:]
     assert quiet.stdout.startswith("exported rnn_cell spec to")
     assert "step.tflite (TensorFlow Lite; largest difference" in quiet.stdout
@@ -111,6 +112,6 @@ def test_a_quiet_binary_run_as_a_module(tmp_path):
         "nascell-export: exporting rnn_cell spec (SavedModel, layer.keras, picture) ...",
         "nascell-export: converting endpoint 'step' to TensorFlow Lite ..."]
     verbose = subprocess.run(cli + [f"--out={tmp_path / 'verbose'}", "-v", "0"], env=env,
-                             capture_output=True, text=True, timeout=300)
+                             cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
     assert verbose.returncode == 0, verbose.stderr[-3000:]
     assert "exporter.py" in verbose.stderr and "] exported rnn_cell spec" in verbose.stderr
