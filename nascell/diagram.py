@@ -194,24 +194,34 @@ def enas_conv_graph(spec: ENASConvCellSpec, image_shape=None, features_shape=Non
     return g
 
 
-def enas_macro_graph(spec: ENASMacroSpec, image_shape=None, features_shape=None,
-                     title: Optional[str] = None) -> graphviz.Digraph:
-    """The layers of an `ENASMacroSpec` in a chain, with their skip connections."""
+def macro_layer_lines(spec: ENASMacroSpec) -> List[List[str]]:
+    """Each layer's label lines in a picture of an ENAS macro network: its op, its skips, and
+    whether the network halves after it (the Graphviz and the matplotlib renderers share them)."""
     from nascell.enas_cells import macro_pool_layers
-    g = graphviz.Digraph("enas_macro", graph_attr=_graph_attr(
-        "TB", title or f"ENAS macro network ({spec.num_layers} layers)"), node_attr=_NODE_ATTR)
-    label = "image" + (_NL + _shape_text(image_shape) if image_shape else "")
-    g.node("image", label, shape="ellipse", fillcolor="white")
-    g.node("stem", f"stem{_NL}conv 3x3, BN", fillcolor=_NODE_COLOR)
-    g.edge("image", "stem")
+
     pools = set(macro_pool_layers(spec.num_layers))
-    prev = "stem"
+    out = []
     for i, layer in enumerate(spec.layers):
         lines = [f"layer {i}: {layer.op}"]
         if layer.skips:
             lines.append(f"+ skips {', '.join(str(j) for j in layer.skips)}, BN")
         if i in pools:
             lines.append("then halve (avg pool 2x2)")
+        out.append(lines)
+    return out
+
+
+def enas_macro_graph(spec: ENASMacroSpec, image_shape=None, features_shape=None,
+                     title: Optional[str] = None) -> graphviz.Digraph:
+    """The layers of an `ENASMacroSpec` in a chain, with their skip connections."""
+    g = graphviz.Digraph("enas_macro", graph_attr=_graph_attr(
+        "TB", title or f"ENAS macro network ({spec.num_layers} layers)"), node_attr=_NODE_ATTR)
+    label = "image" + (_NL + _shape_text(image_shape) if image_shape else "")
+    g.node("image", label, shape="ellipse", fillcolor="white")
+    g.node("stem", f"stem{_NL}conv 3x3, BN", fillcolor=_NODE_COLOR)
+    g.edge("image", "stem")
+    prev = "stem"
+    for i, (layer, lines) in enumerate(zip(spec.layers, macro_layer_lines(spec))):
         g.node(f"l{i}", _NL.join(lines),
                fillcolor=_NODE_COLOR if "pool" in layer.op else _LEAF_COLOR)
         g.edge(prev, f"l{i}")

@@ -185,18 +185,13 @@ def enas_conv_picture(spec: ENASConvCellSpec, image_shape=None, features_shape=N
 def enas_macro_picture(spec: ENASMacroSpec, image_shape=None, features_shape=None,
                        title: Optional[str] = None) -> Picture:
     """The layers of an `ENASMacroSpec` in a chain, with their skip connections."""
-    from nascell.enas_cells import macro_pool_layers
-    pools = set(macro_pool_layers(spec.num_layers))
+    from nascell.diagram import macro_layer_lines
+
     nodes = [Node("image", "image" + (f"\n{_shape(image_shape)}" if image_shape else ""),
                   "ellipse", INPUT),
              Node("stem", "stem\nconv 3x3, BN")]
     edges = [Edge("image", "stem"), Edge("stem", "l0")]
-    for i, layer in enumerate(spec.layers):
-        lines = [f"layer {i}: {layer.op}"]
-        if layer.skips:
-            lines.append(f"+ skips {', '.join(str(j) for j in layer.skips)}, BN")
-        if i in pools:
-            lines.append("then halve (avg pool 2x2)")
+    for i, (layer, lines) in enumerate(zip(spec.layers, macro_layer_lines(spec))):
         nodes.append(Node(f"l{i}", "\n".join(lines), fill=NODE if "pool" in layer.op else LEAF))
         if i:
             edges.append(Edge(f"l{i - 1}", f"l{i}"))
