@@ -11,8 +11,8 @@ Oracles, all with the same trial budget and the oracle seed ``seed + 1`` (KerasT
 seed of 0 as "no seed"):
 
 * ``nascell-reinforce``: ``nascell.search.keras_tuner.Oracle("reinforce")`` with its defaults
-  (the ``rank_ppo`` preset, tuned on NAS-Bench-201 with seeds 100-131 of
-  benchmarks/search_efficiency.py, not on the seeds reported here);
+  (the default ``guided`` preset, tuned with benchmarks/search_efficiency.py on seeds
+  1000-1059, not on the seeds reported here);
 * ``nascell-evolution``: ``Oracle("evolution")`` (population 20, tournament 5, dedupe);
 * ``kt-random``: ``kt.oracles.RandomSearchOracle``;
 * ``kt-bayesian``: ``kt.oracles.BayesianOptimizationOracle`` with its defaults (18 random
