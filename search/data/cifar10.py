@@ -145,7 +145,7 @@ class CifarSplits:
 
 def whiten(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Per-channel whitening of uint8 images: ``(x / 255 - mean) / std`` as float32."""
-    return ((x.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
+    return images.whiten(x, mean, std, 255.0)
 
 
 def split_cifar10(arrays: Arrays, subset: Optional[int] = None,
