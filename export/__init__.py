@@ -2,7 +2,7 @@
 
     from nascell.export import export_spec, export_best, load
     path = export_spec(spec, "exports/cell", units=256, input_dim=128)
-    layer = load(path)            # keras.layers.RNN(TreeCell(...)) with the exported weights
+    layer = load(path)            # nascell.RNN(TreeCell(...)) with the exported weights
 
 Every registered spec kind exports (`nascell.kinds`): tree cells (``rnn_cell``), conv nets
 (``conv``) and the three ENAS kinds (``enas_rnn_cell``: ``RNN(ENASRNNCell)``, whose single

@@ -1,7 +1,7 @@
 """Load an export folder back as a Python Keras layer: trainable, fine-tunable, re-exportable.
 
     layer = nascell.export.load("exports/nas")
-    outputs, h, c = layer(inputs)                    # a keras.layers.RNN(TreeCell(...))
+    outputs, h, c = layer(inputs)                    # a nascell.RNN(TreeCell(...))
     layer = nascell.export.load("exports/nas", return_state=False)   # outputs only
     layer = nascell.export.load("exports/enas_cell")
     outputs, h = layer(inputs)                       # RNN(ENASRNNCell(...)): one state, h
@@ -87,15 +87,16 @@ def load(path: str, name: Optional[str] = None, **rnn_kwargs) -> keras.layers.La
         name: the layer's name (default: the kind's, e.g. ``tree_rnn`` for tree cells,
             ``enas_rnn`` for ENAS cells, ``convnet`` / ``enas_convnet`` / ``enas_macronet``
             for image nets).
-        **rnn_kwargs: for cells, `keras.layers.RNN` arguments overriding the exported
+        **rnn_kwargs: for cells, `nascell.RNN` arguments overriding the exported
             wrapper's (``return_sequences=True, return_state=True``), e.g.
             ``return_state=False`` for a drop-in replacement of ``RNN(LSTMCell(...))``.
 
     Returns:
-        The layer its kind builds (`nascell.kinds`): for cells a built ``keras.layers.RNN``
-        around a `TreeCell` (returning ``outputs, h, c``) or an `ENASRNNCell` (returning
-        ``outputs, h``), input ``(batch, time, input_dim)``; for image specs a built `ConvNet`,
-        `ENASConvNet` or `ENASMacroNet` for the exported image shape.
+        The layer its kind builds (`nascell.kinds`): for cells a built `nascell.RNN` (the
+        fast path of ``keras.layers.RNN``) around a `TreeCell` (returning ``outputs, h, c``)
+        or an `ENASRNNCell` (returning ``outputs, h``), input ``(batch, time, input_dim)``;
+        for image specs a built `ConvNet`, `ENASConvNet` or `ENASMacroNet` for the exported
+        image shape.
     """
     path = _check_folder(path)
     spec = load_spec(path)

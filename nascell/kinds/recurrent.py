@@ -1,7 +1,8 @@
 """The recurrent spec kinds: ``rnn_cell`` (the paper's cell tree, `TreeCell`) and
 ``enas_rnn_cell`` (`ENASRNNCell`).
 
-Both become ``keras.layers.RNN(cell, return_sequences=True, return_state=True)`` built for
+Both become ``nascell.RNN(cell, return_sequences=True, return_state=True)`` (``keras.layers.RNN``
+on the fast path, so a loaded export runs at the speed of its matmuls) built for
 ``(batch, time, input_dim)``: called, it returns the outputs and then each state. A tree cell
 has the states ``[h, c]`` (``h`` of size ``projection or units``, ``c`` of size ``units``); an
 ENAS cell has one state, ``h``, which is also its output. The SavedModel endpoints follow:
@@ -29,6 +30,7 @@ from nascell import kinds
 from nascell._args import argument_error, positive_int
 from nascell.enas_cells import ENASRNNCell
 from nascell.enas_spec import ENASRNNCellSpec
+from nascell.fast_rnn import RNN
 from nascell.spec import RNNCellSpec
 from nascell.tree_cell import TreeCell
 
@@ -89,7 +91,7 @@ class RecurrentKind(kinds.SpecKind):
               return_state: bool = True, **rnn_options):
         """``RNN(cell)`` built for ``shapes["input_dim"]``; ``rnn_options`` are further
         `keras.layers.RNN` arguments."""
-        rnn = keras.layers.RNN(self._cell(spec, shapes, config),
+        rnn = RNN(self._cell(spec, shapes, config),
                                return_sequences=return_sequences, return_state=return_state,
                                name=name or self.layer_name, **rnn_options)
         rnn.build((None, None, int(shapes["input_dim"])))
@@ -113,7 +115,7 @@ class RecurrentKind(kinds.SpecKind):
 
     def layer_doc(self, shapes):
         names = ", ".join(self.states)
-        return {"class": f"keras.layers.RNN({self.cell_class.__module__}."
+        return {"class": f"nascell.RNN({self.cell_class.__module__}."
                          f"{self.cell_class.__name__})",
                 "name": self.layer_name, "return_sequences": True, "return_state": True,
                 "states": list(self.states),

@@ -231,6 +231,25 @@ def test_weights_from_export_folder_and_npz(cell_export, tmp_path):
     assert not os.path.exists(tmp_path / "c")
 
 
+def test_loaded_cell_runs_on_the_fast_path(cell_export):
+    """`load` and the folder's layer.keras give a `nascell.RNN`: the input projection of every
+    step before the loop, the same numbers as the step-by-step loop."""
+    import keras
+
+    import nascell
+    from nascell.export import load
+    refs = np.load(cell_export["refs"])
+    layer = load(cell_export["path"])
+    assert isinstance(layer, nascell.RNN) and layer._takes_fast_path(refs["x"])
+    step_by_step = nascell.RNN.from_rnn(layer, fast_path=False)
+    for fast, slow in zip(layer(refs["x"]), step_by_step(refs["x"])):
+        np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), atol=1e-6)
+    model = keras.saving.load_model(os.path.join(cell_export["path"], "layer.keras"))
+    assert [type(x) for x in model.layers if isinstance(x, keras.layers.RNN)] == [nascell.RNN]
+    with open(os.path.join(cell_export["path"], "metadata.json")) as f:
+        assert json.load(f)["layer"]["class"].startswith("nascell.RNN(")
+
+
 def test_export_best_and_trial(tmp_path, make_run):
     from nascell.export import export_best, load
     from nascell.spec import FIGURE5_SPEC
