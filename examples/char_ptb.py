@@ -87,9 +87,8 @@ def define_flags() -> None:
 
 
 def exported_cell_layer(cfg: Config, workdir: str):
-    """The cell, loaded from an export folder (made here from a spec unless --export_dir), in
-    `nascell.RNN`: the loaded layer's cell and weights on the fast path."""
-    from nascell import RNN
+    """The cell, loaded from an export folder (made here from a spec unless --export_dir): a
+    `nascell.RNN`, the loaded cell and weights on the fast path."""
     from nascell.export import export_spec, load
     from nascell.spec import NAS_CELL_SPEC
     path = cfg.export_dir
@@ -99,7 +98,7 @@ def exported_cell_layer(cfg: Config, workdir: str):
         path = export_spec(spec, os.path.join(workdir, "cell"), units=cfg.units,
                            input_dim=cfg.embedding_dim, projection=cfg.projection,
                            layer_config=layer_config)
-    return RNN.from_rnn(load(path, name="exported_cell", return_state=False))
+    return load(path, name="exported_cell", return_state=False)
 
 
 def lm_params(vocab: int, embedding_dim: int, lstm_units: int) -> int:

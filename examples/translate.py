@@ -206,7 +206,6 @@ def recurrent_layers(cfg: Config, workdir: str):
                                   name="encoder"),
                 keras.layers.LSTM(cfg.units, return_sequences=True, return_state=True,
                                   name="decoder"), cfg.embedding_dim)
-    from nascell import RNN
     from nascell.export import export_spec, load
     from nascell.spec import NAS_CELL_SPEC
     path = cfg.export_dir
@@ -215,9 +214,9 @@ def recurrent_layers(cfg: Config, workdir: str):
         path = export_spec(spec, os.path.join(workdir, "cell"), units=cfg.units,
                            input_dim=cfg.embedding_dim,
                            layer_config={"use_bias": False} if cfg.spec_json is None else None)
-    # nascell.RNN: the loaded layers' cells and weights, on the fast path.
-    encoder = RNN.from_rnn(load(path, name="encoder"))
-    decoder = RNN.from_rnn(load(path, name="decoder"))
+    # Each a nascell.RNN: the loaded cell and weights, on the fast path.
+    encoder = load(path, name="encoder")
+    decoder = load(path, name="decoder")
     return encoder, decoder, int(encoder.cell.kernel.shape[0])
 
 
