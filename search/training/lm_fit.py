@@ -66,8 +66,8 @@ def fit_language_model(model, optimizer, ids: Dict[str, np.ndarray], *, epochs: 
         epochs: epochs in all (a resumed training runs only the rest).
         lr, lr_decay, lr_decay_epoch: the schedule (`learning_rate`).
         batch_size, seq_len: Zaremba's layout of the training and validation batches.
-        steps_per_epoch: cap on training batches per epoch (None: a full pass).
-        max_valid_steps: cap on validation batches (None: the whole split).
+        steps_per_epoch: cap on training batches per epoch (None or 0: a full pass).
+        max_valid_steps: cap on validation batches (None or 0: the whole split).
         evaluate_test: after training, load the best weights and measure the test split once.
         test_batch_size: rows of the test stream (default ``batch_size``; 1: one stream).
         checkpoint_dir: checkpoint every epoch there, and resume from it (see the module

@@ -129,7 +129,8 @@ class StatefulLMTrainer:
         import tensorflow as tf
 
         start = time.time()
-        steps = len(x) if max_steps is None else min(len(x), int(max_steps))
+        # None or 0: every batch (the flags' "0: all", as the stateless scoring reads it)
+        steps = len(x) if not max_steps else min(len(x), int(max_steps))
         states = self.zero_state(x.shape[1])  # reset at the start of every pass
         total, pending = 0.0, []
         for i in range(steps):

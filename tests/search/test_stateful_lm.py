@@ -51,6 +51,19 @@ def test_carried_state_equals_one_long_sequence(spec):
                                                                                  rel=1e-6)
 
 
+def test_zero_max_batches_means_every_batch():
+    """``max_valid_steps=0`` is "all batches" (as the flags and the stateless scoring read
+    it), not an empty pass scored as perplexity 1."""
+    trainer = StatefulLMTrainer(_model("lstm"), keras.optimizers.SGD(1.0))
+    ids = _ids(2 * 13, seed=4)
+    every = trainer.evaluate(ids, batch_size=2, seq_len=4)
+    assert every.steps == 3 and every.loss > 1.0
+    for cap in (0, None):
+        got = trainer.evaluate(ids, batch_size=2, seq_len=4, max_batches=cap)
+        assert got.steps == 3 and got.loss == pytest.approx(every.loss, rel=1e-6)
+    assert trainer.evaluate(ids, batch_size=2, seq_len=4, max_batches=1).steps == 1
+
+
 def test_training_pass_carries_the_state():
     """With a zero learning rate a training pass is a forward pass: its loss equals the carried
     evaluation's, and with dropout off and lr 0 the weights do not move."""
