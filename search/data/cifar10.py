@@ -19,7 +19,6 @@ padding with the mean), taking a random 32x32 crop and flipping it horizontally 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
 from typing import Any, Optional, Tuple
@@ -121,26 +120,8 @@ def load_cifar10(data_dir: Optional[str] = None, npz: Optional[str] = None,
             x_test, np.asarray(y_test).reshape(-1).astype(np.int64))
 
 
-@dataclasses.dataclass
-class CifarSplits:
-    """Whitened splits as numpy arrays, with the training statistics that whitened them."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_valid: np.ndarray
-    y_valid: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    mean: np.ndarray  # per channel, on [0, 1] pixels
-    std: np.ndarray
-
-    @property
-    def image_shape(self) -> Tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return int(max(self.y_train.max(), self.y_test.max())) + 1
+#: CIFAR-10's splits are `images.ImageSplits` (the one whitened-splits type; the old name stays).
+CifarSplits = images.ImageSplits
 
 
 def whiten(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -149,7 +130,8 @@ def whiten(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 
 
 def split_cifar10(arrays: Arrays, subset: Optional[int] = None,
-                  validation_fraction: float = VALIDATION_FRACTION, seed: int = 0) -> CifarSplits:
+                  validation_fraction: float = VALIDATION_FRACTION,
+                  seed: int = 0) -> images.ImageSplits:
     """The paper's split and whitening.
 
     Args:
@@ -178,10 +160,11 @@ def split_cifar10(arrays: Arrays, subset: Optional[int] = None,
     pixels = xt.reshape(-1, xt.shape[-1]).astype(np.float64) / 255.0
     mean = pixels.mean(axis=0).astype(np.float32)
     std = np.maximum(pixels.std(axis=0), 1e-8).astype(np.float32)
-    return CifarSplits(x_train=whiten(xt, mean, std), y_train=y_train[train_idx],
-                       x_valid=whiten(x_train[valid_idx], mean, std),
-                       y_valid=y_train[valid_idx], x_test=whiten(x_test, mean, std),
-                       y_test=y_test, mean=mean, std=std)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    return images.ImageSplits(x_train=whiten(xt, mean, std), y_train=y_train[train_idx],
+                              x_valid=whiten(x_train[valid_idx], mean, std),
+                              y_valid=y_train[valid_idx], x_test=whiten(x_test, mean, std),
+                              y_test=y_test, mean=mean, std=std, num_classes=num_classes)
 
 
 def augment(image, pad: int = 4, seed: Any = None):
@@ -189,7 +172,7 @@ def augment(image, pad: int = 4, seed: Any = None):
     return images.augment(image, pad=pad, flip=True, seed=seed)
 
 
-def cifar_datasets(splits: CifarSplits, batch_size: int, augment_train: bool = True,
+def cifar_datasets(splits: images.ImageSplits, batch_size: int, augment_train: bool = True,
                    pad: int = 4, seed: int = 0):
     """``(train, valid, test)`` `tf.data.Dataset`s of ``(images, labels)`` batches.
 

@@ -55,10 +55,8 @@ def carve(n: int, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
 
 @dataclasses.dataclass
 class ImageSplits:
-    """Whitened train / valid / test splits (float32 NHWC) and what a child needs to know.
-
-    Compatible with `nascell.search.data.cifar10.CifarSplits` (same fields and properties).
-    """
+    """Whitened train / valid / test splits (float32 NHWC) and what a child needs to know:
+    every image data set's, CIFAR-10's included (`cifar10.split_cifar10`)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -189,7 +187,7 @@ def augment(image, pad: int = 4, flip: bool = True, seed: Any = None):
 
 def image_pipelines(splits, batch_size: int, augment_train: bool = True, flip: bool = True,
                     pad: int = 4, seed: int = 0):
-    """``(train, valid, test)`` `tf.data.Dataset`s for any `ImageSplits` (or `CifarSplits`)."""
+    """``(train, valid, test)`` `tf.data.Dataset`s for any `ImageSplits`."""
     import tensorflow as tf
 
     if int(batch_size) < 1:
