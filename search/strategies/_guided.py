@@ -11,6 +11,16 @@ controller's own samples are proposed as they come.
 
 ``local_pool=k`` also puts the unseen one-decision neighbours of the ``k`` best architectures
 into the ranked pool (faster early, but on a rugged table it settles on one peak).
+
+``stall=s`` (with ``stall_every=e``): once ``s`` rewards have come in since the best one so
+far, every ``e``-th proposal (by trial id) is instead an unseen one-decision neighbour of the
+best architecture, the one the predictor ranks first, until the best improves. When the best
+architecture's neighbours are all known (a local optimum), the neighbours of the next best
+architecture that still has unseen ones are taken (best-first). The controller's pool rarely
+holds the one change that lifts a stalled incumbent: the policy has settled around it, and a
+neighbour it has learned to avoid is unlikely to be drawn. Checking the incumbent's
+neighbours is what local search does best; the rest of the proposals still come from the
+pool, so the search keeps exploring.
 """
 
 from __future__ import annotations
@@ -54,9 +64,30 @@ def pool_proposals(strategy: Any, n: int, num_decisions: int) -> List[Proposal]:
         x = np.array([p.meta["tokens"] for p in fresh])
         order = np.argsort(-predictor.acquisition(x, strategy.acquisition), kind="stable")
         fresh = [fresh[int(i)] for i in order]
-    chosen = fresh[:n]
+    slots = stall_slots(strategy, n, num_decisions)
+    near = []
+    if slots:
+        near = local_candidates(strategy, set(), num_decisions, top=1, open_only=True)
+        if predictor is not None and len(near) > slots:
+            x = np.array([p.meta["tokens"] for p in near])
+            order = np.argsort(-predictor.acquisition(x, strategy.acquisition), kind="stable")
+            near = [near[int(i)] for i in order]
+        near = near[:slots]
+        taken = {dedupe.arch_key(strategy.space, p.decisions) for p in near}
+        fresh = [p for p in fresh if dedupe.arch_key(strategy.space, p.decisions) not in taken]
+    chosen = fresh[:n - len(near)]
     for rank, p in enumerate(chosen):
         p.meta["pool_rank"] = rank
+    if near:
+        # Each neighbour at its slot's position (trial ids follow the order of proposals).
+        for p in near:
+            p.meta["origin"] = "stall_neighbour"
+        pool_part, chosen = chosen, []
+        for i in range(n):
+            slot = (strategy.next_trial_id + i) % strategy.stall_every == 0
+            source = near if (slot and near) or not pool_part else pool_part
+            if source:
+                chosen.append(source.pop(0))
     if chosen and strategy.pool_temperature is not None and (
             strategy.update_steps > 1 or strategy.importance_clip is not None):
         # the PPO / importance ratios compare against log P under the controller's own shaping
@@ -67,20 +98,39 @@ def pool_proposals(strategy: Any, n: int, num_decisions: int) -> List[Proposal]:
     return chosen
 
 
-def local_candidates(strategy: Any, taken: set, num_decisions: int) -> List[Proposal]:
-    """Unseen one-decision neighbours of the ``local_pool`` best architectures told so far,
-    with their tokens and log P under the controller."""
+def stall_slots(strategy: Any, n: int, num_decisions: int) -> int:
+    """How many of the next ``n`` proposals go to the incumbent's neighbours (``stall``)."""
+    if not strategy.stall:
+        return 0
+    rewards = [h["reward"] for h in strategy.history if h["num_decisions"] == num_decisions]
+    if not rewards or len(rewards) - 1 - int(np.argmax(rewards)) < strategy.stall:
+        return 0
+    first = strategy.next_trial_id
+    return sum((first + i) % strategy.stall_every == 0 for i in range(n))
+
+
+def local_candidates(strategy: Any, taken: set, num_decisions: int, top: int = 0,
+                     open_only: bool = False) -> List[Proposal]:
+    """Unseen one-decision neighbours of the ``top`` (default ``local_pool``) best
+    architectures told so far (with ``open_only``: of the ``top`` best that still have an
+    unseen neighbour), with their tokens and log P under the controller."""
     c = strategy.controller
+    top = top or strategy.local_pool
     best = sorted((h for h in strategy.history if h["num_decisions"] == num_decisions),
-                  key=lambda h: -h["reward"])[:strategy.local_pool]
-    out = []
-    for h in best:
+                  key=lambda h: -h["reward"])
+    out, used = [], 0
+    for h in best if open_only else best[:top]:
         row = c.tokens_to_rows(np.array([h["tokens"]]), num_decisions)[0]
+        found = False
         for d in dedupe.neighbours(strategy.space, strategy.space.from_tokens(row)):
             key = dedupe.arch_key(strategy.space, d)
             if key not in taken and key not in strategy.ledger:
                 taken.add(key)
+                found = True
                 out.append(Proposal(d, {"origin": "neighbour"}))
+        used += found
+        if open_only and used >= top:
+            break
     if out:
         tokens, _ = c.rows_to_tokens([strategy.space.to_tokens(p.decisions) for p in out])
         log_prob, entropy = c.log_prob(tokens, num_decisions)
