@@ -30,9 +30,9 @@ finished trial into ``strategy.tell(trial, reward)``.
   last one stopped. Reloading with a different strategy or options is refused.
 
 Default strategy options (explicit ``strategy_options`` override them key by key): KerasTuner
-budgets are tens of trials, so ``reinforce`` gets ``preset="rank_ppo"`` (the controller settings
-tuned for small budgets, see `nascell.search.strategies.reinforce`) and ``random`` and
-``evolution`` get ``dedupe=True``; other strategies get their own defaults.
+budgets are tens of trials, so ``reinforce`` gets the library's default preset, ``guided`` (the
+controller settings tuned for small budgets, see `nascell.search.strategies.reinforce`), and
+``random`` and ``evolution`` get ``dedupe=True``; other strategies get their own defaults.
 """
 
 from __future__ import annotations
@@ -49,11 +49,12 @@ from keras_tuner.engine import trial as kt_trial
 from nascell.search.dedupe import SpaceExhausted
 from nascell.search.keras_tuner.hp_space import FLOAT_POINTS, MAX_CHOICES, HPSpace, values_key
 from nascell.search.space import Categorical, SearchSpace
+from nascell.search.strategies.reinforce import DEFAULT_PRESET
 from nascell.search.strategy import Strategy, available_strategies, create_strategy
 from nascell.search.trial import Trial
 
 DEFAULT_STRATEGY_OPTIONS: Dict[str, Dict[str, Any]] = {
-    "reinforce": {"preset": "rank_ppo"},
+    "reinforce": {"preset": DEFAULT_PRESET},
     "random": {"dedupe": True},
     "evolution": {"dedupe": True},
 }
