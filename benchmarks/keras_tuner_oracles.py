@@ -12,7 +12,7 @@ seed of 0 as "no seed"):
 
 * ``nascell-reinforce``: ``nascell.search.keras_tuner.Oracle("reinforce")`` with its defaults
   (the default ``guided`` preset, tuned with benchmarks/search_efficiency.py on seeds
-  1000-1059, not on the seeds reported here);
+  1000-1499, not on the seeds reported here);
 * ``nascell-evolution``: ``Oracle("evolution")`` (population 20, tournament 5, dedupe);
 * ``kt-random``: ``kt.oracles.RandomSearchOracle``;
 * ``kt-bayesian``: ``kt.oracles.BayesianOptimizationOracle`` with its defaults (18 random
