@@ -60,19 +60,12 @@ def pool_proposals(strategy: Any, n: int, num_decisions: int) -> List[Proposal]:
     if strategy.local_pool:
         fresh += local_candidates(strategy, keys, num_decisions)
     predictor = fitted_predictor(strategy, num_decisions)
-    if predictor is not None and len(fresh) > n:
-        x = np.array([p.meta["tokens"] for p in fresh])
-        order = np.argsort(-predictor.acquisition(x, strategy.acquisition), kind="stable")
-        fresh = [fresh[int(i)] for i in order]
+    fresh = ranked(strategy, predictor, fresh, n)
     slots = stall_slots(strategy, n, num_decisions)
     near = []
     if slots:
         near = local_candidates(strategy, set(), num_decisions, top=1, open_only=True)
-        if predictor is not None and len(near) > slots:
-            x = np.array([p.meta["tokens"] for p in near])
-            order = np.argsort(-predictor.acquisition(x, strategy.acquisition), kind="stable")
-            near = [near[int(i)] for i in order]
-        near = near[:slots]
+        near = ranked(strategy, predictor, near, slots)[:slots]
         taken = {dedupe.arch_key(strategy.space, p.decisions) for p in near}
         fresh = [p for p in fresh if dedupe.arch_key(strategy.space, p.decisions) not in taken]
     chosen = fresh[:n - len(near)]
@@ -96,6 +89,17 @@ def pool_proposals(strategy: Any, n: int, num_decisions: int) -> List[Proposal]:
         for p, value in zip(chosen, lp):
             p.meta["log_prob"] = float(value)
     return chosen
+
+
+def ranked(strategy: Any, predictor: Any, proposals: List[Proposal],
+           keep: int) -> List[Proposal]:
+    """``proposals`` best first by the predictor's acquisition (as they are when the predictor
+    is not fitted yet, or when all ``keep`` wanted are taken anyway)."""
+    if predictor is None or len(proposals) <= keep:
+        return proposals
+    x = np.array([p.meta["tokens"] for p in proposals])
+    order = np.argsort(-predictor.acquisition(x, strategy.acquisition), kind="stable")
+    return [proposals[int(i)] for i in order]
 
 
 def stall_slots(strategy: Any, n: int, num_decisions: int) -> int:
