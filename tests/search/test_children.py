@@ -4,8 +4,7 @@ import math
 import pickle
 
 import pytest
-from absl import app, flags
-from absl.testing import flagsaver
+from absl import app
 
 from nascell.search.bin import child_flags
 from nascell.search.evaluators import create_evaluator
@@ -105,14 +104,6 @@ def test_missing_data_raises_naming_the_flag(tmp_path):
         tiny_lm(tmp_path).evaluate(FIGURE5_SPEC)
     with pytest.raises(FileNotFoundError, match="--cifar_npz"):
         ConvClassifierEvaluator(data_dir=str(tmp_path)).evaluate(TINY_CONV)
-
-
-@pytest.fixture
-def parsed_flags():
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver():
-        yield flags.FLAGS
 
 
 def test_child_flags_build_evaluators(parsed_flags, tmp_path):

@@ -9,9 +9,6 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
-from absl import flags
-from absl.testing import flagsaver
 
 from nascell.export import load_metadata
 from nascell.search import handover
@@ -71,14 +68,6 @@ def serve_without_nascell(tmp_path, jobs):
     return [{name: np.load(job["outputs"] + "." + name + ".npy")
              for name in ("logits", "probabilities")
              if os.path.exists(job["outputs"] + "." + name + ".npy")} for job in jobs]
-
-
-@pytest.fixture
-def parsed_flags():
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver():
-        yield flags.FLAGS
 
 
 def test_final_stage_exports_a_model_tensorflow_alone_serves(parsed_flags, shared_data,

@@ -8,22 +8,13 @@ import sys
 
 import numpy as np
 import pytest
-from absl import app, flags
-from absl.testing import flagsaver
+from absl import app
 
 from nascell.search.bin import child_flags, train
 from nascell.search.run_dir import RunDir
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # own_data_helpers
 import own_data_helpers as helpers  # noqa: E402
-
-
-@pytest.fixture
-def parsed_flags():
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver():
-        yield flags.FLAGS
 
 
 def _run_dir(path, evaluator, spec):

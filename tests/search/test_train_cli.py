@@ -11,21 +11,12 @@ import time
 import keras
 import numpy as np
 import pytest
-from absl import app, flags
-from absl.testing import flagsaver
+from absl import app
 
 from nascell.search.bin import train
 from nascell.search.store import TrialStore
 from nascell.search.trial import Trial, TrialStatus
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
-
-
-@pytest.fixture
-def parsed_flags():
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver():
-        yield flags.FLAGS
 
 
 def _tiny_lm_flags(f, ptb_dir):
