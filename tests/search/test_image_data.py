@@ -12,6 +12,9 @@ from nascell.search.data import cifar10, image_sources, images, provenance
 from nascell.search.data.provenance import DataError
 from nascell.search.data.text import DataNotFoundError
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # own_data_helpers
+import own_data_helpers as helpers  # noqa: E402
+
 CLASSES = ("circle", "cross", "square")
 
 
@@ -129,24 +132,9 @@ def test_header_scan_without_pillow(tmp_path, monkeypatch):
 # --- tensorflow-datasets --------------------------------------------------------------------------
 
 
-def prepare_tfds_metadata(data_dir, name="mnist", train=40, test=10):
-    """A prepared-looking tfds folder: the builder's real metadata (features, version) with
-    split sizes, and no records; `tfds.testing.mock_data` supplies the examples."""
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(name, data_dir=str(data_dir))
-    folder = os.path.join(str(data_dir), name, str(builder.info.version))
-    os.makedirs(folder, exist_ok=True)
-    builder.info.set_splits(tfds.core.SplitDict([
-        tfds.core.SplitInfo(name=s, shard_lengths=[n], num_bytes=0, filename_template=None)
-        for s, n in (("train", train), ("test", test))]))
-    builder.info.write_to_directory(folder)
-    return str(builder.info.version)
-
-
 def test_tfds_by_name_through_mock_data(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
-    version = prepare_tfds_metadata(tmp_path / "tfds")
+    version = helpers.prepare_tfds_metadata(str(tmp_path / "tfds"))
     with tfds.testing.mock_data(num_examples=30, data_dir=str(tmp_path / "tfds")):
         data = image_sources.tfds_images("mnist", data_dir=str(tmp_path / "tfds"))
         resized = image_sources.tfds_images("mnist", data_dir=str(tmp_path / "tfds"),
