@@ -115,14 +115,21 @@ class SpecKind:
         return {"class": ", ".join(f"{c.__module__}.{c.__name__}" for c in self.core_classes),
                 "name": self.layer_name}
 
-    def diagram(self, spec: Any, shapes: Dict[str, Any]):
-        """The architecture as a ``graphviz.Digraph`` (None: the export has no diagram)."""
+    def picture(self, spec: Any, shapes: Dict[str, Any]):
+        """The architecture as a `nascell.pictures.Picture`, built once: an export writes it as
+        Graphviz source and draws it to PNG and SVG, with ``dot`` where it is installed and
+        with matplotlib otherwise (None: no picture)."""
         return None
 
-    def picture(self, spec: Any, shapes: Dict[str, Any]):
-        """The architecture as a `nascell.pictures.Picture`, which an export draws to PNG and
-        SVG where Graphviz' ``dot`` is missing (None: no picture)."""
-        return None
+    def diagram(self, spec: Any, shapes: Dict[str, Any]):
+        """The architecture as a ``graphviz.Digraph``. Default: the Graphviz rendering of
+        `picture` (None when there is none); a kind without a `picture` may return its own
+        graph (the export then writes the ``.dot`` and renders it where ``dot`` exists)."""
+        picture = self.picture(spec, shapes)
+        if picture is None:
+            return None
+        from nascell.pictures.dot import to_dot
+        return to_dot(picture)
 
     def weight_items(self, core: keras.layers.Layer) -> List[Tuple[str, Any]]:
         """``(key, variable)`` for every variable of the core layer: the keys of

@@ -138,11 +138,6 @@ class ConvKind(ImageKind):
     def weight_items(self, core):
         return kinds.path_items(core, depth=2)  # a ConvNet's variables sit on named sublayers
 
-    def diagram(self, spec, shapes):
-        from nascell import diagram
-        return diagram.conv_graph(spec, shapes["input_shape"], shapes["layer_output_shapes"],
-                                  shapes["output_shape"])
-
     def picture(self, spec, shapes):
         from nascell.pictures import figures
         return figures.conv_picture(spec, shapes.get("input_shape"),
@@ -180,10 +175,6 @@ class ENASConvCellKind(_ENASImageKind):
     layer_name = ENAS_CONV_LAYER_NAME
     layer_options = ("filters", "num_cells", "include_top", "num_classes")
 
-    def diagram(self, spec, shapes):
-        from nascell import diagram
-        return diagram.enas_conv_graph(spec, shapes["input_shape"], shapes["output_shape"])
-
     def picture(self, spec, shapes):
         from nascell.pictures import figures
         return figures.enas_conv_picture(spec, shapes.get("input_shape"),
@@ -199,10 +190,6 @@ class ENASMacroKind(_ENASImageKind):
     layer_class = ENASMacroNet
     layer_name = ENAS_MACRO_LAYER_NAME
     layer_options = ("filters", "include_top", "num_classes")
-
-    def diagram(self, spec, shapes):
-        from nascell import diagram
-        return diagram.enas_macro_graph(spec, shapes["input_shape"], shapes["output_shape"])
 
     def picture(self, spec, shapes):
         from nascell.pictures import figures

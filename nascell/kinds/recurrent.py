@@ -165,10 +165,6 @@ class RNNCellKind(RecurrentKind):
     def endpoints(self, layer, shapes):
         return cell_endpoints(layer)
 
-    def diagram(self, spec, shapes):
-        from nascell import diagram
-        return diagram.cell_graph(spec)
-
     def picture(self, spec, shapes):
         from nascell.pictures import figures
         return figures.cell_picture(spec)
@@ -201,10 +197,6 @@ class ENASRNNCellKind(RecurrentKind):
         doc["note"] = ("an ENAS cell has one state, h (its output), unlike a tree cell's "
                        "[h, c]: endpoints take and return h only")
         return doc
-
-    def diagram(self, spec, shapes):
-        from nascell import diagram
-        return diagram.enas_rnn_graph(spec)
 
     def picture(self, spec, shapes):
         from nascell.pictures import figures

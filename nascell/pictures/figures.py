@@ -1,4 +1,7 @@
-"""Architecture pictures of every spec kind, as renderer-neutral `Picture`s (see `render`).
+"""The architecture figure of every spec kind, built once as a renderer-neutral `Picture`.
+
+Graphviz (`nascell.pictures.dot`) and matplotlib (`nascell.pictures.render`) draw the same
+`Picture`; nothing else builds a figure.
 
 * `cell_picture`: a recurrent cell tree like Figure 8 of Zoph & Le (2017), bottom-up: each leaf
   reads ``x_t`` and ``h_{t-1}``, each node shows its combine and activation, the memory
@@ -35,7 +38,7 @@ from nascell.pictures.model import (
 from nascell.spec import ConvSpec, RNNCellSpec
 
 __all__ = ["cell_picture", "conv_picture", "enas_rnn_picture", "enas_conv_picture",
-           "enas_macro_picture", "picture_for"]
+           "enas_macro_picture", "macro_layer_lines", "picture_for"]
 
 
 def _shape(shape) -> str:
@@ -86,7 +89,7 @@ def cell_picture(spec: RNNCellSpec, title: Optional[str] = None) -> Picture:
             f"$c_t$ is node {output} before its activation. Bold boxes: node {inject} (inject) "
             f"and node {output} ($c_t$).")
     return Picture(title or f"recurrent cell (base {spec.base})",
-                   [Panel(nodes, edges, "layered", upward=True)], note)
+                   [Panel(nodes, edges, "layered", upward=True)], note, name="cell")
 
 
 def _conv_label(i: int, layer, shape=None) -> str:
@@ -130,7 +133,7 @@ def conv_picture(spec: ConvSpec, image_shape=None, output_shapes: Optional[Seque
     note = "Solid arrows: a layer reads the one above. Brackets on the right: skip " \
            "connections (colour of the source layer), concatenated on input."
     return Picture(title or f"conv net ({spec.num_layers} layers)",
-                   [Panel(nodes, edges, "chain")], note)
+                   [Panel(nodes, edges, "chain")], note, name="convnet")
 
 
 def enas_rnn_picture(spec: ENASRNNCellSpec, title: Optional[str] = None) -> Picture:
@@ -153,10 +156,10 @@ def enas_rnn_picture(spec: ENASRNNCellSpec, title: Optional[str] = None) -> Pict
             "\n"
             r"$h_{t-1}$ together and its $h_{in}$ is $h_{t-1}$. Bold boxes: loose ends.")
     return Picture(title or f"ENAS recurrent cell ({spec.num_nodes} nodes)",
-                   [Panel(nodes, edges, "layered", upward=True)], note)
+                   [Panel(nodes, edges, "layered", upward=True)], note, name="enas_cell")
 
 
-def _enas_cell_panel(label: str, cell_nodes) -> Panel:
+def _enas_cell_panel(name: str, label: str, cell_nodes) -> Panel:
     nodes = [Node("in0", "h[i-2]", "ellipse", INPUT), Node("in1", "h[i-1]", "ellipse", INPUT)]
     edges: List[Edge] = []
     for k, node in enumerate(cell_nodes):
@@ -168,7 +171,7 @@ def _enas_cell_panel(label: str, cell_nodes) -> Panel:
         nodes.append(Node(f"n{k}", f"node {k}: add"))
     nodes.append(Node("out", "concat\n(loose ends)", "ellipse", MEMORY))
     edges += [Edge(f"n{k}", "out") for k in conv_cell_loose_ends(cell_nodes)]
-    return Panel(nodes, edges, "layered", title=label)
+    return Panel(nodes, edges, "layered", title=label, name=name)
 
 
 def enas_conv_picture(spec: ENASConvCellSpec, image_shape=None, features_shape=None,
@@ -178,15 +181,14 @@ def enas_conv_picture(spec: ENASConvCellSpec, image_shape=None, features_shape=N
     if features_shape is not None:
         suffix += f" -> features {_shape(features_shape)}"
     return Picture(title or f"ENAS micro cells ({spec.num_nodes} nodes each){suffix}",
-                   [_enas_cell_panel("normal cell", spec.normal),
-                    _enas_cell_panel("reduction cell (inputs halved first)", spec.reduction)])
+                   [_enas_cell_panel("normal", "normal cell", spec.normal),
+                    _enas_cell_panel("reduction", "reduction cell (inputs halved first)",
+                                     spec.reduction)], name="enas_conv")
 
 
 def enas_macro_picture(spec: ENASMacroSpec, image_shape=None, features_shape=None,
                        title: Optional[str] = None) -> Picture:
     """The layers of an `ENASMacroSpec` in a chain, with their skip connections."""
-    from nascell.diagram import macro_layer_lines
-
     nodes = [Node("image", "image" + (f"\n{_shape(image_shape)}" if image_shape else ""),
                   "ellipse", INPUT),
              Node("stem", "stem\nconv 3x3, BN")]
@@ -204,7 +206,24 @@ def enas_macro_picture(spec: ENASMacroSpec, image_shape=None, features_shape=Non
     note = "Dashed brackets: skip connections, summed into the layer's output " \
            "(colour of the source layer)."
     return Picture(title or f"ENAS macro network ({spec.num_layers} layers)",
-                   [Panel(nodes, edges, "chain")], note)
+                   [Panel(nodes, edges, "chain")], note, name="enas_macro")
+
+
+def macro_layer_lines(spec: ENASMacroSpec) -> List[List[str]]:
+    """Each layer's label lines in the picture of an ENAS macro network: its op, its skips,
+    and whether the network halves after it."""
+    from nascell.enas_cells import macro_pool_layers
+
+    pools = set(macro_pool_layers(spec.num_layers))
+    out = []
+    for i, layer in enumerate(spec.layers):
+        lines = [f"layer {i}: {layer.op}"]
+        if layer.skips:
+            lines.append(f"+ skips {', '.join(str(j) for j in layer.skips)}, BN")
+        if i in pools:
+            lines.append("then halve (avg pool 2x2)")
+        out.append(lines)
+    return out
 
 
 def picture_for(spec: Any, shapes: Optional[Dict[str, Any]] = None) -> Picture:
