@@ -176,3 +176,34 @@ def test_bad_format_is_refused_before_writing(tmp_path):
     with pytest.raises(ValueError, match="Argument `formats`"):
         render.write_picture(PICTURES["figure5"](), str(tmp_path), formats=("png", "gif"))
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", sorted(PICTURES))
+def test_graphviz_draws_the_same_picture(name):
+    """One model, two renderers: the DOT source has every node (label in plain text) and
+    every edge of the picture, skip connections dashed, each panel of several in a cluster."""
+    import re
+
+    from nascell.pictures import dot
+
+    picture = PICTURES[name]()
+    source = dot.to_dot(picture).source
+    assert source.startswith(f"digraph {picture.name} {{") and "$" not in source
+    several = len(picture.panels) > 1
+    edge_lines = [line for line in source.splitlines() if re.match(r"\s*\w+ -> ", line)]
+    for panel in picture.panels:
+        prefix = f"{panel.name}_" if several else ""
+        if several:
+            assert f"subgraph cluster_{panel.name} {{" in source
+        for node in panel.nodes:
+            label = dot.plain(node.label).replace("\n", "\\n")
+            assert re.search(rf'^\s*{prefix}{node.id} \[label="?{re.escape(label)}"? ', source,
+                             re.M), node.id
+        index = {n.id: i for i, n in enumerate(panel.nodes)}
+        for edge in panel.edges:  # in order: a skip may join the neighbours a chain joins
+            line = edge_lines.pop(0)
+            assert re.fullmatch(rf"\s*{prefix}{edge.src} -> {prefix}{edge.dst}( \[.*\])?", line)
+            skip = panel.layout == "chain" and (
+                edge.bracket or index[edge.dst] != index[edge.src] + 1)
+            assert ("style=dashed" in line) == (edge.dashed or skip), line
+    assert edge_lines == []
