@@ -23,20 +23,26 @@ from typing import Any, Dict, Optional
 from absl import app, flags
 
 from nascell.search.bin import data_flags
+from nascell.search.evaluators.own_data import PROXY_BUDGET
 
 FLAGS = flags.FLAGS
 
 EVALUATORS = ("rnn_lm", "conv_classifier")
+# Counting flags where 0 means "all of it" (the evaluators' None).
+_ZERO_MEANS_ALL = ("steps_per_epoch", "max_valid_steps", "subset")
 
-# The default ("proxy") budget of each child trainer: what --child_* flags fall back to.
+
+def _flag_values(budget: Dict[str, Any]) -> Dict[str, Any]:
+    """A library budget in the flags' terms: 0, not None, means "all of it" for counts."""
+    return {k: 0 if v is None and k in _ZERO_MEANS_ALL else v for k, v in budget.items()}
+
+
+# The default ("proxy") budget of each child trainer: what --child_* flags fall back to. The
+# library holds it (`own_data.PROXY_BUDGET`, which `image_evaluator` and `text_evaluator` use);
+# the flags add the built-in data set and CIFAR-10's subset.
 PROXY_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "rnn_lm": dict(dataset="ptb", units=64, num_layers=2, tie_weights=True, epochs=1,
-                   steps_per_epoch=400, batch_size=20, seq_len=35, optimizer="adam", lr=3e-3,
-                   clipnorm=5.0, dropout=0.0, recurrent_dropout=0.0, embedding_dropout=0.0,
-                   weight_decay=0.0, max_valid_steps=20, seed=0),
-    "conv_classifier": dict(subset=5000, epochs=5, steps_per_epoch=0, batch_size=64, lr=0.05,
-                            momentum=0.9, weight_decay=1e-4, bn_epsilon=1e-3, max_valid_steps=0,
-                            seed=0),
+    "rnn_lm": {"dataset": "ptb", **_flag_values(PROXY_BUDGET["rnn_lm"])},
+    "conv_classifier": {"subset": 5000, **_flag_values(PROXY_BUDGET["conv_classifier"])},
 }
 
 # Zoph & Le 2017, sections 4.1 (CIFAR-10) and 4.2 (PTB): the children's full settings.
@@ -139,7 +145,6 @@ FLAG_ARGS: Dict[str, Dict[str, str]] = {
 }
 # What each child trainer reads (the modality of `nascell.kinds`), for the data flags.
 MODALITY = {"rnn_lm": "sequence", "conv_classifier": "image"}
-_ZERO_MEANS_ALL = ("steps_per_epoch", "max_valid_steps", "subset")
 
 
 def _usage(message: str) -> None:

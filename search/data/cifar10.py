@@ -10,26 +10,28 @@ Sources, tried in this order (no default path touches the network):
    first, because an offline ``tfds.load`` can retry the network for minutes.
 4. Only with ``download=True``: tensorflow-datasets downloads and prepares it.
 
-Preprocessing (Zoph & Le 2017, section 4.1): a validation set of 5,000 of the 50,000 training
-images (the same 10 % of whatever training set is given) is held out at random (seeded);
-images are whitened per channel with the training split's mean and standard deviation;
-training batches are augmented by zero-padding each whitened image by 4 pixels (that is,
-padding with the mean), taking a random 32x32 crop and flipping it horizontally at random.
+Preprocessing (Zoph & Le 2017, section 4.1) is the one every image data set gets
+(`nascell.search.data.images`, `ImageData.split`): a validation set of 5,000 of the 50,000
+training images (the same 10 % of whatever training set is given) is held out at random
+(seeded); images are whitened per channel with the training split's mean and standard
+deviation; training batches are augmented by zero-padding each whitened image by 4 pixels (that
+is, padding with the mean), taking a random 32x32 crop and flipping it horizontally at random.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from typing import Any, Optional, Tuple
 
 import numpy as np
 from absl import logging
 
 from nascell.search.data import images
+from nascell.search.data.images import VALIDATION_FRACTION, whiten  # noqa: F401  (the one rule)
 from nascell.search.data.text import DataNotFoundError
 
-VALIDATION_FRACTION = 5000 / 50000  # the paper's 5,000 of 50,000
 _HINT = ("pass --cifar_npz=FILE.npz (keys x_train, y_train, x_test, y_test), or "
          "--data_dir=DIR holding cifar-10-batches-py/ or a prepared tensorflow-datasets "
          "cifar10/ folder")
@@ -114,25 +116,30 @@ def load_cifar10(data_dir: Optional[str] = None, npz: Optional[str] = None,
     x_train, y_train, x_test, y_test = arrays
     for name, x in (("x_train", x_train), ("x_test", x_test)):
         if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"CIFAR-10 {name} must have shape (N, height, width, 3), "
-                             f"got {x.shape}")
-    return (x_train, np.asarray(y_train).reshape(-1).astype(np.int64),
-            x_test, np.asarray(y_test).reshape(-1).astype(np.int64))
+            raise ValueError(f"Argument `{name}` of CIFAR-10 must have shape (N, height, "
+                             f"width, 3). Received: {name}.shape={x.shape}")
+    return (_pixels(x_train, "x_train"), np.asarray(y_train).reshape(-1).astype(np.int64),
+            _pixels(x_test, "x_test"), np.asarray(y_test).reshape(-1).astype(np.int64))
 
 
-#: CIFAR-10's splits are `images.ImageSplits` (the one whitened-splits type; the old name stays).
-CifarSplits = images.ImageSplits
-
-
-def whiten(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Per-channel whitening of uint8 images: ``(x / 255 - mean) / std`` as float32."""
-    return images.whiten(x, mean, std, 255.0)
+def _pixels(x: np.ndarray, name: str) -> np.ndarray:
+    """CIFAR-10 images as uint8 (whitened with a white pixel of 255): integer-valued pixels
+    0..255 of another dtype are converted exactly; anything else is refused."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x
+    numeric = np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+    if not numeric or x.size and (x.min() < 0 or x.max() > 255 or np.any(np.mod(x, 1) != 0)):
+        raise ValueError(f"Argument `{name}` of CIFAR-10 must hold pixels 0..255 (uint8, or "
+                         f"whole numbers in that range). Received: {name} of dtype {x.dtype}")
+    return x.astype(np.uint8)
 
 
 def split_cifar10(arrays: Arrays, subset: Optional[int] = None,
                   validation_fraction: float = VALIDATION_FRACTION,
                   seed: int = 0) -> images.ImageSplits:
-    """The paper's split and whitening.
+    """The paper's split and whitening: `ImageData.split` of the arrays, the rules every image
+    data set follows (`nascell.search.data.images`).
 
     Args:
         arrays: ``(x_train, y_train, x_test, y_test)`` from `load_cifar10`.
@@ -143,28 +150,20 @@ def split_cifar10(arrays: Arrays, subset: Optional[int] = None,
         seed: seeds the subset sample and the validation split.
     """
     x_train, y_train, x_test, y_test = arrays
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
-    rng = np.random.RandomState(seed)
-    order = rng.permutation(len(x_train))
-    if subset is not None:
-        if subset < 2:
-            raise ValueError(f"subset must be >= 2 images (--child_subset), got {subset}")
-        keep = min(int(subset), len(x_train))
-        order = order[:keep]
-        n_test = max(1, int(round(len(x_test) * keep / len(x_train))))
-        x_test, y_test = x_test[:n_test], y_test[:n_test]
-    n_valid = max(1, int(round(len(order) * validation_fraction)))
-    valid_idx, train_idx = np.sort(order[:n_valid]), np.sort(order[n_valid:])
-    xt = x_train[train_idx]
-    pixels = xt.reshape(-1, xt.shape[-1]).astype(np.float64) / 255.0
-    mean = pixels.mean(axis=0).astype(np.float32)
-    std = np.maximum(pixels.std(axis=0), 1e-8).astype(np.float32)
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    return images.ImageSplits(x_train=whiten(xt, mean, std), y_train=y_train[train_idx],
-                              x_valid=whiten(x_train[valid_idx], mean, std),
-                              y_valid=y_train[valid_idx], x_test=whiten(x_test, mean, std),
-                              y_test=y_test, mean=mean, std=std, num_classes=num_classes)
+    data = images.image_arrays(_pixels(x_train, "x_train"), y_train, _pixels(x_test, "x_test"),
+                               y_test, record={"source": "cifar10"})
+    return data.split(validation_fraction, seed=seed, subset=subset)
+
+
+_CIFAR_SPLITS_MOVED = ("nascell.search.data.CifarSplits is deprecated and will be removed in "
+                       "nascell 0.3.0; use nascell.search.data.ImageSplits (the same class)")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CifarSplits":  # the 0.1.0 name of images.ImageSplits
+        warnings.warn(_CIFAR_SPLITS_MOVED, DeprecationWarning, stacklevel=2)
+        return images.ImageSplits
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def augment(image, pad: int = 4, seed: Any = None):

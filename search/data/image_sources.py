@@ -17,12 +17,14 @@ no default path touches the network.
   is called (an offline ``tfds.load`` retries the network for minutes); only ``download=True``
   lets tensorflow-datasets fetch and prepare it.
 * `cifar10_images`: CIFAR-10 from `nascell.search.data.cifar10.load_cifar10`'s sources.
+
+`nascell.search.data.sources.load_images` picks one of them from options (the binaries' flags).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from absl import logging
@@ -320,24 +322,9 @@ def tfds_images(name: str, data_dir: Optional[str] = None, download: bool = Fals
 def cifar10_images(data_dir: Optional[str] = None, npz: Optional[str] = None,
                    download: bool = False) -> ImageData:
     """CIFAR-10 from `nascell.search.data.cifar10.load_cifar10` as `ImageData`; its `split`
-    gives exactly `nascell.search.data.cifar10.split_cifar10`'s arrays."""
+    is the split `nascell.search.data.cifar10.split_cifar10` makes (the same arrays)."""
     from nascell.search.data import cifar10
 
     arrays = cifar10.load_cifar10(data_dir=data_dir, npz=npz, download=download)
     return image_arrays(*arrays, num_classes=10, class_names=CIFAR10_CLASSES,
                         record={"source": "cifar10", "data_dir": data_dir, "path": npz})
-
-
-def load_images(image_dir: Optional[str] = None, tfds_name: Optional[str] = None,
-                tfds_data_dir: Optional[str] = None, tfds_download: bool = False,
-                image_size: Optional[Sequence[int]] = None, seed: int = 0,
-                test_fraction: float = TEST_FRACTION) -> ImageData:
-    """One of the file sources, chosen by which argument is given (the binaries' flags)."""
-    if (image_dir is None) == (tfds_name is None):
-        raise ValueError("pass exactly one of `image_dir` (--image_dir) and `tfds_name` "
-                         "(--tfds_name)")
-    if image_dir is not None:
-        return image_folder(image_dir, image_size=image_size, test_fraction=test_fraction,
-                            seed=seed)
-    return tfds_images(tfds_name, data_dir=tfds_data_dir, download=tfds_download,
-                       image_size=image_size, test_fraction=test_fraction, seed=seed)

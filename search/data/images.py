@@ -16,7 +16,8 @@ The rules, stated once:
   their order. A source without a test split gives ``test_fraction`` (default 0.1) of its
   examples to test this way; `ImageData.split` then holds out ``validation_fraction`` of the
   training examples (default the paper's 5,000 of 50,000, i.e. 10 %) unless the source has its
-  own validation split. For CIFAR-10 this is exactly `nascell.search.data.cifar10.split_cifar10`.
+  own validation split. CIFAR-10 goes through the same `ImageData.split`
+  (`nascell.search.data.cifar10.split_cifar10`).
 * Whitening: per channel, ``(x / pixel_scale - mean) / std`` with the training split's mean and
   standard deviation; ``pixel_scale`` is 255 for uint8 pixels, 65535 for uint16, 1 otherwise.
 * Augmentation (training batches only): zero-pad the whitened image by ``pad`` pixels, take a
@@ -56,7 +57,7 @@ def carve(n: int, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
 @dataclasses.dataclass
 class ImageSplits:
     """Whitened train / valid / test splits (float32 NHWC) and what a child needs to know:
-    every image data set's, CIFAR-10's included (`cifar10.split_cifar10`)."""
+    every image data set's, CIFAR-10's included (`ImageData.split`)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -90,7 +91,12 @@ class ImageSplits:
                 "num_classes": self.num_classes}
 
 
-def whiten(x: np.ndarray, mean: np.ndarray, std: np.ndarray, scale: float) -> np.ndarray:
+def whiten(x: np.ndarray, mean: np.ndarray, std: np.ndarray,
+           scale: Optional[float] = None) -> np.ndarray:
+    """Per-channel whitening: ``(x / scale - mean) / std`` as float32 (module docstring);
+    ``scale`` defaults to the white pixel of ``x``'s dtype (`pixel_scale`: 255 for uint8)."""
+    if scale is None:
+        scale = pixel_scale(x.dtype)
     return ((x.astype(np.float32) / np.float32(scale) - mean) / std).astype(np.float32)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 from nascell.search.data import corpus as corpus_lib
 from nascell.search.data import image_sources, images
@@ -98,11 +98,45 @@ def load_text(corpus: TextArg) -> corpus_lib.TextCorpus:
     return _cached("text", corpus, lambda: corpus_lib.text_corpus(**corpus))
 
 
-def load_images(data: ImageArg) -> images.ImageData:
-    """The `ImageData` of an `image_arg` value (read once per process for options)."""
+def load_images(data: Any = None, **options: Any) -> images.ImageData:
+    """Your images as an `ImageData`: the one image loader, for the evaluators and for you.
+
+    Args:
+        data: anything `image_arg` takes (an `ImageData`, arrays, `tf.data`, a dict of the
+            options below), or the path of a folder of class sub-folders.
+        **options: instead of ``data``: ``image_dir`` (a folder of class sub-folders,
+            `image_sources.image_folder`) or ``tfds_name`` (a tensorflow-datasets name,
+            `image_sources.tfds_images`), with ``tfds_data_dir``, ``tfds_download``,
+            ``image_size``, ``seed`` and ``test_fraction`` (the binaries' flags).
+
+    Images given as options are read once per process (cached by their options).
+    """
+    if options:
+        if data is not None:
+            raise ValueError("Pass your images as `data` or as options, not both. Received: "
+                             f"data={data!r}, options={options!r}")
+        data = {k: v for k, v in options.items() if v is not None}
+        if "image_dir" not in data and "tfds_name" not in data:
+            raise ValueError("Argument `images` must name one source: image_dir "
+                             f"(--image_dir) or tfds_name (--tfds_name). Received: {options!r}")
+    elif isinstance(data, (str, os.PathLike)):
+        data = {"image_dir": data}
+    data = image_arg(data)
     if isinstance(data, images.ImageData):
         return data
-    return _cached("images", data, lambda: image_sources.load_images(**data))
+    return _cached("images", data, lambda: _images_from_options(**data))
+
+
+def _images_from_options(image_dir: Optional[str] = None, tfds_name: Optional[str] = None,
+                         tfds_data_dir: Optional[str] = None, tfds_download: bool = False,
+                         image_size: Optional[Sequence[int]] = None, seed: int = 0,
+                         test_fraction: float = images.TEST_FRACTION) -> images.ImageData:
+    if image_dir is not None:
+        return image_sources.image_folder(image_dir, image_size=image_size,
+                                          test_fraction=test_fraction, seed=seed)
+    return image_sources.tfds_images(tfds_name, data_dir=tfds_data_dir, download=tfds_download,
+                                     image_size=image_size, test_fraction=test_fraction,
+                                     seed=seed)
 
 
 def record_of(arg: Any, loaded: Any) -> Dict[str, Any]:

@@ -36,7 +36,7 @@ _SPLITS: Dict[Tuple[Any, ...], Any] = {}
 def load_splits(data_dir: Optional[str] = None, cifar_npz: Optional[str] = None,
                 subset: Optional[int] = None, validation_fraction: Optional[float] = None,
                 seed: int = 0, download: bool = False):
-    """The whitened `CifarSplits` for these settings (cached)."""
+    """The whitened CIFAR-10 `ImageSplits` for these settings (cached)."""
     from nascell.search.data import cifar10
 
     fraction = cifar10.VALIDATION_FRACTION if validation_fraction is None else validation_fraction

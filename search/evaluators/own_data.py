@@ -23,8 +23,8 @@ from typing import Any
 
 from nascell.search.evaluator import Evaluator
 
-# The proxy budget of nascell-search's children (search/bin/child_flags.py, PROXY_DEFAULTS),
-# less the data arguments. A test keeps the two equal.
+# The proxy budget of the children, here and in nascell-search: the flags' defaults
+# (`nascell.search.bin.child_flags.PROXY_DEFAULTS`) are built from it, with the data arguments.
 PROXY_BUDGET = {
     "rnn_lm": dict(units=64, num_layers=2, tie_weights=True, epochs=1, steps_per_epoch=400,
                    batch_size=20, seq_len=35, optimizer="adam", lr=3e-3, clipnorm=5.0,

@@ -229,3 +229,53 @@ def test_cifar10_images_from_shared_npz(shared_data):
     data = image_sources.cifar10_images(npz=str(shared_data("cifar10", "cifar10_subset.npz")))
     assert data.image_shape == (32, 32, 3) and data.class_names[0] == "airplane"
     assert data.record["source"] == "cifar10" and len(data.x_train) == 5085
+    # CIFAR-10 has one split path: split_cifar10 is ImageData.split, to the last bit.
+    arrays = cifar10.load_cifar10(npz=str(shared_data("cifar10", "cifar10_subset.npz")))
+    old = cifar10.split_cifar10(arrays, subset=1000, seed=3)
+    new = data.split(subset=1000, seed=3)
+    for field in ("x_train", "y_train", "x_valid", "y_valid", "x_test", "y_test", "mean",
+                  "std"):
+        np.testing.assert_array_equal(getattr(old, field), getattr(new, field))
+    assert old.num_classes == new.num_classes == 10 and len(old.x_valid) == 100
+
+
+def test_cifar_pixels_of_another_dtype_split_as_uint8():
+    rng = np.random.RandomState(1)
+    arrays = (rng.randint(0, 256, (30, 32, 32, 3)).astype(np.uint8), rng.randint(0, 10, 30),
+              rng.randint(0, 256, (10, 32, 32, 3)).astype(np.uint8), rng.randint(0, 10, 10))
+    as_uint8 = cifar10.split_cifar10(arrays, seed=2)
+    wide = cifar10.split_cifar10((arrays[0].astype(np.int64), arrays[1],
+                                  arrays[2].astype(np.float32), arrays[3]), seed=2)
+    for field in ("x_train", "x_valid", "x_test", "mean", "std"):
+        np.testing.assert_array_equal(getattr(as_uint8, field), getattr(wide, field))
+    with pytest.raises(ValueError, match="Argument `x_train` of CIFAR-10 must hold pixels "
+                                         "0..255"):
+        cifar10.split_cifar10((arrays[0] / 255.0,) + arrays[1:])
+
+
+def test_load_images_is_the_one_image_loader(tmp_path):
+    import warnings
+
+    from nascell.search import data as data_lib
+    from nascell.search.data import sources
+
+    make_folder(tmp_path / "imgs", per_class=4)
+    assert data_lib.load_images is sources.load_images
+    by_option = data_lib.load_images(image_dir=str(tmp_path / "imgs"), seed=2)
+    assert data_lib.load_images({"image_dir": str(tmp_path / "imgs"), "seed": 2}) is by_option
+    assert by_option.record["source"] == "folder" and by_option.num_classes == 3
+    by_path = data_lib.load_images(str(tmp_path / "imgs"))
+    assert by_path.record["fingerprint"] != by_option.record["fingerprint"]  # seed 0 vs 2
+    assert data_lib.load_images(by_option) is by_option
+    arrays = data_lib.load_images((by_option.x_train, by_option.y_train))
+    assert arrays.record["source"] == "arrays"
+    with pytest.raises(ValueError, match="must name one source: image_dir"):
+        data_lib.load_images(tfds_data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="not both"):
+        data_lib.load_images(by_option, image_dir=str(tmp_path / "imgs"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert data_lib.CifarSplits is images.ImageSplits
+        assert cifar10.CifarSplits is images.ImageSplits
+    assert [str(w.message).count("removed in nascell 0.3.0") for w in caught] == [1, 1]
+    assert all(w.category is DeprecationWarning for w in caught)
