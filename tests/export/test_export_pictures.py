@@ -57,3 +57,13 @@ def test_a_drawing_failure_keeps_the_dot_and_warns(tmp_path, no_dot, monkeypatch
     assert written == [str(tmp_path / "architecture.dot")]
     assert not (tmp_path / "architecture.png").exists()
     assert "no fonts" in caplog.text
+
+
+def test_the_old_diagram_module_warns_and_still_works():
+    import importlib
+    import sys
+
+    sys.modules.pop("nascell.export.diagram", None)
+    with pytest.warns(DeprecationWarning, match="removed in nascell 0.3.0; use nascell.diagram"):
+        old = importlib.import_module("nascell.export.diagram")
+    assert old.write_diagram is diagram.write_diagram and old.cell_graph is diagram.cell_graph

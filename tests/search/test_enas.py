@@ -261,7 +261,8 @@ def test_enas_runs_through_the_one_engine(straight, monkeypatch):
     again = run_enas("enas_rnn", run, data=_data(), epochs=2, **TINY)  # finished: no work
     assert again.spec == straight.spec and again.history == straight.history
     from nascell.search.enas import trainer  # the old entry point still works, deprecated
-    with pytest.warns(DeprecationWarning, match="nascell.search.enas.run_enas"):
+    with pytest.warns(DeprecationWarning,
+                      match="removed in nascell 0.3.0; use nascell.search.enas.run_enas"):
         old = trainer.run_enas("enas_rnn", run, data=_data(), epochs=2, **TINY)
     assert old.spec == straight.spec
 
