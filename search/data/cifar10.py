@@ -155,17 +155,6 @@ def split_cifar10(arrays: Arrays, subset: Optional[int] = None,
     return data.split(validation_fraction, seed=seed, subset=subset)
 
 
-_CIFAR_SPLITS_MOVED = ("nascell.search.data.CifarSplits is deprecated and will be removed in "
-                       "nascell 0.3.0; use nascell.search.data.ImageSplits (the same class)")
-
-
-def __getattr__(name: str) -> Any:
-    if name == "CifarSplits":  # the 0.1.0 name of images.ImageSplits
-        warnings.warn(_CIFAR_SPLITS_MOVED, DeprecationWarning, stacklevel=2)
-        return images.ImageSplits
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def augment(image, pad: int = 4, seed: Any = None):
     """One whitened image ``(h, w, c)``: zero-pad by ``pad``, random crop back, random flip."""
     return images.augment(image, pad=pad, flip=True, seed=seed)
@@ -183,3 +172,14 @@ def cifar_datasets(splits: images.ImageSplits, batch_size: int, augment_train: b
     """
     return images.image_pipelines(splits, batch_size, augment_train=augment_train, flip=True,
                                   pad=pad, seed=seed)
+
+
+_CIFAR_SPLITS_MOVED = ("nascell.search.data.CifarSplits is deprecated and will be removed in "
+                       "nascell 0.3.0; use nascell.search.data.ImageSplits (the same class)")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CifarSplits":  # the 0.1.0 name of images.ImageSplits
+        warnings.warn(_CIFAR_SPLITS_MOVED, DeprecationWarning, stacklevel=2)
+        return images.ImageSplits
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
