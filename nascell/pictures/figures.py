@@ -142,8 +142,8 @@ def enas_rnn_picture(spec: ENASRNNCellSpec, title: Optional[str] = None) -> Pict
     nodes = [Node("x_t", "$x_t$", "ellipse", INPUT), Node("h_prev", "$h_{t-1}$", "ellipse", INPUT)]
     edges = [Edge("x_t", "n0"), Edge("h_prev", "n0")]
     for i, node in enumerate(spec.nodes):
-        nodes.append(Node(f"n{i}", f"node {i}\n{node.activation}", fill=LEAF if i == 0 else NODE,
-                          bold=i in loose))
+        nodes.append(Node(f"n{i}", f"node {i}\n{node.activation} (highway)",
+                          fill=LEAF if i == 0 else NODE, bold=i in loose))
         if node.input is not None:
             edges.append(Edge(f"n{node.input}", f"n{i}"))
     nodes.append(Node("avg", f"average\n({len(loose)} loose end{'s' if len(loose) != 1 else ''})",
