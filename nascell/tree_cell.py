@@ -29,7 +29,8 @@ from typing import Any, Dict, List, Optional, Union
 
 import keras
 from keras import ops
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
+from nascell._keras_private import DropoutRNNCell
 
 # The ops a spec may name (paper space plus the extended `max` and `sin`): one shared table.
 from nascell.activations import ACTIVATIONS, COMBINES

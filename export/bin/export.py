@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags
 
-from nascell import _quiet
+import _nascell_launch as _quiet
 from nascell._args import as_flags
 
 FLAGS = flags.FlagValues()
@@ -246,5 +246,6 @@ def run() -> None:
     app.run(main, flags_parser=parse_flags)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m: quiet as the binary, past TensorFlow's import
+    _quiet.start("nascell-export")
     run()

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags, logging
 
-from nascell import _quiet
+import _nascell_launch as _quiet
 from nascell._args import as_flags
 from nascell.search.bin.search_flags import (
     CONTROLLER_FLAGS,
@@ -428,9 +428,11 @@ def main(argv: List[str]) -> None:
 
 
 def run() -> None:
-    """Console-script entry point (`nascell-search`)."""
+    """Run the binary; the `nascell-search` console script (`_nascell_launch.search`) calls it
+    once it has decided whether the process is quiet."""
     app.run(main)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m: quiet as the binary, past TensorFlow's import
+    _quiet.start("nascell-search")
     run()

@@ -48,7 +48,7 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags
 
-from nascell import _quiet
+import _nascell_launch as _quiet
 from nascell.search.bin import child_flags
 from nascell.search.training import final_model
 
@@ -418,5 +418,6 @@ def run() -> None:
     app.run(main)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m: quiet as the binary, past TensorFlow's import
+    _quiet.start("nascell-train")
     run()

@@ -87,7 +87,7 @@ class RayExecutor(Executor):
     def _init(self) -> None:
         ray = self._ray
         if not ray.is_initialized():
-            from nascell import _quiet
+            import _nascell_launch as _quiet
             kwargs: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
                                       **_quiet.ray_init_options()}
             if self.address is not None:
