@@ -286,6 +286,7 @@ _LOAD_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_keras_file_round_trip_in_a_fresh_process(tmp_path):
     model = build_conv_classifier(_SPEC, input_shape=(16, 16, 3), num_classes=4,
                                   weight_decay=1e-4, dropout=0.1)

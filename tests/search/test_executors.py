@@ -3,22 +3,19 @@
 import builtins
 import math
 import os
-import sys
 
 import pytest
+import runs_helpers as h
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
-import runs_helpers as h  # noqa: E402
-
-from nascell.search.evaluator import EvalResult, FunctionEvaluator  # noqa: E402
-from nascell.search.executors import (  # noqa: E402
+from nascell.search.evaluator import EvalResult, FunctionEvaluator
+from nascell.search.executors import (
     LocalExecutor,
     available_executors,
     create_executor,
     evaluate_trial,
 )
-from nascell.search.loop import run_search  # noqa: E402
-from nascell.search.trial import Trial, TrialStatus  # noqa: E402
+from nascell.search.loop import run_search
+from nascell.search.trial import Trial, TrialStatus
 
 HELPERS = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,6 +66,7 @@ def test_ray_missing_gives_install_hint(monkeypatch):
         import_ray()
 
 
+@pytest.mark.slow
 def test_process_pool_matches_sequential(tmp_path):
     sequential = _search(str(tmp_path / "seq"), LocalExecutor())
     with LocalExecutor(workers=2) as pool:
@@ -78,6 +76,7 @@ def test_process_pool_matches_sequential(tmp_path):
     assert all(t.metrics["pid"] == os.getpid() for t in sequential.trials)
 
 
+@pytest.mark.slow
 def test_process_pool_worker_death_is_retried_and_counted_once(tmp_path):
     marker = tmp_path / "markers"
     marker.mkdir()
@@ -90,6 +89,7 @@ def test_process_pool_worker_death_is_retried_and_counted_once(tmp_path):
     assert attempts.count(2) == 2  # died once, ran again
 
 
+@pytest.mark.slow
 def test_process_pool_gives_up_after_max_retries(tmp_path):
     marker = tmp_path / "m"
     marker.mkdir()
@@ -122,6 +122,7 @@ def ray_cluster(tmp_path_factory):
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_matches_sequential_and_retries_lost_workers(tmp_path, ray_cluster):
     from nascell.search.executors.ray_executor import RayExecutor
     sequential = _search(str(tmp_path / "seq"), LocalExecutor())

@@ -7,6 +7,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from nascell.search.store import TrialStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -66,6 +68,7 @@ BAD_FLAGS = {
 }
 
 
+@pytest.mark.slow
 def test_every_bad_flag_gets_its_message(tmp_path):
     # One process parses every case in turn (absl flags are process-global).
     script = textwrap.dedent("""
@@ -156,6 +159,7 @@ def _wait_for_done(run_dir, proc, at_least, limit=120):
                          f"{proc.communicate()[1][-3000:] if proc.poll() is not None else ''}")
 
 
+@pytest.mark.slow
 def test_kill_9_resume_and_refused_reuse(tmp_path):
     """A parallel search (2 worker processes) killed with SIGKILL, then resumed."""
     run_dir, log = str(tmp_path / "run"), str(tmp_path / "evals.log")
@@ -231,6 +235,7 @@ ENAS_TINY = ["--strategy=enas", "--space=enas_rnn", "--seed=1",
                  "max_train_tokens=3000", "max_valid_tokens=400", "controller_jit_compile=false")]]
 
 
+@pytest.mark.slow
 def test_enas_kill_9_resume_and_export(tmp_path):
     """--strategy=enas killed with SIGKILL mid-search and run again: the same run-directory code
     as every strategy resumes it (no finished trial scored twice), then the derived cell is
@@ -268,6 +273,7 @@ def test_enas_kill_9_resume_and_export(tmp_path):
     assert meta["weights"]["source"] == "layer 'enas_supernet'"
 
 
+@pytest.mark.slow
 def test_nasbench201_with_the_example_flagfile(tmp_path, shared_data):
     csv_path = shared_data("nasbench201", "nb201_cifar10.csv")
     run_dir = tmp_path / "nb201"

@@ -2,15 +2,12 @@
 memory to the system by replacing worker processes every N trials."""
 
 import os
-import sys
 
 import pytest
+import runs_helpers as h
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
-import runs_helpers as h  # noqa: E402
-
-from nascell.search.executors import LocalExecutor, RayExecutor  # noqa: E402
-from nascell.search.trial import Trial  # noqa: E402
+from nascell.search.executors import LocalExecutor, RayExecutor
+from nascell.search.trial import Trial
 
 
 def _pids(executor, n):
@@ -24,6 +21,7 @@ def _pids(executor, n):
     return pids
 
 
+@pytest.mark.slow
 def test_max_tasks_per_worker_replaces_the_worker_process():
     with LocalExecutor(max_tasks_per_worker=2) as pool:  # implies a worker process
         assert pool.processes
