@@ -133,7 +133,8 @@ def _plan() -> Dict[str, Any]:
     if FLAGS.trial is not None and FLAGS.run_dir is None:
         raise app.UsageError("--trial needs --run_dir")
     if FLAGS.trial is not None and FLAGS.trial < 0:
-        raise app.UsageError(f"--trial must be a trial id >= 0, got {FLAGS.trial}")
+        raise app.UsageError(f"Argument `--trial` must be a trial id >= 0. "
+                             f"Received: --trial={FLAGS.trial}")
     sizes = {name: _positive(name) for name in ("units", "input_dim", "projection")}
     sizes["input_shape"] = _input_shape()
     sizes["use_bias"] = FLAGS.use_bias

@@ -114,8 +114,8 @@ def load_cifar10(data_dir: Optional[str] = None, npz: Optional[str] = None,
     x_train, y_train, x_test, y_test = arrays
     for name, x in (("x_train", x_train), ("x_test", x_test)):
         if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"CIFAR-10 {name} must have shape (N, height, width, 3), "
-                             f"got {x.shape}")
+            raise ValueError(f"CIFAR-10 {name} must have shape (N, height, width, 3). "
+                             f"Received: {name} of shape {x.shape}")
     return (x_train, np.asarray(y_train).reshape(-1).astype(np.int64),
             x_test, np.asarray(y_test).reshape(-1).astype(np.int64))
 
@@ -144,12 +144,14 @@ def split_cifar10(arrays: Arrays, subset: Optional[int] = None,
     """
     x_train, y_train, x_test, y_test = arrays
     if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        raise ValueError(f"Argument `validation_fraction` must be in (0, 1). "
+                         f"Received: validation_fraction={validation_fraction}")
     rng = np.random.RandomState(seed)
     order = rng.permutation(len(x_train))
     if subset is not None:
         if subset < 2:
-            raise ValueError(f"subset must be >= 2 images (--child_subset), got {subset}")
+            raise ValueError(f"Argument `subset` must be >= 2 images (--child_subset). "
+                             f"Received: subset={subset}")
         keep = min(int(subset), len(x_train))
         order = order[:keep]
         n_test = max(1, int(round(len(x_test) * keep / len(x_train))))

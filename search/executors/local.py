@@ -88,10 +88,10 @@ class LocalExecutor(Executor):
                  processes: Optional[bool] = None,
                  max_tasks_per_worker: Optional[int] = None):
         if int(workers) < 1:
-            raise ValueError(f"LocalExecutor: workers must be >= 1, got {workers}")
+            raise ValueError(f"Argument `workers` must be >= 1. Received: workers={workers}")
         if max_tasks_per_worker is not None and int(max_tasks_per_worker) < 1:
-            raise ValueError(f"LocalExecutor: max_tasks_per_worker must be >= 1 (or None to "
-                             f"keep workers), got {max_tasks_per_worker}")
+            raise ValueError(f"Argument `max_tasks_per_worker` must be >= 1 (or None to keep "
+                             f"workers). Received: max_tasks_per_worker={max_tasks_per_worker}")
         if max_tasks_per_worker is not None and processes is False:
             raise ValueError("LocalExecutor: max_tasks_per_worker recycles worker processes; "
                              "it needs processes=True (or leave processes unset)")

@@ -71,8 +71,8 @@ class RayExecutor(Executor):
                  max_in_flight: Optional[int] = None, max_retries: int = 1,
                  max_tasks_per_worker: Optional[int] = None):
         if max_tasks_per_worker is not None and int(max_tasks_per_worker) < 1:
-            raise ValueError(f"RayExecutor: max_tasks_per_worker must be >= 1 (or None), got "
-                             f"{max_tasks_per_worker}")
+            raise ValueError(f"Argument `max_tasks_per_worker` must be >= 1 (or None). "
+                             f"Received: max_tasks_per_worker={max_tasks_per_worker}")
         self._ray = import_ray()
         self.max_tasks_per_worker = (None if max_tasks_per_worker is None
                                      else int(max_tasks_per_worker))

@@ -284,7 +284,7 @@ def test_data_flags_are_checked_before_any_work(tmp_path):
         "size": "--image_size=big: give HxW",
         "two_sources": "exactly one",
         "tfds": "--tfds_name=mnist is not prepared in",
-        "vocab": "--vocab_size must be >= 2",
+        "vocab": "Argument `--vocab_size` must be >= 2. Received: --vocab_size=1",
         "fractions": "must be three positive numbers",
         "foreign": "--child_seq_len do not apply to the conv_classifier children",
         "bad_data": "the valid split of the text is empty (valid.txt)",

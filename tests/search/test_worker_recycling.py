@@ -31,7 +31,8 @@ def test_max_tasks_per_worker_replaces_the_worker_process():
 
 
 def test_max_tasks_per_worker_is_validated():
-    with pytest.raises(ValueError, match="max_tasks_per_worker must be >= 1"):
+    with pytest.raises(ValueError, match=r"Argument `max_tasks_per_worker` must be >= 1 .* "
+                       r"Received: max_tasks_per_worker=0"):
         LocalExecutor(max_tasks_per_worker=0)
     with pytest.raises(ValueError, match="needs processes=True"):
         LocalExecutor(max_tasks_per_worker=3, processes=False)
@@ -61,7 +62,8 @@ def test_ray_executor_passes_max_calls(monkeypatch):
     executor = RayExecutor(max_tasks_per_worker=5)
     executor.submit(Trial(trial_id=1, decisions={}, spec="0-0"), h.BusyEvaluator())
     assert seen["declared_max_calls"] == 5 and "max_calls" not in seen
-    with pytest.raises(ValueError, match="max_tasks_per_worker must be >= 1"):
+    with pytest.raises(ValueError, match=r"Argument `max_tasks_per_worker` must be >= 1 .* "
+                       r"Received: max_tasks_per_worker=0"):
         RayExecutor(max_tasks_per_worker=0)
 
 
