@@ -2,7 +2,8 @@
 
 One distribution, one import namespace: the folders `search/` and `export/` install as
 `nascell.search` and `nascell.export`, so nothing called `search` or `export` lands at the
-top of site-packages.
+top of site-packages. Beside them, one private top-level module, `_nascell_launch`: the
+binaries' console scripts, which must run before `nascell` (and so TensorFlow) is imported.
 """
 
 import os
@@ -31,6 +32,7 @@ setup(
     packages=_packages("nascell", "nascell") + _packages("search", "nascell.search")
     + _packages("export", "nascell.export"),
     package_dir={"nascell": "nascell", "nascell.search": "search", "nascell.export": "export"},
+    py_modules=["_nascell_launch"],
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.3",
@@ -51,9 +53,9 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "nascell-search = nascell.search.bin.search:run",
-            "nascell-train = nascell.search.bin.train:run",
-            "nascell-export = nascell.export.bin.export:run",
+            "nascell-search = _nascell_launch:search",
+            "nascell-train = _nascell_launch:train",
+            "nascell-export = _nascell_launch:export",
         ],
     },
     classifiers=[

@@ -134,6 +134,6 @@ def read_json_file(path: str, what: str) -> Dict[str, Any]:
         raise ExportFormatError(f"{what} {path} is corrupt ({e}); export the spec again, or "
                                 f"restore the file.") from None
     if not isinstance(data, dict):
-        raise ExportFormatError(f"{what} {path} is corrupt: expected a JSON object, got "
-                                f"{type(data).__name__}")
+        raise ExportFormatError(f"{what} {path} is corrupt: it must hold a JSON object. Received: "
+                                f"a JSON {type(data).__name__}")
     return data

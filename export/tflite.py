@@ -31,7 +31,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from nascell import _io, _quiet
+import _nascell_launch as _quiet
+from nascell import _io
 
 SAVED_MODEL_DIR = "saved_model"
 DEFAULT_ENDPOINTS = ("step", "features")

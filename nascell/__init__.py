@@ -19,8 +19,7 @@ Importing `nascell` registers its layers with Keras, so a `.keras` file that use
 with `keras.saving.load_model(path)` and no `custom_objects`.
 """
 
-# _quiet_import first: in a quiet binary it imports TensorFlow with its native logs hidden.
-from nascell import _quiet_import, kinds  # noqa: F401
+from nascell import kinds
 from nascell.conv import ConvNet, build_conv_classifier, plan_conv_shapes
 from nascell.enas_cells import ENASConvNet, ENASMacroNet, ENASRNNCell
 from nascell.enas_spec import (

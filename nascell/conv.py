@@ -90,20 +90,21 @@ def plan_conv_shapes(spec: SpecLike, input_shape: Sequence[Optional[int]]) -> Co
         shape = shape[1:]
     if len(shape) != 3:
         raise ValueError(
-            f"ConvNet expects images of shape (batch, height, width, channels), channels last; "
-            f"got shape {tuple(input_shape)} (rank {len(tuple(input_shape))}). Add a channel "
-            f"axis to grayscale images (e.g. images[..., None]) or pass input_shape=(h, w, c).")
+            f"ConvNet expects images of shape (batch, height, width, channels), channels last. "
+            f"Add a channel axis to grayscale images (e.g. images[..., None]) or pass "
+            f"input_shape=(h, w, c). Received: input_shape={tuple(input_shape)} "
+            f"(rank {len(tuple(input_shape))})")
     names = ("height", "width", "channels")
     for name, value in zip(names, shape):
         if value is None:
             raise ValueError(
-                f"ConvNet needs a known image {name}: got shape {tuple(input_shape)}. The zero "
-                f"padding between layers is fixed when the layer is built, so give the input a "
-                f"static size, e.g. keras.Input(shape=(32, 32, 3)).")
+                f"ConvNet needs a known image {name}. The zero padding between layers is fixed "
+                f"when the layer is built, so give the input a static size, e.g. "
+                f"keras.Input(shape=(32, 32, 3)). Received: input_shape={tuple(input_shape)}")
         if int(value) < 1:
             raise ValueError(
-                f"ConvNet got an image {name} of {value} in shape {tuple(input_shape)}; every "
-                f"side must be at least 1 pixel.")
+                f"Every side of a ConvNet's images must be at least 1 pixel. Received: "
+                f"{name}={value} in input_shape={tuple(input_shape)}")
     image = tuple(int(v) for v in shape)
 
     inputs, outputs, pads = [], [], []
@@ -174,7 +175,8 @@ class ConvNet(keras.layers.Layer):
         self.spec = _as_spec(spec)
         weight_decay = float(weight_decay or 0.0)
         if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+            raise ValueError(f"Argument `weight_decay` must be >= 0. "
+                             f"Received: weight_decay={weight_decay}")
         if weight_decay and kernel_regularizer is not None:
             raise ValueError("pass either weight_decay or kernel_regularizer, not both "
                              "(weight_decay=w is kernel_regularizer=keras.regularizers.L2(w))")
@@ -218,9 +220,9 @@ class ConvNet(keras.layers.Layer):
         if len(input_shape) != 4:
             raise ValueError(
                 f"ConvNet {self.name!r} expects images of shape (batch, height, width, "
-                f"channels), channels last; got shape {tuple(input_shape)} (rank "
-                f"{len(input_shape)}). Add a batch axis (images[None]) or a channel axis "
-                f"(images[..., None]) as needed.")
+                f"channels), channels last. Add a batch axis (images[None]) or a channel axis "
+                f"(images[..., None]) as needed. Received: input_shape={tuple(input_shape)} "
+                f"(rank {len(input_shape)})")
         self.plan = plan_conv_shapes(self.spec, input_shape)
         for i, op in enumerate(self.ops):
             op.build((None,) + self.plan.input_shapes[i])
@@ -239,16 +241,16 @@ class ConvNet(keras.layers.Layer):
         if len(shape) != 4:
             raise ValueError(
                 f"ConvNet {self.name!r} expects images of shape (batch, height, width, "
-                f"channels); got shape {shape}. Add a batch axis (images[None]) or a channel "
-                f"axis (images[..., None]) as needed.")
+                f"channels). Add a batch axis (images[None]) or a channel axis "
+                f"(images[..., None]) as needed. Received: images of shape {shape}")
         built = self.plan.image_shape
         for axis, name in ((1, "height"), (2, "width"), (3, "channels")):
             if shape[axis] is not None and shape[axis] != built[axis - 1]:
                 raise ValueError(
                     f"ConvNet {self.name!r} was built for images of shape {built} (height, "
-                    f"width, channels) but got {shape[1:]}: the {name} differs. The padding "
-                    f"between layers is fixed at build time; build a new ConvNet (or model) for "
-                    f"this image shape, or resize the images.")
+                    f"width, channels): the {name} differs. The padding between layers is fixed "
+                    f"at build time; build a new ConvNet (or model) for this image shape, or "
+                    f"resize the images. Received: images of shape {shape[1:]}")
 
     def _forward(self, images, training):
         plan = self.plan
@@ -324,9 +326,10 @@ def build_conv_classifier(spec: SpecLike, input_shape: Sequence[int] = (32, 32, 
     """
     spec = _as_spec(spec)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        raise ValueError(f"Argument `num_classes` must be a positive integer. "
+                         f"Received: num_classes={num_classes!r}")
     if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        raise ValueError(f"Argument `dropout` must be in [0, 1). Received: dropout={dropout!r}")
     input_shape = tuple(input_shape)
     plan_conv_shapes(spec, input_shape)  # a clear error before any Keras layer complains
     regularizer = keras.regularizers.L2(weight_decay) if weight_decay else None

@@ -82,7 +82,8 @@ class ENASRNNCell(keras.layers.Layer):
         super().__init__(**kwargs)
         self.spec = _as_spec(spec, ENASRNNCellSpec)
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"ENASRNNCell: units must be a positive integer, got {units!r}")
+            raise ValueError(f"Argument `units` must be a positive integer. "
+                             f"Received: units={units!r}")
         self.units = units
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or keras.initializers.RandomUniform(-0.1, 0.1))

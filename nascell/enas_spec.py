@@ -163,8 +163,9 @@ class ENASRNNCellSpec(_SpecBase):
 def enas_rnn_cell_spec(inputs: Sequence[int], activations: Sequence[str]) -> ENASRNNCellSpec:
     """Shorthand: ``inputs`` for nodes 1..N-1 and ``activations`` for nodes 0..N-1."""
     if len(activations) != len(inputs) + 1:
-        raise SpecError(f"invalid spec field 'activations': got {len(activations)} for "
-                        f"{len(inputs)} inputs; give one activation per node (len(inputs) + 1)")
+        raise SpecError(f"invalid spec field 'activations': give one activation per node "
+                        f"(len(inputs) + 1). Received: {len(activations)} activations for "
+                        f"{len(inputs)} inputs")
     nodes = [ENASRNNNode(activations[0])]
     nodes += [ENASRNNNode(a, i) for i, a in zip(inputs, activations[1:])]
     return ENASRNNCellSpec(nodes=tuple(nodes))

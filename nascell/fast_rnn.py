@@ -28,9 +28,9 @@ from __future__ import annotations
 from typing import Any, Dict, Union
 
 import keras
-from keras import ops
-from keras.src import backend as keras_backend
-from keras.src import tree
+from keras import ops, tree
+
+from nascell import _keras_private
 
 # `batch_weight_gradients="auto"` batches kernels of at least this many entries. Measured on
 # 2 CPU cores, one NAS-cell layer forward and backward, batch 20 x 35 (benchmarks/README.md):
@@ -159,7 +159,7 @@ class RNN(keras.layers.RNN):
             output, new_states = cell.projected_call(z, states, training=training)
             return output, new_states if tree.is_nested(new_states) else [new_states]
 
-        return keras_backend.rnn(
+        return _keras_private.rnn(
             step, projected, initial_state, go_backwards=self.go_backwards, mask=mask,
             unroll=self.unroll, input_length=sequences.shape[1],
             zero_output_for_mask=self.zero_output_for_mask,

@@ -35,7 +35,7 @@ class SpecError(ValueError):
 
 
 def _fail(field: str, value: Any, allowed: str) -> None:
-    raise SpecError(f"invalid spec field {field!r}: got {value!r}; {allowed}")
+    raise SpecError(f"invalid spec field {field!r}: {allowed}. Received: {field}={value!r}")
 
 
 def _check_int(field: str, value: Any, minimum: int) -> int:
@@ -66,7 +66,8 @@ def _parse_json(text: str) -> Dict[str, Any]:
     if isinstance(text, (bytes, bytearray)):
         text = text.decode("utf-8")
     if not isinstance(text, str):
-        raise SpecError(f"spec JSON must be a string, got {type(text).__name__}")
+        raise SpecError(f"Argument `text` (spec JSON) must be a string. Received: text of type "
+                        f"{type(text).__name__}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

@@ -29,7 +29,8 @@ from typing import Any, Dict, List, Optional, Union
 
 import keras
 from keras import ops
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
+from nascell._keras_private import DropoutRNNCell
 
 # The ops a spec may name (paper space plus the extended `max` and `sin`): one shared table.
 from nascell.activations import ACTIVATIONS, COMBINES
@@ -49,13 +50,13 @@ def _check_positive_int(name: str, value: Any, allow_none: bool = False) -> Opti
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         hint = "a positive integer or None" if allow_none else "a positive integer"
-        raise ValueError(f"Argument `{name}` must be {hint}; got {value!r}.")
+        raise ValueError(f"Argument `{name}` must be {hint}. Received: {name}={value!r}")
     return int(value)
 
 
 def _check_rate(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"Argument `{name}` must be a float in [0, 1); got {value!r}.")
+        raise ValueError(f"Argument `{name}` must be a float in [0, 1). Received: {name}={value!r}")
     return float(value)
 
 
@@ -138,7 +139,7 @@ class TreeCell(keras.layers.Layer, DropoutRNNCell):
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ValueError("TreeCell needs a known input feature size (the last axis of its "
-                             f"input); got input shape {input_shape}.")
+                             f"input). Received: input_shape={input_shape}")
         width = self.spec.base * self.units
         self.kernel = self.add_weight(shape=(input_dim, width), name="kernel",
                                       initializer=self.kernel_initializer)

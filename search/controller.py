@@ -84,18 +84,23 @@ class Controller(keras.Model):
             raise ValueError("Controller needs at least one decision")
         for d in self.decision_list:
             if not isinstance(d, (Categorical, Skips)):
-                raise ValueError(f"Controller reads Categorical and Skips decisions; got "
+                raise ValueError(f"Argument `space` must hold Categorical and Skips decisions "
+                                 f"only. Received: decision {d.name!r} of type "
                                  f"{type(d).__name__}")
         if not 0.0 <= baseline_decay < 1.0:
-            raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
+            raise ValueError(f"Argument `baseline_decay` must be in [0, 1). "
+                             f"Received: baseline_decay={baseline_decay}")
         if temperature is not None and temperature <= 0:
-            raise ValueError(f"temperature must be > 0 (or None), got {temperature}")
+            raise ValueError(f"Argument `temperature` must be > 0 (or None). "
+                             f"Received: temperature={temperature}")
         if tanh_constant is not None and tanh_constant <= 0:
-            raise ValueError(f"tanh_constant must be > 0 (or None), got {tanh_constant}")
+            raise ValueError(f"Argument `tanh_constant` must be > 0 (or None). "
+                             f"Received: tanh_constant={tanh_constant}")
         if skip_weight and skip_target is None:
             raise ValueError("skip_weight > 0 needs skip_target (the target skip density)")
         if skip_target is not None and not 0.0 < skip_target < 1.0:
-            raise ValueError(f"skip_target must be in (0, 1), got {skip_target}")
+            raise ValueError(f"Argument `skip_target` must be in (0, 1). "
+                             f"Received: skip_target={skip_target}")
         self.units = units
         self.num_lstm_layers = num_layers
         self.init_range = init_range
@@ -250,7 +255,8 @@ class Controller(keras.Model):
     def _check_n(self, num_decisions: Optional[int]) -> int:
         n = len(self.decision_list) if num_decisions is None else int(num_decisions)
         if not 1 <= n <= len(self.decision_list):
-            raise ValueError(f"num_decisions must be in [1, {len(self.decision_list)}], got {n}")
+            raise ValueError(f"Argument `num_decisions` must be in [1, {len(self.decision_list)}]. "
+                             f"Received: num_decisions={n}")
         return n
 
     def _to_padded(self, tokens: np.ndarray, n: int) -> np.ndarray:
@@ -381,8 +387,8 @@ class Controller(keras.Model):
             n = self._check_n(n)
             row = np.asarray(row, np.int32).reshape(-1)
             if len(row) != self.token_width(n):
-                raise ValueError(f"a token row of {n} decisions has {self.token_width(n)} "
-                                 f"columns, got {len(row)}")
+                raise ValueError(f"A token row of {n} decisions must have {self.token_width(n)} "
+                                 f"columns. Received: a row of {len(row)} columns")
             for t, (col, width) in enumerate(self._columns[:n]):
                 padded[k, t, :width] = row[col:col + width]
             lengths[k] = n
@@ -404,8 +410,9 @@ class Controller(keras.Model):
         """
         m = len(batches)
         if m == 0 or len(advantages) != m:
-            raise ValueError(f"train_step needs one advantage per row; got {m} rows and "
-                             f"{len(advantages)} advantages")
+            raise ValueError(f"Argument `advantages` must hold one advantage per row of "
+                             f"`batches`. Received: {m} rows and {len(advantages)} "
+                             f"advantages")
         if int(update_steps) < 1:
             raise ValueError(f"Argument `update_steps` must be >= 1. Received: "
                              f"update_steps={update_steps}")
@@ -446,8 +453,8 @@ class Controller(keras.Model):
         """
         m = len(rewards)
         if m == 0 or len(batches) != m:
-            raise ValueError(f"update needs one token row per reward; got {len(batches)} rows "
-                             f"and {m} rewards")
+            raise ValueError(f"Argument `rewards` must hold one reward per token row of "
+                             f"`batches`. Received: {len(batches)} rows and {m} rewards")
         adv = self.advantages(rewards)
         if weights is not None:
             adv = adv * np.asarray(weights, np.float64)

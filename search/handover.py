@@ -56,8 +56,8 @@ def _as_spec(raw: Any, where: str):
             raise RunExportError(f"{where} holds a spec that does not validate: {e}") from None
         if kinds.find_kind(spec) is not None:
             return spec
-    raise RunExportError(f"{where} holds no exportable spec (got {raw!r}); the exportable kinds "
-                         f"are {', '.join(kinds.available_kinds())}")
+    raise RunExportError(f"{where} holds no exportable spec; the exportable kinds are "
+                         f"{', '.join(kinds.available_kinds())}. Received: spec={raw!r}")
 
 
 def trial_for_export(run_dir: str, trial: Optional[int] = None,

@@ -67,8 +67,8 @@ class Categorical:
     def __post_init__(self):
         _check_name(self.name)
         if isinstance(self.choices, (str, bytes)) or not isinstance(self.choices, Sequence):
-            raise SpaceError(f"Categorical {self.name!r}: choices must be a list or tuple, got "
-                             f"{self.choices!r}")
+            raise SpaceError(f"Categorical {self.name!r}: argument `choices` must be a list or "
+                             f"tuple. Received: choices={self.choices!r}")
         choices = tuple(self.choices)
         if not choices:
             raise SpaceError(f"Categorical {self.name!r}: choices are empty; give at least one")
@@ -128,8 +128,8 @@ class Skips:
         _check_name(self.name)
         n = self.num_candidates
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise SpaceError(f"Skips {self.name!r}: num_candidates must be an integer >= 0, "
-                             f"got {n!r}")
+            raise SpaceError(f"Skips {self.name!r}: argument `num_candidates` must be an integer "
+                             f">= 0. Received: num_candidates={n!r}")
         object.__setattr__(self, "num_candidates", int(n))
 
     @property
@@ -140,8 +140,9 @@ class Skips:
         """``value`` as a sorted tuple of ints, or a clear error."""
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set,
                                                                       frozenset, np.ndarray)):
-            raise SpaceError(f"decision {self.name!r}: expected a list of earlier item indices "
-                             f"in [0, {self.num_candidates - 1}], got {value!r}")
+            raise SpaceError(f"decision {self.name!r}: the value must be a list of earlier item "
+                             f"indices in [0, {self.num_candidates - 1}]. "
+                             f"Received: value={value!r}")
         out = []
         for j in value:
             if isinstance(j, bool) or not isinstance(j, (int, np.integer)):
@@ -151,7 +152,7 @@ class Skips:
                                  f"candidates are 0..{self.num_candidates - 1}"
                                  if self.num_candidates else
                                  f"decision {self.name!r}: has no candidates (it is the first "
-                                 f"anchor), got index {int(j)}")
+                                 f"anchor). Received: index {int(j)}")
             out.append(int(j))
         if len(set(out)) != len(out):
             raise SpaceError(f"decision {self.name!r}: repeated index in {list(value)}")
@@ -199,7 +200,8 @@ class DepthSchedule:
         for f in ("start", "step", "every", "maximum", "decisions_per_item"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < (0 if f == "step" else 1):
-                raise SpaceError(f"DepthSchedule.{f} must be a positive integer, got {v!r}")
+                raise SpaceError(f"DepthSchedule: argument `{f}` must be a positive integer. "
+                                 f"Received: {f}={v!r}")
         if self.start > self.maximum:
             raise SpaceError(f"DepthSchedule: start ({self.start}) exceeds maximum "
                              f"({self.maximum})")
@@ -327,8 +329,9 @@ class SearchSpace:
     def check(self, decisions: Dict[str, Any]) -> Dict[str, Any]:
         """Validate a decisions dict; returns it normalized (Skips as sorted tuples)."""
         if not isinstance(decisions, dict):
-            raise SpaceError(f"search space {self.name!r}: decisions must be a dict "
-                             f"{{name: value}}, got {type(decisions).__name__}")
+            raise SpaceError(f"search space {self.name!r}: argument `decisions` must be a dict "
+                             f"{{name: value}}. Received: decisions of type "
+                             f"{type(decisions).__name__}")
         unknown = [k for k in decisions if k not in self._by_name]
         if unknown:
             raise SpaceError(f"search space {self.name!r}: unknown decision(s) {unknown}; "
@@ -410,7 +413,8 @@ class SearchSpace:
 
 def _check_name(name: Any) -> None:
     if not isinstance(name, str) or not name:
-        raise SpaceError(f"a decision name must be a non-empty string, got {name!r}")
+        raise SpaceError(f"Argument `name` (a decision's name) must be a non-empty string. "
+                         f"Received: name={name!r}")
 
 
 def _key(value: Any) -> Hashable:

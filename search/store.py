@@ -210,7 +210,8 @@ class TrialStore:
     def finish(self, trial: Trial) -> None:
         """Record a trial's outcome (DONE or FAILED). A finished trial can never change again."""
         if trial.status not in (TrialStatus.DONE, TrialStatus.FAILED):
-            raise ValueError(f"finish() needs a DONE or FAILED trial, got {trial.status}")
+            raise ValueError(f"Argument `trial` of finish() must be DONE or FAILED. "
+                             f"Received: trial.status={trial.status}")
         reward = trial.reward
         if reward is not None and not math.isfinite(reward):
             raise ValueError(f"trial {trial.trial_id}: reward {reward} is not finite")

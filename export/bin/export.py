@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags
 
-from nascell import _quiet
+import _nascell_launch as _quiet
 from nascell._args import as_flags
 
 FLAGS = flags.FlagValues()
@@ -133,7 +133,8 @@ def _plan() -> Dict[str, Any]:
     if FLAGS.trial is not None and FLAGS.run_dir is None:
         raise app.UsageError("--trial needs --run_dir")
     if FLAGS.trial is not None and FLAGS.trial < 0:
-        raise app.UsageError(f"--trial must be a trial id >= 0, got {FLAGS.trial}")
+        raise app.UsageError(f"Argument `--trial` must be a trial id >= 0. "
+                             f"Received: --trial={FLAGS.trial}")
     sizes = {name: _positive(name) for name in ("units", "input_dim", "projection")}
     sizes["input_shape"] = _input_shape()
     sizes["use_bias"] = FLAGS.use_bias
@@ -246,5 +247,6 @@ def run() -> None:
     app.run(main, flags_parser=parse_flags)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m: quiet as the binary, past TensorFlow's import
+    _quiet.start("nascell-export")
     run()

@@ -218,8 +218,8 @@ def find_core(obj: Any, first: bool = False) -> keras.layers.Layer:
     if isinstance(obj, keras.layers.RNN) and isinstance(obj.cell, cores):
         return obj.cell
     if not isinstance(obj, keras.layers.Layer):
-        raise ValueError(f"expected a Keras layer or model holding one of {names}; got "
-                         f"{type(obj).__name__}")
+        raise ValueError(f"Argument `obj` must be a Keras layer or model holding one of {names}. "
+                         f"Received: obj of type {type(obj).__name__}")
     found, seen = [], set()
     for layer in obj._flatten_layers(include_self=True, recursive=True):
         candidates = [layer] + ([layer.cell] if isinstance(layer, keras.layers.RNN) else [])

@@ -164,11 +164,11 @@ def validate_child_flags(name: Optional[str] = None) -> None:
     for flag in positive:
         value = FLAGS[flag].value
         if value is not None and value < 1:
-            _usage(f"--{flag} must be >= 1, got {value}")
+            _usage(f"Argument `--{flag}` must be >= 1. Received: --{flag}={value}")
     for flag in ("child_steps_per_epoch", "child_max_valid_steps", "child_subset"):
         value = FLAGS[flag].value
         if value is not None and value < 0:
-            _usage(f"--{flag} must be >= 0 (0: all of it), got {value}")
+            _usage(f"Argument `--{flag}` must be >= 0 (0: all of it). Received: --{flag}={value}")
     subset = FLAGS.child_subset
     if subset is not None and 0 < subset < 20:
         _usage(f"--child_subset={subset} is too few images to hold out a validation set; use "
@@ -176,19 +176,21 @@ def validate_child_flags(name: Optional[str] = None) -> None:
     for flag in ("child_lr",):
         value = FLAGS[flag].value
         if value is not None and not value > 0:
-            _usage(f"--{flag} must be > 0, got {value}")
+            _usage(f"Argument `--{flag}` must be > 0. Received: --{flag}={value}")
     for flag in ("child_clipnorm", "child_weight_decay", "child_momentum", "child_gpus"):
         value = FLAGS[flag].value
         if value is not None and value < 0:
-            _usage(f"--{flag} must be >= 0, got {value}")
+            _usage(f"Argument `--{flag}` must be >= 0. Received: --{flag}={value}")
     if FLAGS.child_lr_decay is not None and not 0 < FLAGS.child_lr_decay <= 1:
-        _usage(f"--child_lr_decay must be in (0, 1], got {FLAGS.child_lr_decay}")
+        _usage(f"Argument `--child_lr_decay` must be in (0, 1]. "
+               f"Received: --child_lr_decay={FLAGS.child_lr_decay}")
     if FLAGS.child_bn_epsilon is not None and not FLAGS.child_bn_epsilon > 0:
-        _usage(f"--child_bn_epsilon must be > 0, got {FLAGS.child_bn_epsilon}")
+        _usage(f"Argument `--child_bn_epsilon` must be > 0. "
+               f"Received: --child_bn_epsilon={FLAGS.child_bn_epsilon}")
     for flag in ("child_dropout", "child_recurrent_dropout", "child_embedding_dropout"):
         value = FLAGS[flag].value
         if value is not None and not 0 <= value < 1:
-            _usage(f"--{flag} must be in [0, 1), got {value}")
+            _usage(f"Argument `--{flag}` must be in [0, 1). Received: --{flag}={value}")
     if FLAGS.child_units is not None and FLAGS.child_target_params is not None:
         _usage("pass --child_units or --child_target_params, not both")
     if FLAGS.data_dir is not None and not os.path.isdir(os.path.expanduser(FLAGS.data_dir)):

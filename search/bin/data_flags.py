@@ -119,7 +119,8 @@ def validate_data_flags(modality: Optional[str] = None) -> Optional[str]:
         if not os.path.exists(os.path.expanduser(FLAGS.text_dir)):
             _usage(f"--text_dir={FLAGS.text_dir}: no such folder or file")
         if FLAGS.vocab_size is not None and FLAGS.vocab_size < 2:
-            _usage(f"--vocab_size must be >= 2, got {FLAGS.vocab_size}")
+            _usage(f"Argument `--vocab_size` must be >= 2. "
+                   f"Received: --vocab_size={FLAGS.vocab_size}")
         if FLAGS.text_pattern is not None and "{split}" not in FLAGS.text_pattern:
             _usage(f"--text_pattern={FLAGS.text_pattern} must contain {{split}}, e.g. "
                    "ptb.{split}.txt")
@@ -152,7 +153,8 @@ def validate_data_flags(modality: Optional[str] = None) -> Optional[str]:
     image_size(FLAGS.image_size)
     fraction = FLAGS.image_test_fraction
     if fraction is not None and not 0 < fraction < 1:
-        _usage(f"--image_test_fraction must be in (0, 1), got {fraction}")
+        _usage(f"Argument `--image_test_fraction` must be in (0, 1). "
+               f"Received: --image_test_fraction={fraction}")
     return own
 
 

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags, logging
 
-from nascell import _quiet
+import _nascell_launch as _quiet
 from nascell._args import as_flags
 from nascell.search.bin.search_flags import (
     CONTROLLER_FLAGS,
@@ -77,12 +77,13 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
             _usage(f"--import={module}: cannot import it ({e})")
     for name in ("num_trials", "m", "checkpoint_every", "top_k"):
         if FLAGS[name].value is not None and FLAGS[name].value <= 0:
-            _usage(f"--{name} must be > 0, got {FLAGS[name].value}")
+            _usage(f"Argument `--{name}` must be > 0. Received: --{name}={FLAGS[name].value}")
     if FLAGS.keep_weights < 0:
-        _usage(f"--keep_weights must be >= 0 (0: keep none), got {FLAGS.keep_weights}")
+        _usage(f"Argument `--keep_weights` must be >= 0 (0: keep none). "
+               f"Received: --keep_weights={FLAGS.keep_weights}")
     if FLAGS.max_consecutive_failures < 0:
-        _usage(f"--max_consecutive_failures must be >= 0 (0: never stop), got "
-               f"{FLAGS.max_consecutive_failures}")
+        _usage(f"Argument `--max_consecutive_failures` must be >= 0 (0: never stop). "
+               f"Received: --max_consecutive_failures={FLAGS.max_consecutive_failures}")
     space, modality = _resolve_space()
     from nascell.search.strategy import available_strategies
     strategies = available_strategies()
@@ -258,7 +259,7 @@ def _resolve_strategy(space: str, evaluator: str, evaluator_options: Dict[str, A
             try:
                 key, value = parse_option(item)
             except ValueError as e:
-                _usage(f"--enas_option={item}: {e}")
+                _usage(as_flags(str(e), ["enas_option"]))
             flat[key] = value
         parts = split_options(flat)
         if "m" in parts["strategy"] and "m" in strategy_options:
@@ -275,7 +276,8 @@ def _resolve_executor(evaluator: str) -> None:
         _usage(f"--executor={FLAGS.executor}: unknown executor; known: "
                f"{_known(available_executors())}")
     if FLAGS.workers < 0 or (FLAGS.workers == 0 and FLAGS.executor != "ray"):
-        _usage(f"--workers must be >= 1 (0 only with --executor=ray), got {FLAGS.workers}")
+        _usage(f"Argument `--workers` must be >= 1 (0 only with --executor=ray). "
+               f"Received: --workers={FLAGS.workers}")
     if FLAGS.ray_address is not None and FLAGS.executor != "ray":
         _usage("--ray_address needs --executor=ray")
     if evaluator == "supernet" and (FLAGS.executor != "local" or FLAGS.workers != 1
@@ -290,10 +292,12 @@ def _resolve_executor(evaluator: str) -> None:
         except ImportError as e:
             _usage(str(e))
     if FLAGS.max_retries < 0:
-        _usage(f"--max_retries must be >= 0, got {FLAGS.max_retries}")
+        _usage(f"Argument `--max_retries` must be >= 0. "
+               f"Received: --max_retries={FLAGS.max_retries}")
     if FLAGS.max_tasks_per_worker is not None:
         if FLAGS.max_tasks_per_worker < 1:
-            _usage(f"--max_tasks_per_worker must be >= 1, got {FLAGS.max_tasks_per_worker}")
+            _usage(f"Argument `--max_tasks_per_worker` must be >= 1. "
+                   f"Received: --max_tasks_per_worker={FLAGS.max_tasks_per_worker}")
         if FLAGS.executor == "local" and FLAGS.workers <= 1:
             _usage("--max_tasks_per_worker needs worker processes: --workers >= 2, or "
                    "--executor=ray")
@@ -428,9 +432,11 @@ def main(argv: List[str]) -> None:
 
 
 def run() -> None:
-    """Console-script entry point (`nascell-search`)."""
+    """Run the binary; the `nascell-search` console script (`_nascell_launch.search`) calls it
+    once it has decided whether the process is quiet."""
     app.run(main)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m: quiet as the binary, past TensorFlow's import
+    _quiet.start("nascell-search")
     run()

@@ -48,7 +48,7 @@ from typing import Any, Dict, List, Optional
 
 from absl import app, flags
 
-from nascell import _quiet
+import _nascell_launch as _quiet
 from nascell.search.bin import child_flags
 from nascell.search.training import final_model
 
@@ -167,9 +167,10 @@ def _floats(name: str, values: List[str]) -> List[float]:
     try:
         out = [float(v) for v in values]
     except ValueError:
-        _usage(f"--{name} takes comma-separated numbers, got {','.join(values)}")
+        _usage(f"Argument `--{name}` must be comma-separated numbers. "
+               f"Received: --{name}={','.join(values)}")
     if any(v < 0 for v in out):
-        _usage(f"--{name} values must be >= 0, got {','.join(values)}")
+        _usage(f"Argument `--{name}` must hold values >= 0. Received: --{name}={','.join(values)}")
     return out
 
 
@@ -181,7 +182,8 @@ def _decay_epochs(values: List[str]) -> List[Optional[int]]:
         elif v.isdigit():
             out.append(int(v))
         else:
-            _usage(f"--lr_decay_epoch_grid takes epochs (positive integers) or 'none', got {v!r}")
+            _usage(f"Argument `--lr_decay_epoch_grid` must be epochs (positive integers) or "
+                   f"'none'. Received: --lr_decay_epoch_grid={','.join(values)}")
     return out
 
 
@@ -336,13 +338,14 @@ def final_stage(spec, final_dir: str, out=sys.stdout):
                f"{getattr(spec, 'kind', type(spec).__name__)!r}")
     child_flags.validate_child_flags(kind)
     if FLAGS.test_batch_size is not None and FLAGS.test_batch_size < 1:
-        _usage(f"--test_batch_size must be >= 1, got {FLAGS.test_batch_size}")
+        _usage(f"Argument `--test_batch_size` must be >= 1. "
+               f"Received: --test_batch_size={FLAGS.test_batch_size}")
     options = base_options(kind)
     final_epochs = FLAGS.epochs or options["epochs"]
     grid_epochs = FLAGS.grid_epochs or final_epochs
     for name, value in (("epochs", final_epochs), ("grid_epochs", grid_epochs)):
         if value < 1:
-            _usage(f"--{name} must be >= 1, got {value}")
+            _usage(f"Argument `--{name}` must be >= 1. Received: --{name}={value}")
     spec_json = _spec_json(spec)
     final_path = os.path.join(final_dir, final_model.RECORD)
     weights_path = os.path.join(final_dir, final_model.WEIGHTS)
@@ -418,5 +421,6 @@ def run() -> None:
     app.run(main)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m: quiet as the binary, past TensorFlow's import
+    _quiet.start("nascell-train")
     run()

@@ -177,7 +177,7 @@ def load_text_file(path: str, level: str = "char") -> List[str]:
         return list(text)
     if level == "word":
         return text_to_tokens(text)
-    raise ValueError(f"level must be 'char' or 'word', got {level!r}")
+    raise ValueError(f"Argument `level` must be 'char' or 'word'. Received: level={level!r}")
 
 
 def split_tokens(tokens: Sequence[str], fractions=(0.9, 0.05, 0.05)) -> Dict[str, List[str]]:
@@ -261,7 +261,8 @@ def batchify(ids: Sequence[int], batch_size: int, seq_len: int):
     by one token. Row ``b`` of batch ``i+1`` continues row ``b`` of batch ``i``.
     """
     if batch_size < 1 or seq_len < 1:
-        raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
+        raise ValueError(f"Arguments `batch_size` and `seq_len` must be >= 1. "
+                         f"Received: batch_size={batch_size}, seq_len={seq_len}")
     ids = np.asarray(ids, dtype=np.int32)
     row_len = len(ids) // batch_size
     num_batches = (row_len - 1) // seq_len

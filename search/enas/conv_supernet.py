@@ -201,7 +201,8 @@ class ConvSupernet(ImageSupernet):
 
     def _check(self, spec: ENASConvCellSpec) -> None:
         if not isinstance(spec, ENASConvCellSpec) or spec.num_nodes != self.num_nodes:
-            raise ValueError(f"ConvSupernet has {self.num_nodes} nodes per cell; got {spec!r}")
+            raise ValueError(f"Argument `spec` must be an ENASConvCellSpec of the supernet's "
+                             f"{self.num_nodes} nodes per cell. Received: spec={spec!r}")
 
     def logits(self, spec: ENASConvCellSpec, images):
         self._check(spec)

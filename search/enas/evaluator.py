@@ -294,5 +294,6 @@ def _example_spec(space_or_spec: Any):
         spec = spec.decode(spec.sample(np.random.default_rng(0)))
     if getattr(spec, "kind", None) in ENAS_KINDS and hasattr(spec, "to_dict"):
         return spec
-    raise ValueError(f"the supernet evaluator searches the ENAS spaces (enas_rnn, enas_conv, "
-                     f"enas_macro); got {getattr(space_or_spec, 'name', space_or_spec)!r}")
+    raise ValueError(f"The supernet evaluator searches the ENAS spaces (enas_rnn, enas_conv, "
+                     f"enas_macro). Received: space="
+                     f"{getattr(space_or_spec, 'name', space_or_spec)!r}")

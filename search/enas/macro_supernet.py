@@ -100,7 +100,8 @@ class MacroSupernet(ImageSupernet):
 
     def _check(self, spec: ENASMacroSpec) -> None:
         if not isinstance(spec, ENASMacroSpec) or spec.num_layers != self.num_layers:
-            raise ValueError(f"MacroSupernet has {self.num_layers} layers; got {spec!r}")
+            raise ValueError(f"Argument `spec` must be an ENASMacroSpec of the supernet's "
+                             f"{self.num_layers} layers. Received: spec={spec!r}")
 
     def logits(self, spec: ENASMacroSpec, images):
         self._check(spec)

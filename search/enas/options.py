@@ -85,7 +85,8 @@ def parse_option(item: str) -> Tuple[str, Any]:
     """``"KEY=VALUE"`` (a flag's text) -> ``(key, typed value)``; "none" is None."""
     key, sep, text = item.partition("=")
     if not sep or key not in OPTIONS:
-        raise ValueError(f"expected KEY=VALUE with KEY one of {sorted(OPTIONS)}; got {item!r}")
+        raise ValueError(f"Argument `enas_option` must be KEY=VALUE with KEY one of "
+                         f"{sorted(OPTIONS)}. Received: enas_option={item!r}")
     if text.lower() == "none":
         return key, None
     try:

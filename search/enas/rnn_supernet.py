@@ -75,7 +75,8 @@ class RNNSupernet(keras.Model):
 
     def _check(self, spec: ENASRNNCellSpec) -> None:
         if not isinstance(spec, ENASRNNCellSpec) or spec.num_nodes != self.num_nodes:
-            raise ValueError(f"RNNSupernet has {self.num_nodes} nodes; got {spec!r}")
+            raise ValueError(f"Argument `spec` must be an ENASRNNCellSpec of the supernet's "
+                             f"{self.num_nodes} nodes. Received: spec={spec!r}")
 
     def node_weight(self, node: int, spec: ENASRNNCellSpec) -> tf.Variable:
         n = spec.nodes[node]

@@ -115,11 +115,12 @@ class ConvClassifierEvaluator(Evaluator):
                  flip: bool = True):
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+                raise ValueError(f"Argument `{name}` must be >= 1. Received: {name}={value}")
         if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+            raise ValueError(f"Argument `lr` must be > 0. Received: lr={lr}")
         if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+            raise ValueError(f"Argument `weight_decay` must be >= 0. "
+                             f"Received: weight_decay={weight_decay}")
         if images is not None:
             from nascell.search.data import sources
 

@@ -65,8 +65,9 @@ class NASBench201Evaluator(Evaluator):
                 reader = csv.DictReader(f)
                 if reader.fieldnames is None or not {"arch", "cifar10_test_acc"} <= set(
                         reader.fieldnames):
-                    raise ValueError(f"{self.csv_path}: expected columns arch,cifar10_test_acc; "
-                                     f"got {reader.fieldnames}")
+                    raise ValueError(f"{self.csv_path} must have the columns "
+                                     f"arch,cifar10_test_acc. "
+                                     f"Received: columns {reader.fieldnames}")
                 for row in reader:
                     table[row["arch"]] = float(row["cifar10_test_acc"])
             self._table = table

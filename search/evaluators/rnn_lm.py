@@ -140,7 +140,8 @@ class RNNLanguageModelEvaluator(Evaluator):
                  num_gpus: float = 0, carry_state: bool = False,
                  test_batch_size: Optional[int] = None, corpus: Any = None):
         if dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {list(DATASETS)}, got {dataset!r}")
+            raise ValueError(f"Argument `dataset` must be one of {list(DATASETS)}. "
+                             f"Received: dataset={dataset!r}")
         if corpus is not None:
             from nascell.search.data import sources
 
@@ -156,11 +157,11 @@ class RNNLanguageModelEvaluator(Evaluator):
         for name, value in (("epochs", epochs), ("batch_size", batch_size),
                             ("seq_len", seq_len), ("num_layers", num_layers)):
             if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+                raise ValueError(f"Argument `{name}` must be >= 1. Received: {name}={value}")
         for name, value in (("embedding_dropout", embedding_dropout), ("dropout", dropout),
                             ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
+                raise ValueError(f"Argument `{name}` must be in [0, 1). Received: {name}={value}")
         self.dataset = dataset
         self.corpus = corpus
         self.data_dir = data_dir
@@ -178,7 +179,8 @@ class RNNLanguageModelEvaluator(Evaluator):
         self.batch_size = int(batch_size)
         self.seq_len = int(seq_len)
         if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+            raise ValueError(f"Argument `optimizer` must be one of {list(OPTIMIZERS)}. "
+                             f"Received: optimizer={optimizer!r}")
         self.optimizer = optimizer
         self.lr = float(lr)
         self.clipnorm = clipnorm

@@ -30,7 +30,8 @@ def available_executors() -> List[str]:
 def create_executor(name: str, **options: Any) -> Executor:
     """An executor by registry name with its keyword options."""
     if name not in _EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; available: {available_executors()}")
+        raise ValueError(f"Argument `name` must be a registered executor, one of "
+                         f"{available_executors()}. Received: name={name!r}")
     module, cls = _EXECUTORS[name].split(":")
     return getattr(importlib.import_module(module), cls)(**options)
 

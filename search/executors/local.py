@@ -6,7 +6,9 @@ pickled to the worker with each trial, so keep heavy state out of its ``__init__
 that dies mid-trial (killed, out of memory, a crash in native code) breaks the pool: the pool
 is rebuilt and the trials that were in flight are submitted again, up to `max_retries` times
 each, after which the trial is recorded as failed. Workers end with the search process, even
-when it is killed with SIGKILL, so a resumed run never races an orphan for the same trial.
+when it is killed with SIGKILL, so a resumed run never races an orphan for the same trial. Each
+worker's first code is `_nascell_launch.worker_setup`, so the workers of a quiet binary import
+TensorFlow as quietly as the binary did.
 
 ``max_tasks_per_worker=N`` replaces each worker process after it has evaluated N trials
 (`concurrent.futures.ProcessPoolExecutor`'s ``max_tasks_per_child``): whatever a child leaves
@@ -29,9 +31,15 @@ from typing import Deque, Dict, List, Optional, Tuple
 
 from absl import logging
 
+import _nascell_launch
 from nascell.search.evaluator import EvalResult, Evaluator
 from nascell.search.executors.base import Executor, Finished, evaluate_trial
 from nascell.search.trial import Trial
+
+# The workers' initializer, run by `_nascell_launch.worker_setup` after it has imported
+# TensorFlow (quietly in a quiet binary's worker): named, not pickled, so that the worker's
+# first import is not this module (which imports nascell, hence TensorFlow).
+_DIE_WITH_PARENT = f"{__name__}:_die_with_parent"
 
 
 def _die_with_parent() -> None:
@@ -80,10 +88,10 @@ class LocalExecutor(Executor):
                  processes: Optional[bool] = None,
                  max_tasks_per_worker: Optional[int] = None):
         if int(workers) < 1:
-            raise ValueError(f"LocalExecutor: workers must be >= 1, got {workers}")
+            raise ValueError(f"Argument `workers` must be >= 1. Received: workers={workers}")
         if max_tasks_per_worker is not None and int(max_tasks_per_worker) < 1:
-            raise ValueError(f"LocalExecutor: max_tasks_per_worker must be >= 1 (or None to "
-                             f"keep workers), got {max_tasks_per_worker}")
+            raise ValueError(f"Argument `max_tasks_per_worker` must be >= 1 (or None to keep "
+                             f"workers). Received: max_tasks_per_worker={max_tasks_per_worker}")
         if max_tasks_per_worker is not None and processes is False:
             raise ValueError("LocalExecutor: max_tasks_per_worker recycles worker processes; "
                              "it needs processes=True (or leave processes unset)")
@@ -125,7 +133,8 @@ class LocalExecutor(Executor):
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent, max_tasks_per_child=self.max_tasks_per_worker)
+                initializer=_nascell_launch.worker_setup, initargs=(_DIE_WITH_PARENT,),
+                max_tasks_per_child=self.max_tasks_per_worker)
         try:
             future = self._pool.submit(evaluate_trial, evaluator, trial.spec, trial.trial_id)
         except cf.process.BrokenProcessPool as e:

@@ -71,8 +71,8 @@ class RayExecutor(Executor):
                  max_in_flight: Optional[int] = None, max_retries: int = 1,
                  max_tasks_per_worker: Optional[int] = None):
         if max_tasks_per_worker is not None and int(max_tasks_per_worker) < 1:
-            raise ValueError(f"RayExecutor: max_tasks_per_worker must be >= 1 (or None), got "
-                             f"{max_tasks_per_worker}")
+            raise ValueError(f"Argument `max_tasks_per_worker` must be >= 1 (or None). "
+                             f"Received: max_tasks_per_worker={max_tasks_per_worker}")
         self._ray = import_ray()
         self.max_tasks_per_worker = (None if max_tasks_per_worker is None
                                      else int(max_tasks_per_worker))
@@ -87,7 +87,7 @@ class RayExecutor(Executor):
     def _init(self) -> None:
         ray = self._ray
         if not ray.is_initialized():
-            from nascell import _quiet
+            import _nascell_launch as _quiet
             kwargs: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
                                       **_quiet.ray_init_options()}
             if self.address is not None:

@@ -30,7 +30,8 @@ def available_spaces() -> List[str]:
 def create_space(name: str, **options: Any) -> SearchSpace:
     """A registered search space by name, built with its keyword options."""
     if name not in _SPACES:
-        raise ValueError(f"unknown search space {name!r}; available: {available_spaces()}")
+        raise ValueError(f"Argument `name` must be a registered search space, one of "
+                         f"{available_spaces()}. Received: name={name!r}")
     try:
         return _SPACES[name](**options)
     except TypeError as e:

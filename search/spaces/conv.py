@@ -36,9 +36,11 @@ def conv_space(version: int = 1, num_layers: int = 15, dense: bool = False,
                every: int = 1600, name: Optional[str] = None) -> SearchSpace:
     """A conv space: v1 (sizes, filters, skips), v2 (+ strides), v3 (+ max pooling)."""
     if version not in (1, 2, 3):
-        raise SpaceError(f"conv space: version must be 1, 2 or 3, got {version!r}")
+        raise SpaceError(f"conv space: argument `version` must be 1, 2 or 3. "
+                         f"Received: version={version!r}")
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-        raise SpaceError(f"conv space: num_layers must be an integer >= 1, got {num_layers!r}")
+        raise SpaceError(f"conv space: argument `num_layers` must be an integer >= 1. "
+                         f"Received: num_layers={num_layers!r}")
     strides = version >= 2
     pooling = version >= 3
     filters = tuple(DENSE_FILTERS if dense else FILTERS) + ((MAX_POOL,) if pooling else ())
@@ -73,7 +75,8 @@ def conv_space(version: int = 1, num_layers: int = 15, dense: bool = False,
 
     def encode(spec: ConvSpec) -> Dict[str, Any]:
         if not isinstance(spec, ConvSpec):
-            raise SpaceError(f"conv space encodes a ConvSpec, got {type(spec).__name__}")
+            raise SpaceError(f"The conv space encodes a ConvSpec. Received: spec of type "
+                             f"{type(spec).__name__}")
         out: Dict[str, Any] = {}
         for i, layer in enumerate(spec.layers):
             if layer.op == MAX_POOL and not pooling:

@@ -40,7 +40,8 @@ CELLS = ("normal", "reduction")
 
 def _check_count(space: str, name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpaceError(f"{space} space: {name} must be an integer >= {minimum}, got {value!r}")
+        raise SpaceError(f"{space} space: argument `{name}` must be an integer >= {minimum}. "
+                         f"Received: {name}={value!r}")
     return value
 
 
@@ -60,7 +61,7 @@ def enas_rnn_space(num_nodes: int = DEFAULT_RNN_NODES) -> SearchSpace:
     def encode(spec: ENASRNNCellSpec) -> Dict[str, Any]:
         if not isinstance(spec, ENASRNNCellSpec) or spec.num_nodes != n:
             raise SpaceError(f"enas_rnn space ({n} nodes) encodes an ENASRNNCellSpec with {n} "
-                             f"nodes, got {spec!r}")
+                             f"nodes. Received: spec={spec!r}")
         out: Dict[str, Any] = {"node0/activation": spec.nodes[0].activation}
         for i in range(1, n):
             out[f"node{i}/input"] = spec.nodes[i].input
@@ -91,7 +92,7 @@ def enas_conv_space(num_nodes: int = DEFAULT_CONV_NODES) -> SearchSpace:
     def encode(spec: ENASConvCellSpec) -> Dict[str, Any]:
         if not isinstance(spec, ENASConvCellSpec) or spec.num_nodes != b:
             raise SpaceError(f"enas_conv space ({b} nodes) encodes an ENASConvCellSpec with {b} "
-                             f"nodes per cell, got {spec!r}")
+                             f"nodes per cell. Received: spec={spec!r}")
         out: Dict[str, Any] = {}
         for cell in CELLS:
             for k, node in enumerate(getattr(spec, cell)):
@@ -120,7 +121,7 @@ def enas_macro_space(num_layers: int = DEFAULT_MACRO_LAYERS) -> SearchSpace:
     def encode(spec: ENASMacroSpec) -> Dict[str, Any]:
         if not isinstance(spec, ENASMacroSpec) or spec.num_layers != n:
             raise SpaceError(f"enas_macro space ({n} layers) encodes an ENASMacroSpec with {n} "
-                             f"layers, got {spec!r}")
+                             f"layers. Received: spec={spec!r}")
         out: Dict[str, Any] = {}
         for i, layer in enumerate(spec.layers):
             out[f"layer{i}/op"], out[f"layer{i}/skips"] = layer.op, layer.skips

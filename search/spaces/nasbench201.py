@@ -34,7 +34,8 @@ def decode(decisions: Dict[str, Any]) -> str:
 
 def encode(arch: str) -> Dict[str, Any]:
     if not isinstance(arch, str):
-        raise SpaceError(f"a NAS-Bench-201 spec is an architecture string, got {arch!r}")
+        raise SpaceError(f"A NAS-Bench-201 spec must be an architecture string. "
+                         f"Received: arch={arch!r}")
     nodes = arch.split("+")
     if len(nodes) != NUM_NODES - 1:
         raise SpaceError(f"bad NAS-Bench-201 string {arch!r}: expected {NUM_NODES - 1} "
@@ -44,7 +45,7 @@ def encode(arch: str) -> Dict[str, Any]:
         edges = [e for e in group.strip("|").split("|")]
         if not (group.startswith("|") and group.endswith("|")) or len(edges) != i:
             raise SpaceError(f"bad NAS-Bench-201 string {arch!r}: node {i} needs {i} edges "
-                             f"written |op~0|...|op~{i - 1}|, got {group!r}")
+                             f"written |op~0|...|op~{i - 1}|. Received: edges={group!r}")
         for j, edge in enumerate(edges):
             op, _, src = edge.partition("~")
             if src != str(j):

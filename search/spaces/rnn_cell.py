@@ -27,7 +27,8 @@ from nascell.spec import (
 def rnn_cell_space(base: int = 8, extended: bool = False) -> SearchSpace:
     """The cell tree with ``base`` leaves (2, 4, 8, ...); ``extended`` adds max and sin."""
     if isinstance(base, bool) or not isinstance(base, int) or base < 2 or base & (base - 1):
-        raise SpaceError(f"rnn_cell space: base must be a power of two >= 2, got {base!r}")
+        raise SpaceError(f"rnn_cell space: argument `base` must be a power of two >= 2. "
+                         f"Received: base={base!r}")
     combines = EXTENDED_COMBINES if extended else PAPER_COMBINES
     activations = EXTENDED_ACTIVATIONS if extended else PAPER_ACTIVATIONS
     num_nodes = 2 * base - 1
@@ -50,8 +51,8 @@ def rnn_cell_space(base: int = 8, extended: bool = False) -> SearchSpace:
 
     def encode(spec: RNNCellSpec) -> Dict[str, Any]:
         if not isinstance(spec, RNNCellSpec) or spec.base != base:
-            raise SpaceError(f"rnn_cell space (base {base}) encodes a base-{base} RNNCellSpec, "
-                             f"got {spec!r}")
+            raise SpaceError(f"rnn_cell space (base {base}) encodes a base-{base} RNNCellSpec. "
+                             f"Received: spec={spec!r}")
         out: Dict[str, Any] = {}
         for k, node in enumerate(spec.nodes):
             out[f"node{k}/combine"], out[f"node{k}/activation"] = node.combine, node.activation

@@ -45,10 +45,11 @@ class EvolutionStrategy(Strategy):
             raise ValueError(f"unknown evolution option(s) {sorted(options)}; known: "
                              "population_size, tournament_size, dedupe")
         if population_size < 1:
-            raise ValueError(f"population_size must be >= 1, got {population_size}")
+            raise ValueError(f"Argument `population_size` must be >= 1. "
+                             f"Received: population_size={population_size}")
         if not 1 <= tournament_size <= population_size:
-            raise ValueError(f"tournament_size must be in [1, population_size="
-                             f"{population_size}], got {tournament_size}")
+            raise ValueError(f"Argument `tournament_size` must be in [1, population_size="
+                             f"{population_size}]. Received: tournament_size={tournament_size}")
         super().__init__(space, seed=seed, population_size=population_size,
                          tournament_size=tournament_size, **_common.given(dedupe=dedupe))
         self.population_size = population_size

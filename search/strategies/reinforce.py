@@ -175,19 +175,23 @@ class ReinforceStrategy(Strategy):
         self.preset = preset
         self.m = int(merged.pop("m", 8))
         if self.m < 1:
-            raise ValueError(f"m (rewards per update) must be >= 1, got {self.m}")
+            raise ValueError(f"Argument `m` (rewards per update) must be >= 1. "
+                             f"Received: m={self.m}")
         self.reward_mode = merged.pop("reward", "raw")
         if self.reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward must be one of {REWARD_MODES}, got {self.reward_mode!r}")
+            raise ValueError(f"Argument `reward` must be one of {REWARD_MODES}. "
+                             f"Received: reward={self.reward_mode!r}")
         self.reward_window = int(merged.pop("reward_window", 50))
         if self.reward_window < 2:
-            raise ValueError(f"reward_window must be >= 2, got {self.reward_window}")
+            raise ValueError(f"Argument `reward_window` must be >= 2. "
+                             f"Received: reward_window={self.reward_window}")
         self.update_steps = int(merged.pop("update_steps", 1))
         if self.update_steps < 1:
-            raise ValueError(f"update_steps must be >= 1, got {self.update_steps}")
+            raise ValueError(f"Argument `update_steps` must be >= 1. "
+                             f"Received: update_steps={self.update_steps}")
         self.ppo_clip = float(merged.pop("ppo_clip", 0.2))
         if self.ppo_clip <= 0:
-            raise ValueError(f"ppo_clip must be > 0, got {self.ppo_clip}")
+            raise ValueError(f"Argument `ppo_clip` must be > 0. Received: ppo_clip={self.ppo_clip}")
         self.importance_clip: Optional[float] = merged.pop("importance_clip", None)
         self.dedupe = bool(merged.pop("dedupe", True))
         self.pool = int(merged.pop("pool", 0))
@@ -202,9 +206,11 @@ class ReinforceStrategy(Strategy):
         if min(self.pool, self.warmup, self.topk, self.local_pool, self.stall) < 0:
             raise ValueError("pool, warmup, topk, local_pool and stall must be >= 0")
         if self.stall_every < 1:
-            raise ValueError(f"stall_every must be >= 1, got {self.stall_every}")
+            raise ValueError(f"Argument `stall_every` must be >= 1. "
+                             f"Received: stall_every={self.stall_every}")
         if self.acquisition not in ("ei", "ucb", "mean"):
-            raise ValueError(f"acquisition must be ei, ucb or mean, got {self.acquisition!r}")
+            raise ValueError(f"Argument `acquisition` must be ei, ucb or mean. "
+                             f"Received: acquisition={self.acquisition!r}")
         merged.setdefault("learning_rate", default_learning_rate(space))
         self.controller_options = merged
         from nascell.search.controller import Controller  # TensorFlow only when needed

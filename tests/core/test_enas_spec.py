@@ -121,6 +121,7 @@ def test_rnn_cell_computes_the_highway_dag():
     np.testing.assert_allclose(np.asarray(h_last), h, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_layers_reload_from_keras_files_in_a_fresh_process(tmp_path):
     rng = np.random.default_rng(0)
     seq = rng.normal(size=(2, 5, 3)).astype("float32")

@@ -370,6 +370,7 @@ _LOAD_IN_FRESH_PROCESS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_keras_file_loads_in_fresh_process_with_only_import_nascell(tmp_path):
     keras.utils.set_random_seed(1)
     spec = random_spec(np.random.default_rng(5), 4)

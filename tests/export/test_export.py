@@ -130,6 +130,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow
 def test_round_trips_exact_in_fresh_process(cell_export, conv_export, tmp_path, run_python):
     """SavedModel (without nascell), .keras file and reloaded layer reproduce the source
     layers exactly, in an interpreter that never saw them."""

@@ -26,6 +26,7 @@ def spec_file(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow
 def test_console_script_with_flagfile(tmp_path, conv_spec_dict):
     spec = tmp_path / "conv.json"
     spec.write_text(json.dumps(conv_spec_dict))

@@ -214,6 +214,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow
 def test_enas_round_trips_exact_in_fresh_process(enas_exports, tmp_path, run_python):
     """All three kinds in one fresh interpreter: SavedModel without nascell, then .keras and
     `load` with it, each exactly equal to the source layer (the SavedModel to the layer in

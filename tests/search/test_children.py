@@ -123,9 +123,10 @@ def test_child_flags_build_evaluators(parsed_flags, tmp_path):
 
 
 @pytest.mark.parametrize("name, value, message", [
-    ("child_dropout", 1.5, "--child_dropout must be in"),
-    ("child_epochs", 0, "--child_epochs must be >= 1"),
-    ("child_lr", -1.0, "--child_lr must be > 0"),
+    ("child_dropout", 1.5,
+     r"Argument `--child_dropout` must be in \[0, 1\)\. Received: --child_dropout=1\.5"),
+    ("child_epochs", 0, r"Argument `--child_epochs` must be >= 1\. Received: --child_epochs=0"),
+    ("child_lr", -1.0, r"Argument `--child_lr` must be > 0\. Received: --child_lr=-1\.0"),
     ("cifar_npz", "/nonexistent.npz", "--cifar_npz"),
 ])
 def test_validate_child_flags_rejects_bad_values(parsed_flags, name, value, message):

@@ -105,7 +105,8 @@ def test_sampling_is_seeded_reproducible_and_state_round_trips(tmp_path):
     np.testing.assert_array_equal(c.sample(32)["tokens"], first)
     prefix = c.sample(4, num_decisions=3)
     assert prefix["tokens"].shape == (4, 1 + 0 + 1)
-    with pytest.raises(ValueError, match="num_decisions must be in"):
+    with pytest.raises(ValueError, match=r"Argument `num_decisions` must be in \[1, \d+\]\. "
+                       r"Received: num_decisions=9"):
         c.sample(4, num_decisions=9)
 
     # Save after some updates; continuing, then restoring and continuing again, is identical.

@@ -9,6 +9,8 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
+import runs_helpers as h
 
 from nascell.export import load_metadata
 from nascell.search import handover
@@ -20,9 +22,6 @@ from nascell.search.training import final_model
 from nascell.spec import ConvLayer, ConvSpec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # runs_helpers (importlib mode)
-import runs_helpers as h  # noqa: E402
-
 # Run with `python -I` from an empty folder: no PYTHONPATH, no user site, no script folder on
 # sys.path; and a finder that refuses nascell, which an installed (not only an editable)
 # nascell would otherwise still offer from site-packages.
@@ -70,6 +69,7 @@ def serve_without_nascell(tmp_path, jobs):
              if os.path.exists(job["outputs"] + "." + name + ".npy")} for job in jobs]
 
 
+@pytest.mark.slow
 def test_final_stage_exports_a_model_tensorflow_alone_serves(parsed_flags, shared_data,
                                                               tmp_path):
     data = h.tiny_corpus(tmp_path / "text")

@@ -6,14 +6,12 @@ import os
 import sys
 
 import numpy as np
+import own_data_helpers as helpers
 import pytest
 
 from nascell.search.data import cifar10, image_sources, images, provenance
 from nascell.search.data.provenance import DataError
 from nascell.search.data.text import DataNotFoundError
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # own_data_helpers
-import own_data_helpers as helpers  # noqa: E402
 
 CLASSES = ("circle", "cross", "square")
 

@@ -7,8 +7,6 @@ the hyperparameters, so those tests train nothing.
 
 import json
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -270,7 +268,6 @@ def test_hyperparameters_declared_late_rebuild_the_strategy(tmp_path):
 def test_trials_the_strategy_did_not_propose_never_reuse_its_ids(tmp_path):
     # runs_helpers' toy_random refuses a trial id told twice; after the space grows, the
     # finished trials are replayed into a fresh strategy under ids of their own
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import runs_helpers  # noqa: F401 - registers toy_random
 
     def score(hp):

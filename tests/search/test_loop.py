@@ -5,12 +5,9 @@ A real `kill -9` of a (parallel) search and its resume: tests/search/test_search
 
 import json
 import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
-import runs_helpers as h  # noqa: E402
+import runs_helpers as h
 
 from nascell.search.loop import run_search
 from nascell.search.run_dir import ConfigMismatchError

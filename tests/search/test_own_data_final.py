@@ -4,17 +4,14 @@ or given by flags; and the notebook evaluators' budget kept equal to the binarie
 import io
 import json
 import os
-import sys
 
 import numpy as np
+import own_data_helpers as helpers
 import pytest
 from absl import app
 
 from nascell.search.bin import child_flags, train
 from nascell.search.run_dir import RunDir
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # own_data_helpers
-import own_data_helpers as helpers  # noqa: E402
 
 
 def _run_dir(path, evaluator, spec):

@@ -11,14 +11,12 @@ import sys
 import textwrap
 import time
 
+import own_data_helpers as helpers
 import pytest
 
 from nascell.search.store import TrialStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # own_data_helpers (importlib mode)
-import own_data_helpers as helpers  # noqa: E402
-
 CLI = [sys.executable, "-m", "nascell.search.bin.search"]
 TEXT_CHILD = ["--child_units=8", "--child_epochs=1", "--child_steps_per_epoch=2",
               "--child_batch_size=4", "--child_seq_len=5", "--child_max_valid_steps=2"]
@@ -76,6 +74,7 @@ def _cli(args, cwd):
                           timeout=400)
 
 
+@pytest.mark.slow
 def test_text_folder_word_level_by_flags(tmp_path):
     text_dir = helpers.write_text_folder(str(tmp_path / "text"))
     run_dir = str(tmp_path / "run")
@@ -110,6 +109,7 @@ def test_text_folder_word_level_by_flags(tmp_path):
         assert ("evaluator.data.fingerprint" in keys) == refused, keys
 
 
+@pytest.mark.slow
 def test_text_folder_char_level_from_python(tmp_path):
     text_dir = helpers.write_text_folder(str(tmp_path / "text"), lines=(120, 20, 20))
     run_dir = str(tmp_path / "run")
@@ -131,6 +131,7 @@ def test_text_folder_char_level_from_python(tmp_path):
     assert meta["provenance"]["data"]["vocab_size"] == len(vocab)
 
 
+@pytest.mark.slow
 def test_image_folder_24x24_grayscale_by_flags(tmp_path):
     image_dir = helpers.write_image_folder(str(tmp_path / "images"))
     run_dir = str(tmp_path / "run")
@@ -148,6 +149,7 @@ def test_image_folder_24x24_grayscale_by_flags(tmp_path):
     assert data["image_shape"] == [24, 24, 1] and data["color_mode"] == "grayscale"
 
 
+@pytest.mark.slow
 def test_tfds_name_through_mock_data(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     meta_dir = str(tmp_path / "tfds")
@@ -170,6 +172,7 @@ def test_tfds_name_through_mock_data(tmp_path):
     assert data["tfds_version"] == version and data["num_classes"] == 10
 
 
+@pytest.mark.slow
 def test_arrays_from_python(tmp_path):
     run_dir = str(tmp_path / "run")
     script = "import own_data_helpers as h, sys; h.arrays_search(sys.argv[1], 2)"
@@ -215,6 +218,7 @@ def test_enas_on_own_text_and_images(tmp_path):
             assert data_record["num_classes"] == 4
 
 
+@pytest.mark.slow
 def test_data_flags_are_checked_before_any_work(tmp_path):
     script = textwrap.dedent("""
         import io, json, sys
@@ -280,7 +284,7 @@ def test_data_flags_are_checked_before_any_work(tmp_path):
         "size": "--image_size=big: give HxW",
         "two_sources": "exactly one",
         "tfds": "--tfds_name=mnist is not prepared in",
-        "vocab": "--vocab_size must be >= 2",
+        "vocab": "Argument `--vocab_size` must be >= 2. Received: --vocab_size=1",
         "fractions": "must be three positive numbers",
         "foreign": "--child_seq_len do not apply to the conv_classifier children",
         "bad_data": "the valid split of the text is empty (valid.txt)",

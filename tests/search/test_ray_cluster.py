@@ -4,20 +4,18 @@ trained weights come home from every node with the results (a worker node does n
 driver's file system), and the export at the end carries trained weights."""
 
 import os
-import sys
 
 import pytest
+import runs_helpers as h
+
+from nascell.export import load_metadata
+from nascell.search import handover
+from nascell.search.loop import run_search
+from nascell.search.store import TrialStore
+from nascell.search.strategy import create_strategy
+from nascell.search.trial import TrialStatus
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # runs_helpers (importlib mode)
-import runs_helpers as h  # noqa: E402
-
-from nascell.export import load_metadata  # noqa: E402
-from nascell.search import handover  # noqa: E402
-from nascell.search.loop import run_search  # noqa: E402
-from nascell.search.store import TrialStore  # noqa: E402
-from nascell.search.strategy import create_strategy  # noqa: E402
-from nascell.search.trial import TrialStatus  # noqa: E402
 
 
 @pytest.fixture

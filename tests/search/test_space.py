@@ -47,7 +47,8 @@ def _round_trips(name):
 def test_registry():
     assert set(available_spaces()) >= {"conv_v1", "conv_v2", "conv_v3", "rnn_cell",
                                        "nasbench201"}
-    with pytest.raises(ValueError, match="unknown search space 'nope'"):
+    with pytest.raises(ValueError, match=r"Argument `name` must be a registered search space, "
+                                         r"one of \[.*'rnn_cell'.*\]\. Received: name='nope'"):
         create_space("nope")
     with pytest.raises(ValueError, match="bad options for search space 'rnn_cell'"):
         create_space("rnn_cell", bogus=1)
@@ -69,11 +70,13 @@ BAD_DECLARATIONS = [
     (lambda: SearchSpace("s", [Categorical("a", [1]), Categorical("a", [2])]),
      "duplicate decision name 'a'"),
     (lambda: Categorical("a", []), "choices are empty"),
-    (lambda: Categorical("a", "abc"), "choices must be a list or tuple"),
+    (lambda: Categorical("a", "abc"),
+     "argument `choices` must be a list or tuple. Received: choices='abc'"),
     (lambda: Categorical("a", [1, 1]), "duplicate choices"),
     (lambda: Categorical("a", [[1, 2]]), "use JSON scalars"),
     (lambda: Categorical("", [1]), "non-empty string"),
-    (lambda: Skips("s", -1), "num_candidates must be an integer >= 0"),
+    (lambda: Skips("s", -1),
+     "argument `num_candidates` must be an integer >= 0. Received: num_candidates=-1"),
     (lambda: SearchSpace("s", [Skips("s0", 0), Skips("s1", 2)]),
      "Skips 's1' has num_candidates=2, but it is Skips decision #1 of the space, so it must "
      "have exactly 1"),
@@ -85,8 +88,10 @@ BAD_DECLARATIONS = [
      "reaches 2 items .2 decisions. but the space declares only 1"),
     (lambda: DepthSchedule(start=5, step=1, every=10, maximum=3, decisions_per_item=1),
      "start .5. exceeds maximum .3."),
-    (lambda: create_space("rnn_cell", base=3), "base must be a power of two"),
-    (lambda: create_space("conv_v1", num_layers=0), "num_layers must be an integer >= 1"),
+    (lambda: create_space("rnn_cell", base=3),
+     "argument `base` must be a power of two >= 2. Received: base=3"),
+    (lambda: create_space("conv_v1", num_layers=0),
+     "argument `num_layers` must be an integer >= 1. Received: num_layers=0"),
 ]
 
 
@@ -111,9 +116,11 @@ def test_bad_decisions():
         space.decode({**good, "in0": [0]})
     with pytest.raises(SpaceError, match="repeated index"):
         space.decode({**good, "in2": [1, 1]})
-    with pytest.raises(SpaceError, match="expected a list of earlier item indices"):
+    with pytest.raises(SpaceError, match=r"must be a list of earlier item indices in \[0, 0\]\. "
+                                         r"Received: value=0"):
         space.decode({**good, "in1": 0})
-    with pytest.raises(SpaceError, match="decisions must be a dict"):
+    with pytest.raises(SpaceError, match=r"argument `decisions` must be a dict \{name: value\}\. "
+                                         r"Received: decisions of type list"):
         space.decode([1, 2])
     with pytest.raises(SpaceError, match="token 3 out of range"):
         space.from_tokens([0, [], 3, [1], 1, [1, 1]])

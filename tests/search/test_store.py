@@ -81,6 +81,7 @@ def test_untold_follows_generations(tmp_path):
     assert [t.trial_id for t in store.untold(after_generation=1)] == [2, 3]
 
 
+@pytest.mark.slow
 def test_committed_finish_survives_kill(tmp_path):
     """A process that finishes a trial and is then killed -9 loses nothing."""
     path = str(tmp_path / "t.sqlite")

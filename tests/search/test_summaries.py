@@ -6,13 +6,10 @@ import glob
 import math
 import os
 import random
-import sys
 from typing import Any, Dict, List
 
 import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
-import runs_helpers as h  # noqa: E402
+import runs_helpers as h
 
 from nascell.search.evaluator import EvalResult, FunctionEvaluator
 from nascell.search.loop import run_search

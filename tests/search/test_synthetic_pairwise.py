@@ -69,6 +69,7 @@ def test_the_evaluator_reads_the_table_and_finds_the_optimum():
         create_space("synthetic_pairwise", seed=-1)
 
 
+@pytest.mark.slow
 def test_the_cli_searches_the_synthetic_table(tmp_path):
     import json
     import os

@@ -116,6 +116,7 @@ def test_grid_flags_are_checked(parsed_flags):
         train.grid_points("conv_classifier", {"lr": 0.1})
 
 
+@pytest.mark.slow
 def test_cli_reports_a_missing_spec_source(tmp_path):
     # cwd=tmp_path: `python -m` puts the cwd first on sys.path, and a checkout's own nascell/
     # (which has no search/ inside; setup.py maps it) must not shadow the installed package.
@@ -143,6 +144,7 @@ def _train_args(spec_file, final_dir, data_dir, epochs):
             "--child_max_valid_steps=4", "--child_optimizer=sgd", f"--epochs={epochs}"]
 
 
+@pytest.mark.slow
 def test_killed_final_training_resumes_after_its_last_finished_epoch(tmp_path):
     """kill -9 during the final training; started again, it resumes after the last finished
     epoch (the history before the kill is kept, not retrained), keeps the best weights."""

