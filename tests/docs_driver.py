@@ -97,13 +97,21 @@ def prelude() -> dict:
                       metrics=["accuracy"])
         return model
 
+    # docs/kinds.md's ToyKind is the one of tests/export/test_kinds.py, over its ToySpec
+    import importlib.util
+    location = os.path.join(REPO, "tests", "export", "test_kinds.py")
+    module_spec = importlib.util.spec_from_file_location("docs_test_kinds", location)
+    toy = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(toy)
+
     rng = np.random.default_rng(3)
     x_train, y_train = _images(40, 8, 4)
     x_test, y_test = _images(10, 8, 5)
     return {"__name__": "__docs__", "np": np, "keras": keras, "tf": tf, "nascell": nascell,
             "NASCell": NASCell, "my_train_and_score": my_train_and_score,
             "build_model": build_model, "x_train": x_train, "y_train": y_train,
-            "x_test": x_test, "y_test": y_test,
+            "x_test": x_test, "y_test": y_test, "kinds": toy.kinds, "ToySpec": toy.ToySpec,
+            "ToyDense": toy.ToyDense,
             "x": rng.normal(size=(20, 4)).astype("float32"), "y": np.arange(20) % 2}
 
 
