@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from absl import flags
 
+# The one table of space aliases lives in the library, so Python and the flags agree.
+from nascell.search.spaces import SPACE_ALIASES  # noqa: F401 (search.py imports it from here)
+
 # Trials of a search that trains real children when --num_trials is not given: with the proxy
 # child budget (search/bin/child_flags.py) this finishes in minutes on a 2-core CPU.
 DEFAULT_CHILD_TRIALS = 6
 
 DATASET_SPACES = {"ptb": "rnn_cell", "cifar10": "conv"}
-SPACE_ALIASES = {"conv": "conv_v3"}
 # What each --dataset searches, by the kind's modality (`nascell.kinds`).
 DATASET_MODALITY = {"ptb": "sequence", "cifar10": "image"}
 # Evaluators of spaces whose architectures are not a spec kind (a tabular benchmark's strings);
