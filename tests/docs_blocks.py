@@ -13,16 +13,23 @@ rendered Markdown does not show, with the reason::
 A marker without a reason, or with another verb, fails the test.
 
 Bash blocks may hold only the nascell binaries (``nascell-search``, ``nascell-train``,
-``nascell-export``); comments, ``\\`` continuations and ``&&`` chains are understood. Each
-command runs in the driver's process (`main` of the binary after its flags are parsed) at a
-tiny budget, by the substitutions of `BUDGETS` below: an existing flag of that name is replaced,
-a missing one appended (appended flags come last, so they win over a ``--flagfile``). Python
-blocks get `PYTHON_BUDGETS`, keyword arguments rewritten in the block's text.
+``nascell-export``); comments, ``\\`` continuations and ``&&`` chains are understood.
+
+A command whose output a later Python block reads (its ``--run_dir`` or ``--out`` appears in
+that block) runs for real in the driver's process (`main` of the binary after its flags are
+parsed), at a tiny budget, by the substitutions of the tables below: an existing flag of that
+name is replaced, a missing one appended (appended flags come last, so they win over a
+``--flagfile``). Every other command is checked, not run, to keep the suite's time small: its
+flags are parsed by the binary (an unknown or stale flag fails), and nascell-search's `resolve`
+checks them all (names of spaces, strategies, evaluators; files given; combinations) as it does
+before any work. With ``NASCELL_DOCS_RUN=1`` in the environment every command runs (minutes).
+Python blocks always run, with `PYTHON_BUDGETS`: keyword arguments rewritten in their text.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shlex
@@ -48,10 +55,13 @@ ENAS_BUDGET = {"epochs": "1", "shared_steps": "2", "controller_steps": "1",
 ENAS_SEQUENCE_BUDGET = {"units": "8", "seq_len": "5", "max_train_tokens": "400",
                         "max_valid_tokens": "200"}
 ENAS_IMAGE_BUDGET = {"filters": "4", "num_cells": "1"}
-# nascell-train: one epoch per grid point and for the final training, of the smallest child.
+# nascell-train: one epoch per grid point and for the final training, of the smallest child
+# (the kind's child flags, by the evaluator in --run_dir's config.json).
 TRAIN_BUDGET = {"epochs": "1", "grid_epochs": "1", "lr_grid": "1.0",
-                "child_steps_per_epoch": "2", "child_max_valid_steps": "1"}
-# Python blocks: keyword arguments rewritten where the text says them.
+                "child_steps_per_epoch": "2", "child_max_valid_steps": "1",
+                "child_batch_size": "4"}
+# Python blocks: keyword arguments rewritten where the text says them, and loops
+# ``for ... in range(N)`` run once.
 PYTHON_BUDGETS = {"num_trials": "1", "epochs": "1", "max_trials": "2"}
 # Each binary's whole run (a tiny search with its export) has this long.
 COMMAND_TIMEOUT_S = 120
@@ -188,7 +198,14 @@ def budgeted(argv: List[str], cwd: str = ROOT) -> List[str]:
     if binary == "nascell-export":
         return list(argv)
     if binary == "nascell-train":
-        return _set(argv, TRAIN_BUDGET)
+        config = os.path.join(cwd, _flag(argv, "run_dir") or "", "config.json")
+        evaluator = ""
+        if os.path.exists(config):
+            with open(config, encoding="utf-8") as f:
+                evaluator = (json.load(f).get("evaluator") or {}).get("name", "")
+        extra = (SEQUENCE_CHILD_BUDGET if evaluator == "rnn_lm" else IMAGE_CHILD_BUDGET
+                 if evaluator == "conv_classifier" else {})
+        return _set(argv, dict(TRAIN_BUDGET, **extra))
     argv = _set(argv, SEARCH_BUDGET)
     image = any(k in text for k in ("--dataset=cifar10", "--cifar_npz", "--image_dir",
                                     "--tfds_name", "--space=conv", "--space=enas_conv",
@@ -211,14 +228,23 @@ def budgeted_python(text: str) -> str:
     """``text`` with the keyword arguments of `PYTHON_BUDGETS` set to their tiny values."""
     for name, value in PYTHON_BUDGETS.items():
         text = re.sub(rf"\b{name}=\d+", f"{name}={value}", text)
-    return text
+    return re.sub(r"\bin range\(\d+\)", "in range(1)", text)
 
 
-def plan(root: str = ROOT, cwd: str = ROOT) -> Tuple[List[dict], List[Block]]:
-    """The steps the driver runs (``{"where", "kind": "python"|"command", "code"|"argv"}``) and
-    the blocks skipped."""
+def _outputs(argv: List[str]) -> List[str]:
+    return [v.rstrip("/") for v in (_flag(argv, "run_dir"), _flag(argv, "out")) if v]
+
+
+def plan(root: str = ROOT, run_all: bool = False) -> Tuple[List[dict], List[Block]]:
+    """The steps the driver takes (``{"where", "kind": "python"|"command", "code"|"argv",
+    "run"}``; a command's budget is substituted by the driver, once earlier steps have run),
+    and the blocks skipped. ``run``: run the command (``run_all``, or a later Python block reads
+    what it writes), else only check its flags."""
+    blocks = runnable_blocks(root)
     steps, skipped = [], []
-    for block in runnable_blocks(root):
+    for k, block in enumerate(blocks):
+        later_python = "".join(b.text for b in blocks[k + 1:]
+                               if b.lang == "python" and b.skip is None)
         if block.skip is not None:
             skipped.append(block)
         elif block.lang == "python":
@@ -226,6 +252,7 @@ def plan(root: str = ROOT, cwd: str = ROOT) -> Tuple[List[dict], List[Block]]:
                           "code": budgeted_python(block.text)})
         else:
             for argv in commands_of(block):
-                steps.append({"where": block.where, "kind": "command",
-                              "argv": budgeted(argv, cwd), "doc_argv": argv})
+                run = run_all or any(o in later_python for o in _outputs(argv))
+                steps.append({"where": block.where, "kind": "command", "argv": argv,
+                              "run": run})
     return steps, skipped

@@ -115,10 +115,13 @@ def prelude() -> dict:
             "x": rng.normal(size=(20, 4)).astype("float32"), "y": np.arange(20) % 2}
 
 
-def _run_command(argv, doc_argv):
-    """The binary's main on ``argv``; raises on a non-zero exit."""
+def _run_command(doc_argv, run: bool):
+    """The binary's main on ``doc_argv`` with its budget substituted (``run``), or only its
+    flags checked; raises on a non-zero exit or a bad flag."""
+    import docs_blocks
     from absl import flags
 
+    argv = docs_blocks.budgeted(doc_argv, os.getcwd())
     binary = argv[0]
     flags.FLAGS.unparse_flags()
     try:
@@ -126,11 +129,16 @@ def _run_command(argv, doc_argv):
             from nascell.export.bin import export
             export.FLAGS.unparse_flags()
             rest = export.parse_flags(argv)
-            code = export.main(rest)
+            code = export.main(rest) if run else None
         else:
             from nascell.search.bin import search, train
             rest = flags.FLAGS(argv)
-            code = (search if binary == "nascell-search" else train).main(rest)
+            if run:
+                code = (search if binary == "nascell-search" else train).main(rest)
+            else:  # nascell-train reads --run_dir to check further: only its flags here
+                code = None
+                if binary == "nascell-search":
+                    search.resolve(rest)
     except SystemExit as e:
         code = e.code
     if code not in (None, 0):
@@ -162,7 +170,7 @@ def main() -> None:
                 if step["kind"] == "python":
                     exec(compile(step["code"], step["where"], "exec"), namespace)
                 else:
-                    _run_command(step["argv"], step["doc_argv"])
+                    _run_command(step["argv"], step["run"])
         except _Timeout:
             error = f"took over {plan['timeout_s']} s (the docs test's limit for one step)"
         except BaseException as e:  # noqa: BLE001 - every failure of a doc block is reported
@@ -172,7 +180,8 @@ def main() -> None:
             signal.alarm(0)
         results.append({"where": step["where"], "ok": error is None, "error": error,
                         "seconds": round(time.time() - start, 1),
-                        "what": step.get("doc_argv") and " ".join(step["doc_argv"])})
+                        "what": step.get("argv") and ("" if step["run"] else "(flags checked) ")
+                        + " ".join(step["argv"])})
         with open(results_path, "w", encoding="utf-8") as f:  # written as it goes
             json.dump(results, f, indent=1)
 

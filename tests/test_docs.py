@@ -54,10 +54,11 @@ def test_budgets_are_substituted():
     assert "--enas_option=epochs=2" not in enas and "--enas_option=epochs=1" in enas
     assert docs_blocks.budgeted_python("run(x, num_trials=20, epochs=3)") == \
         "run(x, num_trials=1, epochs=1)"
+    assert docs_blocks.budgeted_python("for _ in range(10):") == "for _ in range(1):"
 
 
 def test_every_doc_block_runs(tmp_path):
-    steps, skipped = docs_blocks.plan()
+    steps, skipped = docs_blocks.plan(run_all=os.environ.get("NASCELL_DOCS_RUN") == "1")
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"steps": steps, "timeout_s": docs_blocks.COMMAND_TIMEOUT_S}))
     work = tmp_path / "work"
