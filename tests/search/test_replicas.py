@@ -22,8 +22,9 @@ import pytest
 RTOL = 1e-4
 # Conv children normalize each replica's half-batch with that half's batch-norm statistics
 # (Keras' BatchNormalization is per replica unless `synchronized`), so two replicas do not
-# train the same function as one: the losses agree only to the batch-statistics noise.
-CONV_RTOL = 0.1
+# train the same function as one: the losses agree only to the batch-statistics noise (about
+# 1e-3 here).
+CONV_RTOL = 1e-2
 
 SCRIPT = textwrap.dedent("""
     import json, os, sys
