@@ -226,6 +226,8 @@ def point_name(index: int, point: Dict[str, Any], spec_json: str, options: Dict[
 def base_options(kind: str) -> Dict[str, Any]:
     """Evaluator arguments of the final stage: the paper's full size, then --child_* flags."""
     options = dict(child_flags.PROXY_DEFAULTS[kind])
+    if "target_params" in child_flags.PAPER_SETTINGS[kind]:  # the paper's size, not the proxy's
+        options.pop("units", None)
     options.update(child_flags.PAPER_SETTINGS[kind])
     given = {arg: FLAGS[flag].value for flag, arg in child_flags.FLAG_ARGS[kind].items()
              if FLAGS[flag].value is not None}

@@ -17,7 +17,7 @@ import gc
 import math
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from absl import logging
 
@@ -28,16 +28,48 @@ class ChildDiverged(FloatingPointError):
     """Training produced a NaN or infinite loss."""
 
 
+# Comma-separated logical devices (e.g. "CPU:0,CPU:1") to mirror every child and the final
+# stage over instead of the visible GPUs; for checking the multi-device path on a machine
+# without them (tests/search/test_replicas.py splits the CPU into two logical devices).
+DEVICES_ENV = "NASCELL_DEVICES"
+# One mirrored strategy per device set and process: every MirroredStrategy numbers its
+# collective all-reduces from the same keys, and TensorFlow's runtime remembers a key's shape,
+# so a second strategy's child of another architecture would fail ("Shape mismatch in the
+# collective instance"); the same strategy keeps numbering on.
+_MIRRORED: Dict[Tuple[str, ...], Any] = {}
+
+
 def distribution_strategy():
     """`tf.distribute.MirroredStrategy` over the visible GPUs, or the default strategy (one
-    device: the CPU) when there are none. Batch sizes given to the children are global: a
-    mirrored strategy splits each batch across its replicas."""
+    device: the CPU) when there are none; with ``$NASCELL_DEVICES`` set (`DEVICES_ENV`), a
+    mirrored strategy over exactly the logical devices it names. Batch sizes given to the
+    children and to the final stage are global: a mirrored strategy splits each batch across
+    its replicas. The strategy is made once per device set in a process, and reused."""
+    import os
+
     import tensorflow as tf
 
+    named = [d.strip() for d in os.environ.get(DEVICES_ENV, "").split(",") if d.strip()]
+    if named:
+        known = {d.name.split("device:")[-1]: d.name for d in tf.config.list_logical_devices()}
+        missing = [d for d in named if d.upper() not in known]
+        if missing:
+            raise ValueError(f"${DEVICES_ENV} must name logical devices of this process, "
+                             f"comma-separated: {sorted(known)}. Received: "
+                             f"{DEVICES_ENV}={os.environ[DEVICES_ENV]!r}")
+        return _mirrored(tuple(known[d.upper()] for d in named))
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
-        return tf.distribute.MirroredStrategy([g.name for g in gpus])
+        return _mirrored(tuple(g.name for g in gpus))
     return tf.distribute.get_strategy()
+
+
+def _mirrored(devices: Tuple[str, ...]):
+    import tensorflow as tf
+
+    if devices not in _MIRRORED:
+        _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
+    return _MIRRORED[devices]
 
 
 def num_replicas(strategy) -> int:

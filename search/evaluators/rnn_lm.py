@@ -318,7 +318,9 @@ class RNNLanguageModelEvaluator(Evaluator):
         vocab, ids = self.load_data()
         spec = as_cell_spec(spec)
         start = time.time()
-        model, optimizer, units = self._build(spec, len(vocab), return_state=True)
+        strategy = _child.distribution_strategy()  # every device, as the children
+        with strategy.scope():
+            model, optimizer, units = self._build(spec, len(vocab), return_state=True)
         fingerprint = {k: v for k, v in self.config().items()
                        if k not in ("data_dir", "epochs")}
         if "data" in fingerprint:  # the data, wherever it lives now
@@ -333,7 +335,7 @@ class RNNLanguageModelEvaluator(Evaluator):
             seq_len=self.seq_len, steps_per_epoch=self.steps_per_epoch,
             max_valid_steps=self.max_valid_steps, evaluate_test=evaluate_test,
             test_batch_size=self.test_batch_size, checkpoint_dir=checkpoint_dir,
-            fingerprint=fingerprint, on_epoch=on_epoch)
+            fingerprint=fingerprint, on_epoch=on_epoch, strategy=strategy)
         history = fit.history
         metrics: Dict[str, Any] = {
             "valid_ppl": fit.best_valid_ppl,
@@ -351,6 +353,7 @@ class RNNLanguageModelEvaluator(Evaluator):
             "resumed_after_epoch": fit.resumed_after_epoch,
             "model_args": self.model_args(spec, len(vocab)),
             "best_weights": fit.best_weights_path,
+            "replicas": _child.num_replicas(strategy),
         }
         if evaluate_test:
             metrics["test_ppl"] = fit.test_ppl

@@ -7,6 +7,11 @@ to its architecture string), ``synthetic_pairwise`` (a tabular space with strong
 interactions and a known optimum, `nascell.search.spaces.synthetic_pairwise`) and the ENAS
 spaces ``enas_rnn``, ``enas_conv``, ``enas_macro`` (`nascell.search.spaces.enas`).
 Register your own with `register_space`.
+
+`SPACE_ALIASES` is the one table of other names for a space: ``conv`` is ``conv_v3``.
+`create_space` (Python) and ``nascell-search --space`` (`nascell.search.bin.search_flags`
+imports the table) accept the same names; the space built is the aliased one, so its
+`SearchSpace.config` (what a run directory records) names ``conv_v3`` either way.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any, Callable, Dict, List
 from nascell.search.space import SearchSpace
 
 _SPACES: Dict[str, Callable[..., SearchSpace]] = {}
+# Another name -> the registered space it stands for (the paper's latest conv space).
+SPACE_ALIASES: Dict[str, str] = {"conv": "conv_v3"}
 
 
 def register_space(name: str, factory: Callable[..., SearchSpace]) -> None:
@@ -27,11 +34,30 @@ def available_spaces() -> List[str]:
     return sorted(_SPACES)
 
 
+def resolve_space_name(name: str) -> str:
+    """The registered name ``name`` stands for: itself when registered (a space registered
+    under an alias's name wins), else its `SPACE_ALIASES` entry. Raises ValueError naming the
+    known names otherwise."""
+    if name in _SPACES:
+        return name
+    if name in SPACE_ALIASES and SPACE_ALIASES[name] in _SPACES:
+        return SPACE_ALIASES[name]
+    aliases = [f"{a} (= {t})" for a, t in sorted(SPACE_ALIASES.items())]
+    raise ValueError(f"Argument `name` must be a registered search space or an alias of one: "
+                     f"{available_spaces() + aliases}. Received: name={name!r}")
+
+
 def create_space(name: str, **options: Any) -> SearchSpace:
+<<<<<<< ours
     """A registered search space by name, built with its keyword options."""
     if name not in _SPACES:
         raise ValueError(f"Argument `name` must be a registered search space, one of "
                          f"{available_spaces()}. Received: name={name!r}")
+=======
+    """A registered search space by name (or by an alias in `SPACE_ALIASES`: ``"conv"`` is
+    ``"conv_v3"``), built with its keyword options."""
+    name = resolve_space_name(name)
+>>>>>>> theirs
     try:
         return _SPACES[name](**options)
     except TypeError as e:
@@ -58,4 +84,5 @@ register_space("synthetic_pairwise", _synthetic.synthetic_pairwise_space)
 # The ENAS spaces (enas_rnn, enas_conv, enas_macro) register themselves on import.
 from nascell.search.spaces import enas as _enas  # noqa: E402,F401
 
-__all__ = ["available_spaces", "create_space", "register_space", "space_from_config"]
+__all__ = ["SPACE_ALIASES", "available_spaces", "create_space", "register_space",
+           "resolve_space_name", "space_from_config"]

@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 
 from nascell.search.training.checkpoints import EpochCheckpoints
-from nascell.search.training.stateful_lm import StatefulLMTrainer
+from nascell.search.training.stateful_lm import StatefulLMTrainer, check_batch
 
 
 def learning_rate(epoch: int, lr: float, decay: float = 1.0,
@@ -56,8 +56,8 @@ def fit_language_model(model, optimizer, ids: Dict[str, np.ndarray], *, epochs: 
                        checkpoint_dir: Optional[str] = None,
                        fingerprint: Optional[Dict[str, Any]] = None,
                        sum_over_time: bool = True, jit_compile: bool = False,
-                       on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None
-                       ) -> FitResult:
+                       on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
+                       strategy: Any = None) -> FitResult:
     """Train ``model`` (``[ids, *states] -> [logits, *states]``) on ``ids["train"]``.
 
     Args:
@@ -74,6 +74,9 @@ def fit_language_model(model, optimizer, ids: Dict[str, np.ndarray], *, epochs: 
             docstring); ``fingerprint`` guards it against other settings.
         sum_over_time, jit_compile: see `StatefulLMTrainer`.
         on_epoch: called with each epoch's record (e.g. to log it).
+        strategy: the `tf.distribute.Strategy` ``model`` and ``optimizer`` were made under
+            (default: the one in scope); each replica carries the state of its rows of every
+            batch (`StatefulLMTrainer`), so ``batch_size`` must be a multiple of its replicas.
 
     Returns the `FitResult`; ``model`` holds the best epoch's weights.
     """
@@ -83,7 +86,8 @@ def fit_language_model(model, optimizer, ids: Dict[str, np.ndarray], *, epochs: 
         raise ValueError(f"Argument `epochs` must be a positive integer. Received: "
                          f"epochs={epochs}")
     trainer = StatefulLMTrainer(model, optimizer, sum_over_time=sum_over_time,
-                                jit_compile=jit_compile)
+                                jit_compile=jit_compile, strategy=strategy)
+    check_batch(int(batch_size), trainer.replicas)
     checkpoints = (EpochCheckpoints(checkpoint_dir, fingerprint)
                    if checkpoint_dir is not None else None)
     history: List[Dict[str, Any]] = []

@@ -47,11 +47,32 @@ def _round_trips(name):
 def test_registry():
     assert set(available_spaces()) >= {"conv_v1", "conv_v2", "conv_v3", "rnn_cell",
                                        "nasbench201"}
+<<<<<<< ours
     with pytest.raises(ValueError, match=r"Argument `name` must be a registered search space, "
                                          r"one of \[.*'rnn_cell'.*\]\. Received: name='nope'"):
+=======
+    with pytest.raises(ValueError, match="must be a registered search space or an alias of "
+                                         r"one: .*'conv \(= conv_v3\)'.*Received: name='nope'"):
+>>>>>>> theirs
         create_space("nope")
     with pytest.raises(ValueError, match="bad options for search space 'rnn_cell'"):
         create_space("rnn_cell", bogus=1)
+
+
+def test_python_and_command_line_share_one_table_of_aliases():
+    from nascell.search.bin import search_flags
+    from nascell.search.spaces import SPACE_ALIASES, resolve_space_name
+
+    assert search_flags.SPACE_ALIASES is SPACE_ALIASES  # one table, the library's
+    assert SPACE_ALIASES["conv"] == "conv_v3"
+    for alias, target in SPACE_ALIASES.items():
+        assert resolve_space_name(alias) == target
+        built = create_space(alias)
+        assert built.name == target and built.config() == create_space(target).config()
+        rng = np.random.default_rng(0)
+        assert built.decode(built.sample(rng)) == create_space(target).decode(
+            create_space(target).sample(np.random.default_rng(0)))
+    assert space_from_config(create_space("conv").config()).name == "conv_v3"
 
 
 def test_user_space_from_parts():

@@ -226,3 +226,16 @@ def test_conv_final_training_checkpoints_and_keeps_the_best(parsed_flags, shared
     assert (final_dir / "train" / "best.weights.h5").exists()
     loaded = load_final_model(str(final_dir))
     assert loaded.model.count_params() == metrics["params"]
+
+
+def test_final_stage_without_size_flags_is_the_papers_size(parsed_flags):
+    # No --child_units / --child_target_params: the paper's ~20M parameters, not the proxy's
+    # units as well (an evaluator given both refuses them).
+    from nascell.search.evaluators import create_evaluator
+
+    options = train.base_options("rnn_lm")
+    assert options["target_params"] == 20_000_000 and "units" not in options
+    assert create_evaluator("rnn_lm", **options).config()["target_params"] == 20_000_000
+    parsed_flags.child_units = 8
+    options = train.base_options("rnn_lm")
+    assert options["units"] == 8 and "target_params" not in options
