@@ -48,16 +48,9 @@ def resolve_space_name(name: str) -> str:
 
 
 def create_space(name: str, **options: Any) -> SearchSpace:
-<<<<<<< ours
-    """A registered search space by name, built with its keyword options."""
-    if name not in _SPACES:
-        raise ValueError(f"Argument `name` must be a registered search space, one of "
-                         f"{available_spaces()}. Received: name={name!r}")
-=======
     """A registered search space by name (or by an alias in `SPACE_ALIASES`: ``"conv"`` is
     ``"conv_v3"``), built with its keyword options."""
     name = resolve_space_name(name)
->>>>>>> theirs
     try:
         return _SPACES[name](**options)
     except TypeError as e:
