@@ -8,9 +8,9 @@ Evaluators must be picklable (they are shipped to worker processes and Ray tasks
 heavy state (datasets, models) out of ``__init__`` and build it lazily in ``evaluate``.
 
 An evaluator that trains a model may return its trained weights with the result
-(``EvalResult.weights``: file name -> bytes, `nascell.search.child_weights`), so they come home
+(``EvalResult.weights``: file name -> bytes, `nascell.search.rundir.weights`), so they come home
 from whichever machine trained them; the search loop keeps those of the best trials in the run
-directory (`nascell.search.weights_keeper`) and sets ``return_weights`` to False when it keeps
+directory (`nascell.search.rundir.weights`) and sets ``return_weights`` to False when it keeps
 none, so that no time is spent packing them.
 """
 
@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Optional
 class EvalResult:
     """What an evaluation produced. A failed evaluation has ``reward == 0.0`` and an error.
 
-    ``weights``: the trained model as files (name -> bytes, `nascell.search.child_weights`), or
+    ``weights``: the trained model as files (name -> bytes, `nascell.search.rundir.weights`), or
     None (a tabular benchmark, an evaluator asked not to, a failed child).
     """
 

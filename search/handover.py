@@ -64,7 +64,7 @@ def trial_for_export(run_dir: str, trial: Optional[int] = None,
                      final: Optional[bool] = None) -> Dict[str, Any]:
     """``{"trial_id", "spec", "reward", "metrics", "config", "weights", "stage", "model"}`` of
     the best trial of ``run_dir`` (or of trial ``trial``); ``weights`` is its kept weights (a
-    folder of `nascell.search.child_weights`, or a file) or None; ``model`` the kept trained
+    folder of `nascell.search.rundir.weights`, or a file) or None; ``model`` the kept trained
     model's ``model.json`` or None. ``final`` (None: when the run has a finished final stage
     and no ``trial`` is given): the final stage's model instead (``stage`` "final")."""
     if final and trial is not None:
@@ -238,12 +238,12 @@ def load_model(export_dir: str, return_state: bool = False):
     as ``ids -> logits`` (``return_state``: ``[ids, *states] -> [logits, *states]``)."""
     from nascell.export.artifacts import WEIGHTS_FILE, assign_weights, read_weights
     from nascell.export.serving import MODEL_DIR
-    from nascell.search import child_weights
+    from nascell.search.rundir import weights as run_weights
     folder = os.path.join(export_dir, MODEL_DIR)
-    if not child_weights.is_model_folder(folder):
+    if not run_weights.is_model_folder(folder):
         raise FileNotFoundError(f"{export_dir} holds no trained model ({folder}/"
-                                f"{child_weights.MODEL_FILE}); it was exported without one")
-    model = child_weights.rebuild(folder, return_state=return_state)
+                                f"{run_weights.MODEL_FILE}); it was exported without one")
+    model = run_weights.rebuild(folder, return_state=return_state)
     weights = os.path.join(export_dir, WEIGHTS_FILE)
     assign_weights(kinds.find_core(model, first=True), read_weights(weights), weights)
     return model

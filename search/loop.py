@@ -30,7 +30,7 @@ reward 0 and its error text; the strategy is told 0 and the search goes on, unle
 
 Trained weights an evaluator returns with a result (``EvalResult.weights``, from whichever
 machine trained the child) are kept for the ``keep_weights`` best trials under
-``run_dir/weights/`` (`nascell.search.weights_keeper`), crash-safe like the rest.
+``run_dir/weights/`` (`nascell.search.rundir.weights`), crash-safe like the rest.
 
 Before anything else, ``strategy.bind(evaluator)`` lets a strategy that trains together with
 its evaluator (ENAS' shared weights) take what it needs; the strategy's ``result_phase``, when
@@ -53,9 +53,9 @@ from nascell.search.executors.base import Executor
 from nascell.search.executors.local import LocalExecutor
 from nascell.search.failures import DEFAULT_LIMIT, FailureStreak
 from nascell.search.run_dir import RunDir
+from nascell.search.rundir.weights import DEFAULT_KEEP, WeightsKeeper
 from nascell.search.strategy import SpaceExhausted
 from nascell.search.trial import Trial, TrialStatus
-from nascell.search.weights_keeper import DEFAULT_KEEP, WeightsKeeper
 
 
 @dataclasses.dataclass
@@ -121,7 +121,7 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
       max_consecutive_failures: stop with `SearchFailedError` once this many trials in a
         row have failed (None or 0: never).
       keep_weights: keep the trained weights of this many best trials (those the evaluator
-        returns, ``EvalResult.weights``) under run_dir/weights (`nascell.search.weights_keeper`);
+        returns, ``EvalResult.weights``) under run_dir/weights (`nascell.search.rundir.weights`);
         0: keep none, and ask the evaluator not to return them.
 
     Returns:

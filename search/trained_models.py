@@ -1,9 +1,9 @@
 """The trained models a run directory holds, described as an export needs them.
 
 A search keeps its best trials' trained children (``<run_dir>/weights/trial_<id>/``, see
-`nascell.search.weights_keeper`), and ``nascell-train`` leaves the final stage's model in
+`nascell.search.rundir.weights`), and ``nascell-train`` leaves the final stage's model in
 ``<final_dir>`` (``final.json`` + ``train/best.weights.h5``, by default
-``<run_dir>/final``). Both are the files of `nascell.search.child_weights` (the final stage's
+``<run_dir>/final``). Both are the files of `nascell.search.rundir.weights` (the final stage's
 ``model.json`` is made here from its ``final.json``). This module reads them for
 `nascell.search.handover` (which alone talks to the exporter):
 
@@ -33,7 +33,7 @@ from typing import Any, Dict, Optional
 from absl import logging
 
 from nascell import _io, kinds
-from nascell.search import child_weights
+from nascell.search.rundir import weights as run_weights
 from nascell.search.training import final_model
 
 FINAL_DIR = "final"
@@ -123,17 +123,17 @@ def describe_model(info: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if "best_valid_acc" in score:
             score["valid_acc"] = score.pop("best_valid_acc")
         score["epoch"] = metrics.get("best_epoch")
-        return child_weights.describe(record["kind"], metrics["model_args"], score,
+        return run_weights.describe(record["kind"], metrics["model_args"], score,
                                       metrics.get("preprocessing"), stage="final")
     folder = info.get("weights")
-    if child_weights.is_model_folder(folder):
-        return child_weights.read_description(folder)
+    if run_weights.is_model_folder(folder):
+        return run_weights.read_description(folder)
     return None
 
 
 def rebuild(info: Dict[str, Any], description: Dict[str, Any]):
     """``(Keras model, {file name: bytes or path})``: the trained model of ``info`` (language
-    models as ``ids -> logits``) and the files of `nascell.search.child_weights` to store
+    models as ``ids -> logits``) and the files of `nascell.search.rundir.weights` to store
     beside its export."""
     if info.get("stage") == "final":
         weights = os.path.join(info["final_dir"],
@@ -141,13 +141,13 @@ def rebuild(info: Dict[str, Any], description: Dict[str, Any]):
         model = final_model.rebuild_model(description["evaluator"], description["model_args"],
                                           weights, return_state=False)
         text = json.dumps(description, indent=2, sort_keys=True) + "\n"
-        return model, {child_weights.MODEL_FILE: text.encode("utf-8"),
-                       child_weights.WEIGHTS_FILE: weights}
+        return model, {run_weights.MODEL_FILE: text.encode("utf-8"),
+                       run_weights.WEIGHTS_FILE: weights}
     folder = info["weights"]
-    model = child_weights.rebuild(folder)
-    return model, {child_weights.MODEL_FILE: os.path.join(folder, child_weights.MODEL_FILE),
-                   child_weights.WEIGHTS_FILE: os.path.join(
-                       folder, description.get("weights") or child_weights.WEIGHTS_FILE)}
+    model = run_weights.rebuild(folder)
+    return model, {run_weights.MODEL_FILE: os.path.join(folder, run_weights.MODEL_FILE),
+                   run_weights.WEIGHTS_FILE: os.path.join(
+                       folder, description.get("weights") or run_weights.WEIGHTS_FILE)}
 
 
 def model_sizes(spec: Any, model_args: Dict[str, Any]) -> Dict[str, Any]:

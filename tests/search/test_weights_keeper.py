@@ -12,9 +12,9 @@ import runs_helpers as h  # noqa: E402
 
 from nascell.search.evaluator import EvalResult
 from nascell.search.loop import run_search
+from nascell.search.rundir.weights import WeightsKeeper, trial_folder
 from nascell.search.store import TrialStore
 from nascell.search.trial import Trial, TrialStatus
-from nascell.search.weights_keeper import WeightsKeeper, trial_folder
 
 
 def _kept(run_dir):
