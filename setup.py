@@ -53,7 +53,7 @@ setup(
         "console_scripts": [
             "nascell-search = nascell.search.bin.search:run",
             "nascell-train = nascell.search.bin.train:run",
-            "nascell-export = nascell.export.bin.export:run",
+            "nascell-export = nascell.search.handover.exporting:run",
         ],
     },
     classifiers=[

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 
 @dataclasses.dataclass
@@ -64,6 +64,23 @@ class Evaluator(abc.ABC):
     def resources(self) -> Dict[str, float]:
         """What one evaluation needs from an executor, e.g. {"num_cpus": 1, "num_gpus": 1}."""
         return {"num_cpus": 1}
+
+    @classmethod
+    def trained_weights(cls, record: Any, sizes: Dict[str, Any]) -> Optional[Tuple[Any, Dict]]:
+        """After the search: trained weights of a trial the run kept no model of, rebuilt from
+        what the evaluator left in the run directory, or None (the default: the export starts
+        from a fresh initialization).
+
+        Args:
+          record: the trial, a `nascell.search.handover.ExportRecord` (its ``spec``,
+            ``run_dir``, ``config``, ``metrics``).
+          sizes: the sizes the export builds the layer at (``units``, ``input_shape``, ...).
+
+        Returns:
+          ``(a built Keras layer or a weights file path, provenance facts for
+          metadata.json)``, or None.
+        """
+        return None
 
 
 class FunctionEvaluator(Evaluator):

@@ -222,11 +222,11 @@ class SupernetEvaluator(Evaluator):
     # --- after the search: the weights of a derived cell -----------------------------------------
 
     @classmethod
-    def trained_weights(cls, run_dir: str, config: Dict[str, Any], info: Dict[str, Any]):
+    def trained_weights(cls, record: Any, sizes: Dict[str, Any]):
         """``(built ENASRNNCell, provenance facts)`` holding the subgraph of a recurrent trial's
         cell in the run's last supernet checkpoint, or None (image specs; no checkpoint)."""
-        spec = info.get("spec")
-        if not isinstance(spec, ENASRNNCellSpec):
+        spec, run_dir, config = record.spec, record.run_dir, record.config or {}
+        if not isinstance(spec, ENASRNNCellSpec) or not run_dir:
             return None
         from nascell.search.run_dir import RunDir
         run = RunDir.open_existing(run_dir)
@@ -240,7 +240,7 @@ class SupernetEvaluator(Evaluator):
                          "weights", run_dir)
             return None
         evaluator = config.get("evaluator") or {}
-        units = int(evaluator.get("units") or info.get("sizes", {}).get("units") or 0)
+        units = int(evaluator.get("units") or sizes.get("units") or 0)
         cell = cell_from_supernet(path, spec, units, bool(evaluator.get("per_activation", True)))
         return cell, {"supernet": path}
 

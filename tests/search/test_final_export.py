@@ -107,7 +107,7 @@ def test_final_stage_exports_a_model_tensorflow_alone_serves(parsed_flags, share
     from nascell.export.bin import export as cli
     cli.FLAGS.unparse_flags()
     cli.FLAGS(["nascell-export", f"--run_dir={run_dir}"])
-    cli.main(["nascell-export"])
+    handover.exporting.main(["nascell-export"])
     picked = load_metadata(str(run_dir / "export" / "final"))["weights"]["training"]
     assert picked["stage"] == "final" and picked["final_dir"] == os.path.abspath(final_dir)
     searched = load_metadata(handover.export_best(str(run_dir), final=False))

@@ -32,7 +32,7 @@ def export_cli(*args):
     """nascell-export with ``args`` (``"--flag", value`` pairs), through its `main`."""
     cli.FLAGS.unparse_flags()
     cli.FLAGS(["nascell-export"] + [f"{k}={v}" for k, v in zip(args[::2], args[1::2])])
-    return cli.main(["nascell-export"])
+    return handover.exporting.main(["nascell-export"])
 
 
 def tiny_lm_evaluator(data_dir, **overrides):
