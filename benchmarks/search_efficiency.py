@@ -115,7 +115,7 @@ def run_job(job) -> dict:
     space, evaluator = _table(table, csv_path)
     start, wall_start = time.process_time(), time.time()
     strategy = create_strategy(strategy_name, space, seed=seed, **options)
-    batch = getattr(strategy, "m", 1)
+    batch = strategy.m or 1
     best, curve, seen, from_controller = 0.0, [], set(), 0
     while len(curve) < budget:
         for trial in strategy.ask(min(batch, budget - len(curve))):

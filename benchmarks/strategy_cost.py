@@ -74,7 +74,7 @@ def worker() -> None:
     for seed in range(FLAGS.strategies):
         cpu, wall = time.process_time(), time.time()
         strategy = create_strategy(name, space, seed=seed, **options)
-        batch = getattr(strategy, "m", 1)
+        batch = strategy.m or 1
         done, best, seen = 0, 0.0, set()
         while done < FLAGS.trials:
             for trial in strategy.ask(min(batch, FLAGS.trials - done)):

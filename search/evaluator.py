@@ -44,7 +44,11 @@ class EvalResult:
 
 
 class Evaluator(abc.ABC):
-    """Turns a trial's spec into a reward (higher is better)."""
+    """Turns a trial's spec into a reward (higher is better).
+
+    One abstract method, `evaluate`; the rest are optional hooks with documented defaults,
+    which `run_search` and the export call (they never probe an evaluator for attributes).
+    """
 
     #: the name the evaluator registry and the `--evaluator` flag know it by.
     name: str = ""
@@ -52,6 +56,9 @@ class Evaluator(abc.ABC):
     #: evaluators that train a model; `run_search` sets it from its ``keep_weights``. Not part
     #: of `config` (keeping weights or not does not change the search).
     return_weights: bool = True
+    #: whether evaluations must run in the search's own process (the strategy trains the
+    #: evaluator's shared task between trials: ENAS); `run_search` refuses other executors.
+    in_process_only: bool = False
 
     @abc.abstractmethod
     def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
@@ -64,6 +71,17 @@ class Evaluator(abc.ABC):
     def resources(self) -> Dict[str, float]:
         """What one evaluation needs from an executor, e.g. {"num_cpus": 1, "num_gpus": 1}."""
         return {"num_cpus": 1}
+
+    def save_run_files(self, run_dir: str) -> None:
+        """Called by `run_search` once the run directory is open: write what an export needs
+        besides the config (a text evaluator's vocabulary). Default: nothing."""
+        return None
+
+    def shared_task(self, space: Any) -> Any:
+        """State the evaluator scores with and the strategy trains, built once and handed to
+        the strategy by `run_search` (`nascell.search.strategy.Strategy.bind`): the ENAS
+        supernet evaluator's supernet and data. Default: None (nothing shared)."""
+        return None
 
     @classmethod
     def trained_weights(cls, record: Any, sizes: Dict[str, Any]) -> Optional[Tuple[Any, Dict]]:

@@ -32,8 +32,11 @@ Trained weights an evaluator returns with a result (``EvalResult.weights``, from
 machine trained the child) are kept for the ``keep_weights`` best trials under
 ``run_dir/weights/`` (`nascell.search.rundir.weights`), crash-safe like the rest.
 
-Before anything else, ``strategy.bind(evaluator)`` lets a strategy that trains together with
-its evaluator (ENAS' shared weights) take what it needs; the strategy's ``result_phase``, when
+The loop calls the strategy's and the evaluator's hooks (`Strategy`, `Evaluator`: abstract
+classes whose optional hooks are documented no-ops); it never probes them for attributes.
+Before anything else, the evaluator's shared task (`Evaluator.shared_task`: ENAS' supernet and
+its data, built once) is handed to the strategy (`Strategy.bind`), which trains it, and
+`Strategy.before_evaluate` runs before each evaluation; the strategy's ``result_phase``, when
 set, makes the best-trial files rank only the trials of that phase (ENAS' derived candidates).
 docs/search.md follows a search from flags to export.
 """
@@ -54,7 +57,7 @@ from nascell.search.executors.local import LocalExecutor
 from nascell.search.failures import DEFAULT_LIMIT, FailureStreak
 from nascell.search.run_dir import RunDir
 from nascell.search.rundir.weights import DEFAULT_KEEP, WeightsKeeper
-from nascell.search.strategy import SpaceExhausted
+from nascell.search.strategy import SpaceExhausted, Strategy
 from nascell.search.trial import Trial, TrialStatus
 
 
@@ -138,11 +141,17 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
     if keep_weights is None or int(keep_weights) < 0:
         raise ValueError(f"Argument `keep_weights` must be a non-negative integer. Received: "
                          f"keep_weights={keep_weights!r}")
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"Argument `strategy` must be a nascell.search.Strategy. Received: "
+                        f"strategy={strategy!r}")
+    if not isinstance(evaluator, Evaluator):
+        raise TypeError(f"Argument `evaluator` must be a nascell.search.Evaluator (wrap a "
+                        f"function in FunctionEvaluator). Received: evaluator={evaluator!r}")
     streak = FailureStreak(max_consecutive_failures)
     own_executor = executor is None
     if executor is None:
         executor = LocalExecutor()
-    if getattr(evaluator, "in_process_only", False) and not executor.in_process:
+    if evaluator.in_process_only and not executor.in_process:
         if own_executor:
             executor.shutdown()
         raise ValueError(f"Argument `executor` must evaluate in this process for the "
@@ -150,14 +159,11 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
                          f"strategy trains the same object between trials); received "
                          f"{type(executor).__name__} with parallelism {executor.parallelism}. "
                          "Use LocalExecutor(workers=1), the default.")
-    strategy.bind(evaluator)  # before the run directory restores the strategy
+    strategy.bind(evaluator.shared_task(space))  # before the run directory restores it
     run = RunDir.open_or_create(run_dir, search_config(space, strategy, evaluator, m,
                                                        extra_config))
-    if hasattr(evaluator, "return_weights"):  # no time spent packing weights nobody keeps
-        evaluator.return_weights = int(keep_weights) > 0
-    save_files = getattr(evaluator, "save_run_files", None)
-    if save_files is not None:  # what an export needs besides the config (a vocabulary)
-        save_files(run.path)
+    evaluator.return_weights = int(keep_weights) > 0  # no time packing weights nobody keeps
+    evaluator.save_run_files(run.path)  # what an export needs besides the config
     loop = _Loop(space, strategy, evaluator, run, num_trials, executor, m, checkpoint_every,
                  top_k, tensorboard,
                  _Progress(num_trials, progress_stream or sys.stderr) if progress else None,
@@ -183,7 +189,7 @@ class _Loop:
         self.checkpoint_every, self.top_k = checkpoint_every, top_k
         self.tensorboard, self.progress = tensorboard, progress
         self.streak = streak
-        self.result_phase = getattr(strategy, "result_phase", None)
+        self.result_phase = strategy.result_phase
         self.told_since_checkpoint: List[int] = []
         self.best_reward: Optional[float] = None
         self.in_flight: Dict[int, Trial] = {}
@@ -199,12 +205,11 @@ class _Loop:
         self.weights.reconcile(self.store)  # kept weights in line with the store
         generation = self.run_dir.restore_strategy(self.strategy)
         # Trials the strategy asked for after its checkpoint are in the store: never reuse ids.
-        self.strategy.next_trial_id = max(int(getattr(self.strategy, "next_trial_id", 0)),
+        self.strategy.next_trial_id = max(int(self.strategy.next_trial_id),
                                           self.store.max_trial_id() + 1)
         unfinished = self.store.unfinished()
-        remember = getattr(self.strategy, "remember", None)
-        if callable(remember):  # the store knows what was evaluated: never propose it again
-            remember(self.store.finished(), unfinished)
+        # the store knows what was evaluated: never propose it again
+        self.strategy.remember(self.store.finished(), unfinished)
         retold = self.run_dir.untold_trials(generation)
         for trial in retold:
             self.strategy.tell(trial, float(trial.reward or 0.0))
@@ -323,6 +328,7 @@ class _Loop:
         trial.status = TrialStatus.RUNNING
         self.in_flight[trial.trial_id] = trial
         self.started[trial.trial_id] = time.time()
+        self.strategy.before_evaluate(trial)
         self.executor.submit(trial, self.evaluator)
 
     def _finish(self, trial: Trial, result: EvalResult, step: int) -> None:
@@ -370,11 +376,8 @@ class _Loop:
         for key, value in (trial.meta or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 scalars[f"strategy/{key}"] = float(value)
-        # Strategy-provided scalars: summary_scalars(), or the last update's stats (REINFORCE:
-        # baseline, entropy, loss, ...).
-        provider = getattr(self.strategy, "summary_scalars", None)
-        stats = provider() if callable(provider) else getattr(self.strategy, "last_stats", None)
-        for key, value in (stats or {}).items():
+        # Strategy-provided scalars (REINFORCE: the last update's baseline, loss, ...).
+        for key, value in self.strategy.summary_scalars().items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 scalars[f"strategy/{key}"] = float(value)
         for key, value in (trial.metrics or {}).items():

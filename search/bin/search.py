@@ -381,10 +381,9 @@ def main(argv: List[str]) -> None:
     evaluator = build_evaluator(plan["evaluator"], plan["csv_path"], plan["evaluator_options"])
     executor = build_executor()
     # ask the controller's batch at a time: --m if given, else the strategy's own (a preset's)
-    m = FLAGS.m if FLAGS["m"].present else getattr(strategy, "m", FLAGS.m)
+    m = FLAGS.m if FLAGS["m"].present or strategy.m is None else strategy.m
     # a strategy with a schedule (ENAS) says how many trials one run of it takes
-    planned = getattr(strategy, "planned_trials", None)
-    num_trials = plan["num_trials"] or (planned() if planned else DEFAULT_CHILD_TRIALS)
+    num_trials = plan["num_trials"] or strategy.planned_trials() or DEFAULT_CHILD_TRIALS
     resuming = os.path.exists(os.path.join(plan["run_dir"], "config.json"))
     _status(f"{'resuming' if resuming else 'starting'} a search of {num_trials} trials "
             f"({plan['strategy']} on {plan['space']}, {plan['evaluator']} evaluator) in "
@@ -393,7 +392,7 @@ def main(argv: List[str]) -> None:
         result = run_search(space, strategy, evaluator, plan["run_dir"], num_trials=num_trials,
                             executor=executor, m=m, progress=FLAGS.progress,
                             checkpoint_every=(FLAGS.checkpoint_every
-                                              or getattr(strategy, "checkpoint_every", 1)),
+                                              or strategy.checkpoint_every),
                             top_k=FLAGS.top_k,
                             tensorboard=FLAGS.tensorboard,
                             max_consecutive_failures=FLAGS.max_consecutive_failures,

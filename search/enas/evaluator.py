@@ -9,7 +9,9 @@ The evaluator owns the supernet of the space it is bound to (`supernet_task`: re
 the same loaders as the child trainers (`nascell.search.data`: PTB, character PTB or Tiny
 Shakespeare for cells; CIFAR-10 from ``cifar_npz``, ``data_dir`` or tensorflow-datasets for the
 image spaces). The ENAS strategy trains the supernet between controller steps; the evaluator
-only scores (`nascell.search.enas.tasks`). Because the two share one object, evaluations run in
+only scores (`nascell.search.enas.tasks`). `run_search` hands the task, built once here
+(`shared_task`), to the strategy, and asks the strategy to bring it up to date before each
+evaluation (`Strategy.before_evaluate`). Because the two share one object, evaluations run in
 the search's own process (``in_process_only``; the loop refuses worker processes).
 
 After the search, `trained_weights` (the hook `nascell.search.handover` calls when exporting)
@@ -139,6 +141,10 @@ class SupernetEvaluator(Evaluator):
         if self._task is None:
             self._task = self._build_task(_example_spec(space_or_spec))
         return self._task
+
+    def shared_task(self, space: Any):
+        """The supernet task, which the ENAS strategy trains (`supernet_task`)."""
+        return self.supernet_task(space)
 
     def _build_task(self, spec):
         from nascell.search.enas import tasks

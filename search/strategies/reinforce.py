@@ -326,6 +326,11 @@ class ReinforceStrategy(Strategy):
         self.last_stats = stats
         logging.debug("reinforce update %d: %s", c.updates, stats)
 
+    def summary_scalars(self) -> Dict[str, float]:
+        """The last controller update's statistics (loss, reward, baseline, advantage,
+        updates), written to TensorBoard after each trial."""
+        return dict(self.last_stats)
+
     # --- state ---------------------------------------------------------------------------------
 
     def get_state(self, include_controller: bool = True) -> Dict[str, Any]:

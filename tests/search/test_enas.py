@@ -294,7 +294,7 @@ def test_the_phases_touch_only_their_own_weights():
                                   data=_data())
     strategy = create_strategy("enas", space, epochs=2, shared_steps=3, controller_steps=1,
                                m=2, learning_rate=0.05, jit_compile=False)
-    strategy.bind(evaluator)
+    strategy.bind(evaluator.shared_task(space))
     task = strategy.task
     controller, supernet = _values(strategy.controller.weights), _values(task.supernet.weights)
     trials = strategy.ask(2)  # the first epoch's shared phase runs before anything is scored

@@ -21,10 +21,10 @@ class _Counter(Strategy):
         super().__init__(None)
         self.n = 0
 
-    def ask(self, n=1):
+    def propose(self, n):
         return []
 
-    def tell(self, trial, reward):
+    def observe(self, trial, reward):
         self.n += 1
 
     def get_state(self):
@@ -108,7 +108,7 @@ def test_strategy_checkpoints_and_fallback(tmp_path):
     assert run.restore_strategy(s) == 0
     for i in range(3):
         _finish(run.store, i, i / 10)
-        s.tell(None, 0)
+        s.observe(None, 0)
         run.save_strategy(s, [i])
     assert run.strategy_generation == 3
     assert len(os.listdir(os.path.join(run.path, "strategy"))) == 2  # the newest two

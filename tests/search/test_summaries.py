@@ -18,8 +18,9 @@ from nascell.search.evaluator import EvalResult, FunctionEvaluator
 from nascell.search.loop import run_search
 from nascell.search.space import Categorical, SearchSpace, Skips
 from nascell.search.store import TrialStore
+from nascell.search.strategy import Proposal
 from nascell.search.summaries import ScalarWriter, hparam_value
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.trial import TrialStatus
 
 tf = pytest.importorskip("tensorflow")
 hp_metadata = pytest.importorskip("tensorboard.plugins.hparams.metadata")
@@ -85,15 +86,14 @@ class _StatsStrategy(h.ToyRandomStrategy):
         super().__init__(space, seed=seed, **options)
         self.reported: List[Dict[str, float]] = []
 
-    def ask(self, n=1):
+    def propose(self, n):
         out = []
-        for _ in range(n):
-            tid = self.next_trial_id
-            self.next_trial_id += 1
+        for i in range(n):
+            tid = self.next_trial_id + i
             rng = random.Random(self.seed * 1009 + tid)
             decisions = {"op": rng.choice(["conv3", "pool"]), "k": rng.choice([1, 3, 5]),
                          "in0": (), "in1": (0,) if rng.random() < 0.5 else ()}
-            out.append(Trial(tid, decisions, self.space.decode(decisions)))
+            out.append(Proposal(decisions))
             self.asked.append(tid)
         return out
 
