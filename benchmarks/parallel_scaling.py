@@ -26,12 +26,12 @@ from typing import Any, Dict, List
 
 from absl import app, flags
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.loop import run_search
+from nascell.search.core.space import Categorical, SearchSpace
+from nascell.search.core.strategy import Proposal, Strategy
+from nascell.search.core.trial import Trial
 from nascell.search.executors import create_executor
-from nascell.search.loop import run_search
-from nascell.search.space import Categorical, SearchSpace
-from nascell.search.strategy import Proposal, Strategy
-from nascell.search.trial import Trial
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("executor", "local", ["local", "ray"], "Executor to measure.")

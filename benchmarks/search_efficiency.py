@@ -102,7 +102,7 @@ def run_job(job) -> dict:
     """Worker: one configuration on one table for one seed -> a record with its curve."""
     name, options, table, seed, budget, csv_path = job
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from nascell.search.strategy import create_strategy
+    from nascell.search.core.strategy import create_strategy
     options = dict(options)
     strategy_name = options.pop("strategy")
     if strategy_name == "reinforce":

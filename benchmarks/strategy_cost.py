@@ -57,8 +57,8 @@ def worker() -> None:
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    from nascell.search.core.strategy import create_strategy
     from nascell.search.spaces import create_space
-    from nascell.search.strategy import create_strategy
     name, _, preset = FLAGS.config.partition(":")
     options = {"preset": preset} if preset and name == "reinforce" else (
         {"order": preset} if preset else {})

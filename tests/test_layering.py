@@ -73,7 +73,7 @@ def _edges(module):
 
 def test_the_walk_sees_the_package():
     assert CROSSING in MODULES and "nascell.export.exporter" in MODULES
-    assert "nascell.search.loop" in MODULES and "nascell.kinds" in MODULES
+    assert "nascell.search.core.loop" in MODULES and "nascell.kinds" in MODULES
     assert any(_within(n, "nascell.export") for n in _edges(CROSSING))
 
 

@@ -79,7 +79,7 @@ class Evaluator(abc.ABC):
 
     def shared_task(self, space: Any) -> Any:
         """State the evaluator scores with and the strategy trains, built once and handed to
-        the strategy by `run_search` (`nascell.search.strategy.Strategy.bind`): the ENAS
+        the strategy by `run_search` (`nascell.search.core.strategy.Strategy.bind`): the ENAS
         supernet evaluator's supernet and data. Default: None (nothing shared)."""
         return None
 

@@ -25,7 +25,7 @@ result's ``exhausted`` says so.
 
 A failed evaluation (an exception, a NaN reward, a lost worker) is recorded as failed with
 reward 0 and its error text; the strategy is told 0 and the search goes on, unless the last
-``max_consecutive_failures`` trials all failed (`nascell.search.failures`): then it stops with
+``max_consecutive_failures`` trials all failed (`nascell.search.core.failures`): then it stops with
 `SearchFailedError`, quoting the first errors, and a rerun resumes it.
 
 Trained weights an evaluator returns with a result (``EvalResult.weights``, from whichever
@@ -51,14 +51,14 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from absl import logging
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.failures import DEFAULT_LIMIT, FailureStreak
+from nascell.search.core.strategy import SpaceExhausted, Strategy
+from nascell.search.core.trial import Trial, TrialStatus
 from nascell.search.executors.base import Executor
 from nascell.search.executors.local import LocalExecutor
-from nascell.search.failures import DEFAULT_LIMIT, FailureStreak
-from nascell.search.run_dir import RunDir
+from nascell.search.rundir.run_dir import RunDir
 from nascell.search.rundir.weights import DEFAULT_KEEP, WeightsKeeper
-from nascell.search.strategy import SpaceExhausted, Strategy
-from nascell.search.trial import Trial, TrialStatus
 
 
 @dataclasses.dataclass
@@ -108,7 +108,7 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
     Args:
       space: the search space (its `config()` goes into the run config; its `decode` rebuilds
         the spec of a trial resumed from the store).
-      strategy: a `nascell.search.strategy.Strategy`.
+      strategy: a `nascell.search.core.strategy.Strategy`.
       evaluator: the `Evaluator` giving each trial its reward.
       run_dir: the run directory; created, or resumed if it holds this same search.
       num_trials: finished trials (done + failed) to reach, counting those of earlier runs.
@@ -128,9 +128,9 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
         0: keep none, and ask the evaluator not to return them.
 
     Returns:
-      A `SearchResult`; raises `nascell.search.run_dir.RunDirError` for an unusable run
+      A `SearchResult`; raises `nascell.search.rundir.run_dir.RunDirError` for an unusable run
       directory (a different search, a corrupt file) before anything is evaluated, and
-      `nascell.search.failures.SearchFailedError` when the failure guard stops the search.
+      `nascell.search.core.failures.SearchFailedError` when the failure guard stops the search.
     """
     for name, value in (("num_trials", num_trials), ("m", m),
                         ("checkpoint_every", checkpoint_every)):

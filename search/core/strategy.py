@@ -10,9 +10,9 @@ strategy. A strategy's whole state saves to and restores from a folder, so a run
 
 `Strategy` is an abstract class, as Optuna's samplers are: a strategy implements the two
 abstract methods, `propose` (candidate architectures) and `observe` (learn from a reward).
-No trial is a repeat: `ask` and `tell`, here, keep a `nascell.search.dedupe.Ledger` of what
+No trial is a repeat: `ask` and `tell`, here, keep a `nascell.search.core.dedupe.Ledger` of what
 was proposed and turn only *new* architectures into trials, for every strategy alike (see
-`nascell.search.dedupe`). ``dedupe=False`` (an option of every built-in strategy) turns the
+`nascell.search.core.dedupe`). ``dedupe=False`` (an option of every built-in strategy) turns the
 rule off: every proposal becomes a trial, as in the paper's loop.
 
 Everything else is an optional hook with a documented default, which `run_search` and
@@ -31,8 +31,8 @@ from typing import Any, Dict, Iterable, List, Optional, Type
 import numpy as np
 from absl import logging
 
-from nascell.search import dedupe as _dedupe
-from nascell.search.trial import Trial
+from nascell.search.core import dedupe as _dedupe
+from nascell.search.core.trial import Trial
 
 SpaceExhausted = _dedupe.SpaceExhausted
 
@@ -55,7 +55,7 @@ class Strategy(abc.ABC):
     #: registry name, e.g. "reinforce".
     name: str = ""
     #: proposal rounds in a row without a new architecture before `ask` falls back to
-    #: `nascell.search.dedupe.novel_architectures` for the rest of the batch.
+    #: `nascell.search.core.dedupe.novel_architectures` for the rest of the batch.
     max_repeat_rounds: int = 8
 
     #: when set, the run's best-trial files rank only the trials whose ``meta["phase"]`` is

@@ -31,7 +31,7 @@ import numpy as np
 from absl import logging
 
 from nascell.enas_spec import ENASConvCellSpec, ENASMacroSpec, ENASRNNCellSpec
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
 
 TEXT_DATASETS = ("ptb", "ptb_char", "tiny_shakespeare")
 IMAGE_DATASETS = ("cifar10",)
@@ -234,7 +234,7 @@ class SupernetEvaluator(Evaluator):
         spec, run_dir, config = record.spec, record.run_dir, record.config or {}
         if not isinstance(spec, ENASRNNCellSpec) or not run_dir:
             return None
-        from nascell.search.run_dir import RunDir
+        from nascell.search.rundir.run_dir import RunDir
         run = RunDir.open_existing(run_dir)
         try:
             folder = run.strategy_dir()

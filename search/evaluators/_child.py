@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Set
 
 from absl import logging
 
-from nascell.search.evaluator import EvalResult
+from nascell.search.core.evaluator import EvalResult
 
 
 class ChildDiverged(FloatingPointError):

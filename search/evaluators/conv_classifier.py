@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
 from nascell.search.evaluators import _child
 from nascell.search.rundir import weights as run_weights
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nascell.search.evaluator import Evaluator
+from nascell.search.core.evaluator import Evaluator
 
 # The proxy budget of nascell-search's children (search/bin/child_flags.py, PROXY_DEFAULTS),
 # less the data arguments. A test keeps the two equal.

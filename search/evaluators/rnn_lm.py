@@ -46,7 +46,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
 from nascell.search.evaluators import _child
 from nascell.search.evaluators.lm_parts import (  # noqa: F401  (public names of this module)
     LSTM,

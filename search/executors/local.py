@@ -29,9 +29,9 @@ from typing import Deque, Dict, List, Optional, Tuple
 
 from absl import logging
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.trial import Trial
 from nascell.search.executors.base import Executor, Finished, evaluate_trial
-from nascell.search.trial import Trial
 
 
 def _die_with_parent() -> None:

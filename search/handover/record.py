@@ -13,7 +13,7 @@ nothing of `nascell.export` (`nascell.search.handover.exporting` hands the recor
   records, `nascell.kinds.SpecKind.sizes_from_run`; the evaluator may declare more; a kept
   trained model's build arguments win);
 * `trained_weights`: for a run that kept no trained model, what the run's evaluator class
-  rebuilds (`nascell.search.evaluator.Evaluator.trained_weights`: ENAS cuts a derived cell
+  rebuilds (`nascell.search.core.evaluator.Evaluator.trained_weights`: ENAS cuts a derived cell
   out of the last supernet checkpoint).
 """
 
@@ -26,8 +26,8 @@ from typing import Any, Dict, Optional, Tuple
 from absl import logging
 
 from nascell import _io, kinds
-from nascell.search.run_dir import RunDir, RunDirError
 from nascell.search.rundir import weights as run_weights
+from nascell.search.rundir.run_dir import RunDir, RunDirError
 from nascell.search.training import final_model
 from nascell.spec import SpecError, spec_from_dict
 
@@ -284,14 +284,14 @@ def model_sizes(spec: Any, model_args: Dict[str, Any]) -> Dict[str, Any]:
 
 def trained_weights(record: ExportRecord, sizes: Dict[str, Any]) -> Tuple[Any, Dict[str, Any]]:
     """``(weights source, provenance facts)`` of a trial: a kept file, or what the run's
-    evaluator class rebuilds (`nascell.search.evaluator.Evaluator.trained_weights`: a built
+    evaluator class rebuilds (`nascell.search.core.evaluator.Evaluator.trained_weights`: a built
     Keras layer or a path), or ``(None, {})`` for a fresh initialization."""
     if record.weights is not None:
         return record.weights, {}
     name = ((record.config or {}).get("evaluator") or {}).get("name")
     if not name:
         return None, {}
-    from nascell.search.evaluator import Evaluator
+    from nascell.search.core.evaluator import Evaluator
     from nascell.search.evaluators import evaluator_class
     try:
         cls = evaluator_class(name)

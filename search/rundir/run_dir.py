@@ -2,7 +2,7 @@
 
     <run_dir>/
       config.json        the search's identity (space, strategy, evaluator, m); written once
-      trials.sqlite      every trial and every state change (`nascell.search.store`)
+      trials.sqlite      every trial and every state change (`nascell.search.rundir.store`)
       strategy/gen-N/    the strategy checkpoint (`Strategy.save`), newest two generations
       best/best.json     the best trial so far (spec, decisions, reward, metrics)
       best/top_k.json    the k best trials, best first
@@ -33,9 +33,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from absl import logging
 
 from nascell import _io
+from nascell.search.core.trial import Trial, TrialStatus
 from nascell.search.rundir import weights
-from nascell.search.store import StoreError, TrialStore, spec_to_json
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.rundir.store import StoreError, TrialStore, spec_to_json
 
 CONFIG_FILE = "config.json"
 STORE_FILE = "trials.sqlite"
@@ -314,7 +314,7 @@ class RunDir:
         decisions as hparams; reward, failed (0/1) and numeric metrics at step 0. The first
         call also declares the HParams experiment from `space.decisions` (default: the
         trial's decision names)."""
-        from nascell.search.summaries import numeric_metrics
+        from nascell.search.rundir.summaries import numeric_metrics
         writer = self._summary_writer()
         metrics = {"failed": float(trial.status == TrialStatus.FAILED),
                    **numeric_metrics(trial.metrics)}
@@ -327,7 +327,7 @@ class RunDir:
 
     def _summary_writer(self):
         if self._writer is None:
-            from nascell.search.summaries import ScalarWriter
+            from nascell.search.rundir.summaries import ScalarWriter
             self._writer = ScalarWriter(os.path.join(self.path, TENSORBOARD_DIR))
         return self._writer
 

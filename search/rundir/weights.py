@@ -59,7 +59,7 @@ import numpy as np
 from absl import logging
 
 from nascell import _io
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.trial import Trial, TrialStatus
 
 WEIGHTS_DIR = "weights"
 DEFAULT_KEEP = 3

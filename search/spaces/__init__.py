@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List
 
-from nascell.search.space import SearchSpace
+from nascell.search.core.space import SearchSpace
 
 _SPACES: Dict[str, Callable[..., SearchSpace]] = {}
 

@@ -7,7 +7,7 @@ supernet evaluator, the whole weight-sharing schedule.
     run_search(space, strategy, evaluator, "runs/enas", num_trials=strategy.planned_trials())
 
 It runs through the same loop, run directory, trial store and checkpoints as every strategy
-(`nascell.search.loop.run_search`); the controller learns by the one REINFORCE update of
+(`nascell.search.core.loop.run_search`); the controller learns by the one REINFORCE update of
 `ReinforceStrategy` (one step per ``m`` rewards). With a supernet (`run_search` hands the
 `SupernetEvaluator`'s task to `bind`), each of ``epochs`` epochs is:
 
@@ -45,10 +45,10 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 from absl import logging
 
+from nascell.search.core.strategy import register_strategy
+from nascell.search.core.trial import Trial
 from nascell.search.strategies import _common
 from nascell.search.strategies.reinforce import ReinforceStrategy
-from nascell.search.strategy import register_strategy
-from nascell.search.trial import Trial
 
 ENAS_CONTROLLER_DEFAULTS: Dict[str, Any] = {
     "units": 100, "num_layers": 1, "init_range": 0.1, "learning_rate": 3.5e-4,

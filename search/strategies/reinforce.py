@@ -3,7 +3,7 @@
 `ask(n)` samples ``n`` architectures with the controller in one batched call; `tell` buffers
 rewards and, after every ``m`` of them (in tell order), applies one REINFORCE update
 ``1/m sum_k grad log P(a_k) (R_k - b)`` with ``b`` an exponential moving average of past
-rewards (see `nascell.search.controller`).
+rewards (see `nascell.search.strategies.controller.controller`).
 
 Asynchrony. With parallel executors, rewards arrive for architectures sampled before some
 earlier update. Each trial's ``meta`` keeps the tokens and the log-probability it was sampled
@@ -104,9 +104,9 @@ import numpy as np
 from absl import logging
 
 from nascell import _io
+from nascell.search.core.strategy import Proposal, Strategy, register_strategy
+from nascell.search.core.trial import Trial
 from nascell.search.strategies import _common, _guided
-from nascell.search.strategy import Proposal, Strategy, register_strategy
-from nascell.search.trial import Trial
 
 REWARD_MODES = ("raw", "standardize", "rank")
 
@@ -207,7 +207,9 @@ class ReinforceStrategy(Strategy):
             raise ValueError(f"acquisition must be ei, ucb or mean, got {self.acquisition!r}")
         merged.setdefault("learning_rate", default_learning_rate(space))
         self.controller_options = merged
-        from nascell.search.controller import Controller  # TensorFlow only when needed
+        from nascell.search.strategies.controller.controller import (
+            Controller,  # TensorFlow only when needed
+        )
         self.controller = Controller(space, seed=seed, **merged)
         self._fresh()
 

@@ -13,11 +13,11 @@ import random
 import time
 from typing import Any, Dict, List
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.space import Categorical, SearchSpace
+from nascell.search.core.strategy import Proposal, Strategy, register_strategy
+from nascell.search.core.trial import Trial
 from nascell.search.evaluators import register_evaluator
-from nascell.search.space import Categorical, SearchSpace
-from nascell.search.strategy import Proposal, Strategy, register_strategy
-from nascell.search.trial import Trial
 
 
 def toy_space(size: int = 10) -> SearchSpace:

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
-from nascell.search import dedupe  # noqa: E402
-from nascell.search.evaluator import EvalResult, Evaluator  # noqa: E402
-from nascell.search.loop import run_search  # noqa: E402
-from nascell.search.space import Categorical, SearchSpace, Skips  # noqa: E402
+from nascell.search.core import dedupe  # noqa: E402
+from nascell.search.core.evaluator import EvalResult, Evaluator  # noqa: E402
+from nascell.search.core.loop import run_search  # noqa: E402
+from nascell.search.core.space import Categorical, SearchSpace, Skips  # noqa: E402
+from nascell.search.core.strategy import Proposal, SpaceExhausted, create_strategy  # noqa: E402
 from nascell.search.spaces import create_space  # noqa: E402
-from nascell.search.strategy import Proposal, SpaceExhausted, create_strategy  # noqa: E402
 
 #: every built-in strategy that ask/tell drives (reinforce: its default preset and the paper's).
 STRATEGIES = {

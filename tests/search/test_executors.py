@@ -10,15 +10,15 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
 import runs_helpers as h  # noqa: E402
 
-from nascell.search.evaluator import EvalResult, FunctionEvaluator  # noqa: E402
+from nascell.search.core.evaluator import EvalResult, FunctionEvaluator  # noqa: E402
+from nascell.search.core.loop import run_search  # noqa: E402
+from nascell.search.core.trial import Trial, TrialStatus  # noqa: E402
 from nascell.search.executors import (  # noqa: E402
     LocalExecutor,
     available_executors,
     create_executor,
     evaluate_trial,
 )
-from nascell.search.loop import run_search  # noqa: E402
-from nascell.search.trial import Trial, TrialStatus  # noqa: E402
 
 HELPERS = os.path.dirname(os.path.abspath(__file__))
 

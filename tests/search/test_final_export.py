@@ -13,9 +13,9 @@ import numpy as np
 from nascell.export import load_metadata
 from nascell.search import handover
 from nascell.search.bin import train
+from nascell.search.core.loop import run_search
+from nascell.search.core.strategy import create_strategy
 from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
-from nascell.search.loop import run_search
-from nascell.search.strategy import create_strategy
 from nascell.search.training import final_model
 from nascell.spec import ConvLayer, ConvSpec
 

@@ -12,10 +12,10 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
 import runs_helpers as h  # noqa: E402
 
-from nascell.search.loop import run_search
-from nascell.search.run_dir import ConfigMismatchError
-from nascell.search.store import TrialStore
-from nascell.search.trial import TrialStatus
+from nascell.search.core.loop import run_search
+from nascell.search.core.trial import TrialStatus
+from nascell.search.rundir.run_dir import ConfigMismatchError
+from nascell.search.rundir.store import TrialStore
 
 
 def _store(run_dir):
@@ -57,8 +57,8 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, capsys):
 def test_a_search_whose_trials_all_fail_stops_and_resumes(tmp_path):
     """The failure guard: N failures in a row stop the search with the first errors quoted;
     once the cause is fixed, the same search resumes where it stopped."""
-    from nascell.search.evaluator import FunctionEvaluator
-    from nascell.search.failures import SearchFailedError
+    from nascell.search.core.evaluator import FunctionEvaluator
+    from nascell.search.core.failures import SearchFailedError
     run_dir = str(tmp_path / "run")
     space = h.toy_space()
     broken = {"yes": True}

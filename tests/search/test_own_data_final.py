@@ -11,7 +11,7 @@ import pytest
 from absl import app
 
 from nascell.search.bin import child_flags, train
-from nascell.search.run_dir import RunDir
+from nascell.search.rundir.run_dir import RunDir
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # own_data_helpers
 import own_data_helpers as helpers  # noqa: E402

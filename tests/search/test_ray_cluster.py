@@ -14,10 +14,10 @@ import runs_helpers as h  # noqa: E402
 
 from nascell.export import load_metadata  # noqa: E402
 from nascell.search import handover  # noqa: E402
-from nascell.search.loop import run_search  # noqa: E402
-from nascell.search.store import TrialStore  # noqa: E402
-from nascell.search.strategy import create_strategy  # noqa: E402
-from nascell.search.trial import TrialStatus  # noqa: E402
+from nascell.search.core.loop import run_search  # noqa: E402
+from nascell.search.core.strategy import create_strategy  # noqa: E402
+from nascell.search.core.trial import TrialStatus  # noqa: E402
+from nascell.search.rundir.store import TrialStore  # noqa: E402
 
 
 @pytest.fixture

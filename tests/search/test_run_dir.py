@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from nascell.search.run_dir import ConfigMismatchError, RunDir, RunDirError
-from nascell.search.strategy import Strategy
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.strategy import Strategy
+from nascell.search.core.trial import Trial, TrialStatus
+from nascell.search.rundir.run_dir import ConfigMismatchError, RunDir, RunDirError
 
 CONFIG = {"space": {"name": "toy", "options": {"size": 3}}, "strategy": {"name": "r", "seed": 0},
           "evaluator": {"name": "e"}, "m": 2}

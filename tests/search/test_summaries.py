@@ -14,13 +14,13 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
 import runs_helpers as h  # noqa: E402
 
-from nascell.search.evaluator import EvalResult, FunctionEvaluator
-from nascell.search.loop import run_search
-from nascell.search.space import Categorical, SearchSpace, Skips
-from nascell.search.store import TrialStore
-from nascell.search.strategy import Proposal
-from nascell.search.summaries import ScalarWriter, hparam_value
-from nascell.search.trial import TrialStatus
+from nascell.search.core.evaluator import EvalResult, FunctionEvaluator
+from nascell.search.core.loop import run_search
+from nascell.search.core.space import Categorical, SearchSpace, Skips
+from nascell.search.core.strategy import Proposal
+from nascell.search.core.trial import TrialStatus
+from nascell.search.rundir.store import TrialStore
+from nascell.search.rundir.summaries import ScalarWriter, hparam_value
 
 tf = pytest.importorskip("tensorflow")
 hp_metadata = pytest.importorskip("tensorboard.plugins.hparams.metadata")
@@ -212,7 +212,7 @@ def test_writer_skips_non_numbers_and_learns_new_metrics(tmp_path):
 
 
 def test_reinforce_search_logs_its_baseline(tmp_path):
-    from nascell.search.strategy import create_strategy
+    from nascell.search.core.strategy import create_strategy
     space = _space()
     strategy = create_strategy("reinforce", space, seed=1, preset="small_budget", m=2,
                                units=8, jit_compile=False)

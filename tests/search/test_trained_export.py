@@ -16,11 +16,11 @@ from nascell import kinds
 from nascell.export import load, load_metadata
 from nascell.export.bin import export as cli
 from nascell.search import handover
+from nascell.search.core.loop import run_search
+from nascell.search.core.strategy import create_strategy
 from nascell.search.evaluators import create_evaluator
 from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
-from nascell.search.loop import run_search
-from nascell.search.store import TrialStore
-from nascell.search.strategy import create_strategy
+from nascell.search.rundir.store import TrialStore
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -10,11 +10,11 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
 import runs_helpers as h  # noqa: E402
 
-from nascell.search.evaluator import EvalResult
-from nascell.search.loop import run_search
+from nascell.search.core.evaluator import EvalResult
+from nascell.search.core.loop import run_search
+from nascell.search.core.trial import Trial, TrialStatus
+from nascell.search.rundir.store import TrialStore
 from nascell.search.rundir.weights import WeightsKeeper, trial_folder
-from nascell.search.store import TrialStore
-from nascell.search.trial import Trial, TrialStatus
 
 
 def _kept(run_dir):

@@ -9,8 +9,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # runs_helpers (importlib mode)
 import runs_helpers as h  # noqa: E402
 
+from nascell.search.core.trial import Trial  # noqa: E402
 from nascell.search.executors import LocalExecutor, RayExecutor  # noqa: E402
-from nascell.search.trial import Trial  # noqa: E402
 
 
 def _pids(executor, n):
