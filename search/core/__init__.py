@@ -6,5 +6,5 @@
   the strategy registry;
 * `evaluator`: the abstract `Evaluator` and `EvalResult`;
 * `loop` (+ `failures`): `run_search`, which asks, evaluates, tells, checkpoints and resumes,
-  and the guard that stops a search whose trials all fail.
+  the guard that stops a search whose trials all fail, and `progress`, the console line.
 """

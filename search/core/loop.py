@@ -1,8 +1,5 @@
 """The search loop: ask the strategy, evaluate through an executor, tell rewards as they come.
 
-(Over the house's 400 lines, at about 430: resume, exhaustion, failure streaks and kept
-weights all act on the one loop state; a split is due when it next grows.)
-
     result = run_search(space, strategy, evaluator, "runs/nb201-reinforce", num_trials=500)
     result.best.spec, result.best.reward
 
@@ -53,6 +50,7 @@ from absl import logging
 
 from nascell.search.core.evaluator import EvalResult, Evaluator
 from nascell.search.core.failures import DEFAULT_LIMIT, FailureStreak
+from nascell.search.core.progress import Progress
 from nascell.search.core.strategy import SpaceExhausted, Strategy
 from nascell.search.core.trial import Trial, TrialStatus
 from nascell.search.executors.base import Executor
@@ -166,7 +164,7 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
     evaluator.save_run_files(run.path)  # what an export needs besides the config
     loop = _Loop(space, strategy, evaluator, run, num_trials, executor, m, checkpoint_every,
                  top_k, tensorboard,
-                 _Progress(num_trials, progress_stream or sys.stderr) if progress else None,
+                 Progress(num_trials, progress_stream or sys.stderr) if progress else None,
                  streak)
     loop.weights = WeightsKeeper(run.path, int(keep_weights), loop.result_phase)
     try:
@@ -182,7 +180,7 @@ class _Loop:
 
     def __init__(self, space, strategy, evaluator, run: RunDir, num_trials: int,
                  executor: Executor, m: int, checkpoint_every: int, top_k: int,
-                 tensorboard: bool, progress: Optional["_Progress"], streak: FailureStreak):
+                 tensorboard: bool, progress: Optional[Progress], streak: FailureStreak):
         self.space, self.strategy, self.evaluator = space, strategy, evaluator
         self.run_dir, self.store = run, run.store
         self.num_trials, self.executor, self.m = num_trials, executor, m
@@ -385,53 +383,3 @@ class _Loop:
                 scalars[f"metrics/{key}"] = float(value)
         self.run_dir.write_scalars(step, scalars)
         self.run_dir.write_trial_summary(trial, self.space)  # its HParams session
-
-
-class _Progress:
-    """One console line: trials done/total, failed, best reward, trials/min, ETA."""
-
-    def __init__(self, total: int, stream: TextIO, every: float = 1.0):
-        self.total, self.stream, self.every = total, stream, every
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.start_time = time.time()
-        self.start_done = 0
-        self.last = 0.0
-        self.line = ""
-
-    def start(self, done: int, failed: int, best: Optional[float]) -> None:
-        self.start_time, self.start_done = time.time(), done
-        self.update(done, failed, best, force=True)
-
-    def update(self, done: int, failed: int, best: Optional[float], force: bool = False) -> None:
-        now = time.time()
-        if not force and done < self.total and now - self.last < self.every:
-            return
-        self.last = now
-        elapsed = max(now - self.start_time, 1e-9)
-        rate = (done - self.start_done) / elapsed * 60.0
-        remaining = self.total - done
-        eta = "?" if rate <= 0 else _duration(remaining / rate * 60.0)
-        best_text = "-" if best is None else f"{best:.4g}"
-        self.line = (f"trials {done}/{self.total}  failed {failed}  best {best_text}  "
-                     f"{rate:.1f} trials/min  ETA {eta}")
-        if done == self.start_done and done < self.total:  # the long first step, said once
-            self.line = (f"trials {done}/{self.total}  failed {failed}  best {best_text}  "
-                         f"waiting for the first result (loading data, building and tracing "
-                         f"the first child)")
-        if self.tty:
-            self.stream.write("\r" + self.line + "\033[K")
-        else:
-            self.stream.write(self.line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    mnt, s = divmod(rest, 60)
-    return f"{h}h{mnt:02d}m" if h else f"{mnt}m{s:02d}s"
