@@ -71,7 +71,7 @@ def train() -> Any:
 
 def export() -> Any:
     """The ``nascell-export`` console script."""
-    return _launch("nascell-export", "nascell.export.bin.export")
+    return _launch("nascell-export", "nascell.search.handover.exporting")
 
 
 def _launch(binary: str, module: str) -> Any:

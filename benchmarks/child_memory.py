@@ -152,8 +152,8 @@ class _ReportRSS:
 def run_pool() -> None:
     import keras  # noqa: F401  (the search process has TensorFlow imported, as a real one)
 
+    from nascell.search.core.trial import Trial
     from nascell.search.executors import LocalExecutor
-    from nascell.search.trial import Trial
 
     start = time.time()
     print(f"start: search process RSS {rss_mib():.0f} MiB; worker recycled every "

@@ -5,7 +5,7 @@ decisions, skips over up to 14 earlier layers), the base-8 cell space and the NA
 cell (6 decisions), and puts the numbers next to a child's cost to give the controller's
 share of a search's wall time. It also times a *second* controller of the same space (another
 seed: a new strategy in the same process), which reuses the first one's compiled programs
-(`nascell.search.controller_graph`) instead of tracing and compiling its own.
+(`nascell.search.strategies.controller.controller_graph`) instead of tracing and compiling its own.
 
     python benchmarks/controller_cost.py --repeats=50
 
@@ -38,8 +38,8 @@ def main(argv):
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-    from nascell.search.controller import Controller
     from nascell.search.spaces import create_space
+    from nascell.search.strategies.controller.controller import Controller
 
     m = FLAGS.m
     print(f"CPU, {FLAGS.threads} thread(s), m={m}, jit_compile={FLAGS.jit_compile}, "

@@ -1,7 +1,7 @@
 """ENAS vs NAS-RL: compute per architecture scored, measured in one run on PTB.
 
 * ENAS: a short ENAS search (the ``enas`` strategy and the ``supernet`` evaluator run by
-  `nascell.search.loop.run_search`, in a run directory like every search's) on a PTB proxy:
+  `nascell.search.core.loop.run_search`, in a run directory like every search's) on a PTB proxy:
   its whole cost (shared-weight training, controller training, derivation, graph tracing, and
   the run directory's store, checkpoints and TensorBoard summaries included) divided by the
   number of architectures it scored (each on one validation batch with the shared weights).
@@ -50,8 +50,8 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from enas_common import load_ptb_proxy, train_child
 
+    from nascell.search.core.loop import run_search
     from nascell.search.enas import build
-    from nascell.search.loop import run_search
 
     data = load_ptb_proxy(FLAGS.max_train, FLAGS.max_valid, None)
     data["test"] = None

@@ -26,12 +26,12 @@ from typing import Any, Dict, List
 
 from absl import app, flags
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.loop import run_search
+from nascell.search.core.space import Categorical, SearchSpace
+from nascell.search.core.strategy import Proposal, Strategy
+from nascell.search.core.trial import Trial
 from nascell.search.executors import create_executor
-from nascell.search.loop import run_search
-from nascell.search.space import Categorical, SearchSpace
-from nascell.search.strategy import Strategy
-from nascell.search.trial import Trial
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("executor", "local", ["local", "ray"], "Executor to measure.")
@@ -67,16 +67,16 @@ class UniformStrategy(Strategy):
 
     name = "uniform"
 
-    def ask(self, n: int = 1) -> List[Trial]:
-        out = []
-        for _ in range(n):
-            rng = random.Random(self.seed * 7919 + self.next_trial_id)
-            decisions = {d.name: rng.choice(d.choices) for d in self.space.decisions}
-            out.append(Trial(self.next_trial_id, decisions, self.space.decode(decisions)))
-            self.next_trial_id += 1
-        return out
+    def __init__(self, space: Any, seed: int = 0, **options: Any):
+        super().__init__(space, seed=seed, **options)
+        self.dedupe = False  # every proposal a trial: the measured runs' sequence
 
-    def tell(self, trial: Trial, reward: float) -> None:
+    def propose(self, n: int) -> List[Proposal]:
+        return [Proposal({d.name: rng.choice(d.choices) for d in self.space.decisions})
+                for rng in (random.Random(self.seed * 7919 + self.next_trial_id + i)
+                            for i in range(n))]
+
+    def observe(self, trial: Trial, reward: float) -> None:
         pass
 
     def get_state(self) -> Dict[str, Any]:

@@ -102,7 +102,7 @@ def run_job(job) -> dict:
     """Worker: one configuration on one table for one seed -> a record with its curve."""
     name, options, table, seed, budget, csv_path = job
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from nascell.search.strategy import create_strategy
+    from nascell.search.core.strategy import create_strategy
     options = dict(options)
     strategy_name = options.pop("strategy")
     if strategy_name == "reinforce":
@@ -115,7 +115,7 @@ def run_job(job) -> dict:
     space, evaluator = _table(table, csv_path)
     start, wall_start = time.process_time(), time.time()
     strategy = create_strategy(strategy_name, space, seed=seed, **options)
-    batch = getattr(strategy, "m", 1)
+    batch = strategy.m or 1
     best, curve, seen, from_controller = 0.0, [], set(), 0
     while len(curve) < budget:
         for trial in strategy.ask(min(batch, budget - len(curve))):

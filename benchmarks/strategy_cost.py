@@ -57,8 +57,8 @@ def worker() -> None:
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    from nascell.search.core.strategy import create_strategy
     from nascell.search.spaces import create_space
-    from nascell.search.strategy import create_strategy
     name, _, preset = FLAGS.config.partition(":")
     options = {"preset": preset} if preset and name == "reinforce" else (
         {"order": preset} if preset else {})
@@ -74,7 +74,7 @@ def worker() -> None:
     for seed in range(FLAGS.strategies):
         cpu, wall = time.process_time(), time.time()
         strategy = create_strategy(name, space, seed=seed, **options)
-        batch = getattr(strategy, "m", 1)
+        batch = strategy.m or 1
         done, best, seen = 0, 0.0, set()
         while done < FLAGS.trials:
             for trial in strategy.ask(min(batch, FLAGS.trials - done)):

@@ -1,6 +1,6 @@
 """nascell.export: a spec (or a trained layer) -> a standalone export folder, and back.
 
-    from nascell.export import export_spec, export_best, load
+    from nascell.export import export_spec, load
     path = export_spec(spec, "exports/cell", units=256, input_dim=128)
     layer = load(path)            # nascell.RNN(TreeCell(...)) with the exported weights
 
@@ -11,30 +11,38 @@ required), and any kind a user registers.
 
 The folder holds ``spec.json``, ``weights.npz``, ``layer.keras``, a ``saved_model/`` with
 named endpoints (TensorFlow alone runs it), ``architecture.dot`` and ``metadata.json``; see
-`nascell.export.exporter`, `nascell.export.artifacts` and docs/export.md. ``export_best``
-exports a search run's best trial through `nascell.search.handover`, the one module that joins
-search and export. The binary ``nascell-export`` does the same from the command line.
+`nascell.export.exporter`, `nascell.export.artifacts` and docs/export.md.
 
-An export of trained weights (from a search or ``nascell-train``) also holds the whole model
-they were trained in (``model/``, `nascell.export.serving`); ``load_model(folder)`` rebuilds
-it with the exported layer put back.
+The export imports nothing of `nascell.search`. A search run's best trial is exported, and an
+export's whole trained model (``model/``, `nascell.export.serving`) rebuilt, on the search
+side: ``nascell.search.handover.export_best`` / ``load_model`` (and the ``nascell-export``
+binary's ``--run_dir``). ``nascell.export.export_best`` and ``nascell.export.load_model``
+still work in 0.2.x, with a FutureWarning: they forward to `nascell.search.handover` on first
+use (`_MOVED`, a lazy import by name, so importing `nascell.export` never imports the search;
+tests/test_layering.py allows this one forward and nothing else) and go in 0.3.0.
 
 The names below are imported on first use.
 """
 
 import importlib
+import warnings
 
 _EXPORTS = {
     "export_spec": "nascell.export.exporter",
-    "export_best": "nascell.export.exporter",
     "load": "nascell.export.loader",
     "load_spec": "nascell.export.loader",
     "load_metadata": "nascell.export.loader",
     "ExportFormatError": "nascell.export.artifacts",
     "WeightsMismatchError": "nascell.export.artifacts",
     "TrainedModel": "nascell.export.serving",
-    "load_model": "nascell.search.handover",  # the whole trained model (needs nascell.search)
 }
+
+# Deprecated names (moved to the search side in 0.2.0, removed in 0.3.0): forwarded lazily.
+_MOVED = {
+    "export_best": "nascell.search.handover",
+    "load_model": "nascell.search.handover",
+}
+_REMOVED_IN = "0.3.0"
 
 __all__ = sorted(_EXPORTS)
 
@@ -44,6 +52,12 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
+    if name in _MOVED:
+        warnings.warn(f"nascell.export.{name} has moved to {_MOVED[name]}.{name} (the search "
+                      f"side, which reads run directories); the old name goes in "
+                      f"{_REMOVED_IN}. Import it from {_MOVED[name]}.", FutureWarning,
+                      stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module 'nascell.export' has no attribute {name!r}")
 
 

@@ -55,7 +55,7 @@ from nascell.kinds.image import conv_endpoints, features_endpoints
 from nascell.kinds.recurrent import cell_endpoints, enas_cell_endpoints
 from nascell.spec import coerce_spec
 
-__all__ = ["export_spec", "export_best", "cell_endpoints", "enas_cell_endpoints",
+__all__ = ["export_spec", "cell_endpoints", "enas_cell_endpoints",
            "conv_endpoints", "features_endpoints"]
 
 
@@ -294,10 +294,3 @@ def export_spec(spec: Any, directory: str, units: Optional[int] = None,
                  directory)
     return directory
 
-
-def export_best(run_dir: str, trial: Optional[int] = None, directory: Optional[str] = None,
-                **kwargs: Any) -> str:
-    """Export the best trial of a search run (or trial ``trial``); see
-    `nascell.search.handover.export_best`, which holds the run-directory side."""
-    from nascell.search.handover import export_best as _export_best  # the one glue module
-    return _export_best(run_dir, trial=trial, directory=directory, **kwargs)

@@ -6,7 +6,7 @@ the one layer every export has, the whole model that layer was trained in::
     model/saved_model/    a TensorFlow SavedModel with a ``serving_default`` signature
                           (TensorFlow alone loads and serves it; nascell is not needed)
     model/model.json      how nascell rebuilds it: the trainer, its build arguments, what it
-                          scored, the image preprocessing (`nascell.search.child_weights`)
+                          scored, the image preprocessing (`nascell.search.rundir.weights`)
     model/model.weights.h5  every weight of the model (Keras ``save_weights``)
 
 ``serving_default`` takes what a user has and returns what they want:

@@ -20,20 +20,20 @@ Your own data (a text folder, arrays, tf.data, an image folder, a tensorflow-dat
 Names that need TensorFlow (the controller, the executors' workers) load on first use.
 """
 
-from nascell.search.evaluator import EvalResult, Evaluator, FunctionEvaluator
-from nascell.search.evaluators import available_evaluators, create_evaluator, register_evaluator
-from nascell.search.space import Categorical, DepthSchedule, SearchSpace, Skips, SpaceError
-from nascell.search.spaces import available_spaces, create_space, register_space, space_from_config
-from nascell.search.strategy import (
+from nascell.search.core.evaluator import EvalResult, Evaluator, FunctionEvaluator
+from nascell.search.core.space import Categorical, DepthSchedule, SearchSpace, Skips, SpaceError
+from nascell.search.core.strategy import (
     Strategy,
     available_strategies,
     create_strategy,
     register_strategy,
 )
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.trial import Trial, TrialStatus
+from nascell.search.evaluators import available_evaluators, create_evaluator, register_evaluator
+from nascell.search.spaces import available_spaces, create_space, register_space, space_from_config
 
 _LAZY = {
-    "Controller": "nascell.search.controller",
+    "Controller": "nascell.search.strategies.controller.controller",
     "ReinforceStrategy": "nascell.search.strategies",
     "RandomStrategy": "nascell.search.strategies",
     "EvolutionStrategy": "nascell.search.strategies",
@@ -49,13 +49,13 @@ _LAZY = {
     "text_evaluator": "nascell.search.evaluators.own_data",
     "image_evaluator": "nascell.search.evaluators.own_data",
     "enas_evaluator": "nascell.search.evaluators.own_data",
-    "SearchResult": "nascell.search.loop",
-    "run_search": "nascell.search.loop",
-    "RunDir": "nascell.search.run_dir",
-    "RunDirError": "nascell.search.run_dir",
-    "ConfigMismatchError": "nascell.search.run_dir",
-    "TrialStore": "nascell.search.store",
-    "StoreError": "nascell.search.store",
+    "SearchResult": "nascell.search.core.loop",
+    "run_search": "nascell.search.core.loop",
+    "RunDir": "nascell.search.rundir.run_dir",
+    "RunDirError": "nascell.search.rundir.run_dir",
+    "ConfigMismatchError": "nascell.search.rundir.run_dir",
+    "TrialStore": "nascell.search.rundir.store",
+    "StoreError": "nascell.search.rundir.store",
 }
 
 

@@ -19,6 +19,11 @@ for an ENAS cell), ``features`` for conv, ENAS micro and macro nets), architectu
 any work; a bad one stops the program with a usage message saying what to pass. Accepts
 --flagfile.
 
+``--run_dir`` needs a search run read: the export imports nothing of `nascell.search`, so
+`main` takes a `RunSource` that does it, and the ``nascell-export`` console script is
+`nascell.search.handover.exporting.run`, which passes the search's. Run as
+``python -m nascell.export.bin.export``, this module exports specs only.
+
 The flags live in this module's own `FlagValues` (parsed first; absl's own flags such as
 --verbosity go to the global ones), so the module can be imported beside other binaries that
 also define --run_dir or --out, and tests can drive `main` in-process.
@@ -26,9 +31,12 @@ also define --run_dir or --out, and tests can drive `main` in-process.
 
 from __future__ import annotations
 
+import abc
+import dataclasses
+import functools
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from absl import app, flags
 
@@ -65,6 +73,33 @@ flags.DEFINE_boolean("tflite_select_tf_ops", False, "With --tflite: allow Tensor
                      "have no TensorFlow Lite builtin (the model then needs the Flex delegate); "
                      "what the sequence endpoints need.", **_)
 del _
+
+
+@dataclasses.dataclass
+class RunPlan:
+    """What ``--run_dir`` resolves to: the ``spec`` to export, the ``sizes`` the run trained
+    it at (`export_spec` keyword arguments) and the default ``folder`` under
+    ``<run_dir>/export/`` (``best``, ``trial_<id>`` or ``final``)."""
+
+    spec: Any
+    sizes: Dict[str, Any]
+    folder: str
+
+
+class RunSource(abc.ABC):
+    """Reads a search run for ``--run_dir`` (`nascell.search.handover.exporting` has the
+    search's); ``errors``: the exceptions that mean a bad run directory (a usage error)."""
+
+    errors: Tuple[type, ...] = (ValueError,)
+
+    @abc.abstractmethod
+    def plan(self, run_dir: str, trial: Optional[int], final: Optional[bool]) -> RunPlan:
+        """The trial (or final stage) of ``run_dir`` to export and its sizes."""
+
+    @abc.abstractmethod
+    def export(self, run_dir: str, trial: Optional[int], directory: str,
+               final: Optional[bool], **kwargs: Any) -> str:
+        """Export it into ``directory`` (``kwargs``: `export_spec`'s); returns the folder."""
 
 
 def _positive(name: str) -> Optional[int]:
@@ -125,7 +160,7 @@ def _check_sizes(spec, sizes: Dict[str, Any], from_run: bool) -> None:
         raise app.UsageError(message) from None
 
 
-def _plan() -> Dict[str, Any]:
+def _plan(run_source: Optional[RunSource]) -> Dict[str, Any]:
     """Check every flag and resolve what to export; raises app.UsageError before any work."""
     if (FLAGS.run_dir is None) == (FLAGS.spec_json is None):
         raise app.UsageError("pass exactly one of --run_dir (export a search's best trial) or "
@@ -145,29 +180,31 @@ def _plan() -> Dict[str, Any]:
             raise app.UsageError("--out is required with --spec_json (the folder to write)")
         spec = _read_spec(FLAGS.spec_json)
         _check_sizes(spec, sizes, from_run=False)
-        out, info = FLAGS.out, None
+        out, from_run = FLAGS.out, False
     else:
-        from nascell.search import handover  # the one module that joins search and export
+        if run_source is None:
+            raise app.UsageError("--run_dir exports a search run, which this module does not "
+                                 "read: run the nascell-export command (or python -m "
+                                 "nascell.search.handover.exporting)")
         if FLAGS.final and FLAGS.trial is not None:
             raise app.UsageError("pass --trial (a search trial) or --final (the final "
                                  "stage's model), not both")
         try:
-            info = handover.trial_for_export(FLAGS.run_dir, FLAGS.trial, FLAGS.final)
-        except (handover.RunExportError, ValueError) as e:
+            plan = run_source.plan(FLAGS.run_dir, FLAGS.trial, FLAGS.final)
+        except run_source.errors as e:
             raise app.UsageError(f"--run_dir {FLAGS.run_dir}: {e}") from None
-        spec = info["spec"]
-        merged = {**handover.export_sizes(info), **explicit}
+        spec = plan.spec
+        merged = {**plan.sizes, **explicit}
         _check_sizes(spec, merged, from_run=True)
         explicit = merged
-        sub = ("final" if info["stage"] == "final" else "best" if FLAGS.trial is None
-               else f"trial_{info['trial_id']}")
-        out = FLAGS.out or os.path.join(FLAGS.run_dir, "export", sub)
+        out = FLAGS.out or os.path.join(FLAGS.run_dir, "export", plan.folder)
+        from_run = True
     if os.path.exists(out) and not FLAGS.overwrite:
         raise app.UsageError(f"--out {out} already exists; pass --overwrite to replace it")
     for name in ("tflite_endpoint", "tflite_select_tf_ops"):
         if FLAGS[name].present and not FLAGS.tflite:
             raise app.UsageError(f"--{name} needs --tflite")
-    return {"spec": spec, "out": out, "sizes": explicit, "info": info}
+    return {"spec": spec, "out": out, "sizes": explicit, "from_run": from_run}
 
 
 def _status(line: str) -> None:
@@ -198,12 +235,13 @@ def _write_tflite(path: str) -> int:
     return 0
 
 
-def main(argv: List[str]) -> int:
+def main(argv: List[str], run_source: Optional[RunSource] = None) -> int:
+    """Export what the (parsed) flags say; ``run_source`` serves ``--run_dir``."""
     _quiet.quiet_python_logs()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    plan = _plan()
-    from nascell.export.exporter import export_best, export_spec
+    plan = _plan(run_source)
+    from nascell.export.exporter import export_spec
     _status(f"exporting {plan['spec'].kind} spec (SavedModel, layer.keras, picture) ...")
     sizes = dict(plan["sizes"])
     use_bias = sizes.pop("use_bias", None)
@@ -211,13 +249,12 @@ def main(argv: List[str]) -> int:
     if use_bias is not None:
         layer_config["use_bias"] = use_bias
     layer_config = layer_config or None
-    if plan["info"] is None:
+    if not plan["from_run"]:
         path = export_spec(plan["spec"], plan["out"], overwrite=FLAGS.overwrite,
                            layer_config=layer_config, **sizes)
     else:
-        path = export_best(FLAGS.run_dir, trial=FLAGS.trial, directory=plan["out"],
-                           final=FLAGS.final, overwrite=FLAGS.overwrite,
-                           layer_config=layer_config, **sizes)
+        path = run_source.export(FLAGS.run_dir, FLAGS.trial, plan["out"], FLAGS.final,
+                                 overwrite=FLAGS.overwrite, layer_config=layer_config, **sizes)
     from nascell.export.loader import load_metadata
     training = load_metadata(path)["weights"].get("training")
     how = "untrained weights (a fresh initialization)"
@@ -243,8 +280,9 @@ def parse_flags(argv: List[str]) -> List[str]:
         sys.exit(1)
 
 
-def run() -> None:
-    app.run(main, flags_parser=parse_flags)
+def run(run_source: Optional[RunSource] = None) -> None:
+    """Parse the flags and run `main` (``run_source``: what serves ``--run_dir``)."""
+    app.run(functools.partial(main, run_source=run_source), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":  # python -m: quiet as the binary, past TensorFlow's import

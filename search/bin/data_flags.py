@@ -188,7 +188,7 @@ def run_data_options(run_dir: Optional[str], kind: str) -> Dict[str, Any]:
     if not run_dir or given:
         return {}
     from nascell import _io
-    from nascell.search.run_dir import CONFIG_FILE
+    from nascell.search.rundir.run_dir import CONFIG_FILE
 
     try:
         config = _io.read_json_or_none(os.path.join(run_dir, CONFIG_FILE)) or {}

@@ -13,7 +13,7 @@ data_flags.py. Split it again when another stage is added.)
         --enas_option=epochs=2                                            # ENAS, shared weights
 
 Every strategy takes the same route: a space, a strategy, an evaluator and an executor, run by
-`nascell.search.loop.run_search` (ENAS is the ``enas`` strategy with the ``supernet``
+`nascell.search.core.loop.run_search` (ENAS is the ``enas`` strategy with the ``supernet``
 evaluator), then the best architecture exported through `nascell.search.handover`. Everything
 goes to --run_dir (default ./runs/<space>-<strategy>). Run the same command again after a crash
 (or with a larger --num_trials) to resume; a different search in the same directory is refused.
@@ -85,7 +85,7 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
         _usage(f"Argument `--max_consecutive_failures` must be >= 0 (0: never stop). "
                f"Received: --max_consecutive_failures={FLAGS.max_consecutive_failures}")
     space, modality = _resolve_space()
-    from nascell.search.strategy import available_strategies
+    from nascell.search.core.strategy import available_strategies
     strategies = available_strategies()
     if FLAGS.strategy not in strategies:
         _usage(f"--strategy={FLAGS.strategy}: unknown strategy; known: {_known(strategies)}")
@@ -95,7 +95,7 @@ def resolve(argv: List[str]) -> Dict[str, Any]:
     run_dir = FLAGS.run_dir or os.path.join("runs", f"{space}-{FLAGS.strategy}")
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         _usage(f"--run_dir={run_dir} is a file; pick a directory")
-    from nascell.search.run_dir import RunDir, RunDirError
+    from nascell.search.rundir.run_dir import RunDir, RunDirError
     try:
         RunDir.check_readable(run_dir)
     except RunDirError as e:
@@ -349,7 +349,7 @@ def _status(line: str) -> None:
 
 def _plot_rewards(run_dir: str) -> None:
     """<run_dir>/rewards.png: every trial's reward, failures, the best so far."""
-    from nascell.search.plots import plot_rewards
+    from nascell.search.rundir.plots import plot_rewards
     try:
         print(f"reward plot: {plot_rewards(run_dir)}")
     except ValueError:  # no trial finished: nothing to plot
@@ -372,12 +372,12 @@ def main(argv: List[str]) -> None:
         sys.stderr.write(f"nascell-search: {e}\nPass --helpshort or --helpfull to see help on "
                          "flags.\n")
         sys.exit(1)
+    from nascell.search.core.failures import SearchFailedError
+    from nascell.search.core.loop import run_search
+    from nascell.search.core.strategy import create_strategy
     from nascell.search.data import DataError, DataNotFoundError
-    from nascell.search.failures import SearchFailedError
-    from nascell.search.loop import run_search
-    from nascell.search.run_dir import RunDirError
+    from nascell.search.rundir.run_dir import RunDirError
     from nascell.search.spaces import create_space
-    from nascell.search.strategy import create_strategy
 
     space = create_space(plan["space"], **plan["space_options"])
     strategy = create_strategy(plan["strategy"], space, seed=FLAGS.seed,
@@ -385,10 +385,9 @@ def main(argv: List[str]) -> None:
     evaluator = build_evaluator(plan["evaluator"], plan["csv_path"], plan["evaluator_options"])
     executor = build_executor()
     # ask the controller's batch at a time: --m if given, else the strategy's own (a preset's)
-    m = FLAGS.m if FLAGS["m"].present else getattr(strategy, "m", FLAGS.m)
+    m = FLAGS.m if FLAGS["m"].present or strategy.m is None else strategy.m
     # a strategy with a schedule (ENAS) says how many trials one run of it takes
-    planned = getattr(strategy, "planned_trials", None)
-    num_trials = plan["num_trials"] or (planned() if planned else DEFAULT_CHILD_TRIALS)
+    num_trials = plan["num_trials"] or strategy.planned_trials() or DEFAULT_CHILD_TRIALS
     resuming = os.path.exists(os.path.join(plan["run_dir"], "config.json"))
     _status(f"{'resuming' if resuming else 'starting'} a search of {num_trials} trials "
             f"({plan['strategy']} on {plan['space']}, {plan['evaluator']} evaluator) in "
@@ -397,7 +396,7 @@ def main(argv: List[str]) -> None:
         result = run_search(space, strategy, evaluator, plan["run_dir"], num_trials=num_trials,
                             executor=executor, m=m, progress=FLAGS.progress,
                             checkpoint_every=(FLAGS.checkpoint_every
-                                              or getattr(strategy, "checkpoint_every", 1)),
+                                              or strategy.checkpoint_every),
                             top_k=FLAGS.top_k,
                             tensorboard=FLAGS.tensorboard,
                             max_consecutive_failures=FLAGS.max_consecutive_failures,

@@ -108,8 +108,8 @@ def _spec_of(data: Any, where: str):
 
 def _best_from_store(path: str):
     """The spec of the highest-reward finished trial in the trial store at ``path``."""
-    from nascell.search.store import StoreError, TrialStore
-    from nascell.search.trial import TrialStatus
+    from nascell.search.core.trial import TrialStatus
+    from nascell.search.rundir.store import StoreError, TrialStore
 
     try:
         store = TrialStore(path, readonly=True)
@@ -151,7 +151,7 @@ def resolve_spec():
     if os.path.isfile(best):
         with open(best, encoding="utf-8") as f:
             return _spec_of(json.load(f), best)
-    from nascell.search.run_dir import STORE_FILE
+    from nascell.search.rundir.run_dir import STORE_FILE
 
     store = os.path.join(FLAGS.run_dir, STORE_FILE)
     if os.path.isfile(store):

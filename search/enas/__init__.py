@@ -10,7 +10,7 @@ that scores with them, and `run_enas`, the one-call form of an ENAS search.
 * `options`: every ENAS setting by one flat name, and which part takes it.
 
 ``nascell-search --strategy=enas --space=enas_rnn|enas_conv|enas_macro`` and `run_enas` both
-build those three parts and run them with `nascell.search.loop.run_search`, in a run directory
+build those three parts and run them with `nascell.search.core.loop.run_search`, in a run directory
 like every other search's (docs/search.md).
 """
 
@@ -33,7 +33,7 @@ class ENASResult:
     epochs: int
     history: List[Dict[str, float]]
     run_dir: str
-    search: Any  # the `nascell.search.loop.SearchResult`
+    search: Any  # the `nascell.search.core.loop.SearchResult`
 
 
 def build(space_name: str, seed: int = 0, data: Optional[Dict[str, Any]] = None,
@@ -41,10 +41,10 @@ def build(space_name: str, seed: int = 0, data: Optional[Dict[str, Any]] = None,
     """``(space, strategy, evaluator)`` of an ENAS search: ``options`` are flat ENAS settings
     (`options.OPTIONS`), ``data_options`` the evaluator's data arguments (``dataset``,
     ``data_dir``, ``cifar_npz``, ``download``, ``subset``)."""
+    from nascell.search.core.strategy import create_strategy
     from nascell.search.enas.evaluator import SupernetEvaluator
     from nascell.search.enas.options import split_options
     from nascell.search.spaces import create_space
-    from nascell.search.strategy import create_strategy
     if space_name not in SPACES:
         raise ValueError(f"Argument `space_name` must be one of {list(SPACES)}. Received: "
                          f"space_name={space_name!r}")
@@ -68,11 +68,11 @@ def run_enas(space_name: str, run_dir: str, *, data_dir: Optional[str] = None,
     ``epochs``, ``shared_steps``, ``controller_steps``, ``controller_batch``, ``units``, ...).
     ``data`` replaces the data set (see `SupernetEvaluator`), ``data_dir`` says where it is.
     ``progress`` is called with each finished epoch's statistics. The search runs through
-    `nascell.search.loop.run_search` (``num_trials`` defaults to one ENAS run,
+    `nascell.search.core.loop.run_search` (``num_trials`` defaults to one ENAS run,
     ``strategy.planned_trials()``); restarting with the same arguments resumes it, and a
     finished run returns its stored result.
     """
-    from nascell.search.loop import run_search
+    from nascell.search.core.loop import run_search
     data_options = dict(data_options or {})
     if data_dir is not None:
         data_options["data_dir"] = data_dir

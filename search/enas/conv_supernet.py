@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from nascell.enas_spec import ENASConvCellSpec, ENASConvNode, conv_cell_loose_ends
-from nascell.search.enas import weights_io
+from nascell.search.rundir import weights as run_weights
 
 CONV_OPS = {"sep_conv_3x3": 3, "sep_conv_5x5": 5}
 
@@ -152,10 +152,10 @@ class ImageSupernet(keras.Model):
         return correct / max(1, total)
 
     def state_bytes(self) -> bytes:
-        return weights_io.weights_to_bytes(self.weights)
+        return run_weights.weights_to_bytes(self.weights)
 
     def load_state_bytes(self, data: bytes) -> None:
-        weights_io.load_weights_bytes(self.weights, data)
+        run_weights.load_weights_bytes(self.weights, data)
 
 
 class ConvSupernet(ImageSupernet):

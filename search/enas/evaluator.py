@@ -9,7 +9,9 @@ The evaluator owns the supernet of the space it is bound to (`supernet_task`: re
 the same loaders as the child trainers (`nascell.search.data`: PTB, character PTB or Tiny
 Shakespeare for cells; CIFAR-10 from ``cifar_npz``, ``data_dir`` or tensorflow-datasets for the
 image spaces). The ENAS strategy trains the supernet between controller steps; the evaluator
-only scores (`nascell.search.enas.tasks`). Because the two share one object, evaluations run in
+only scores (`nascell.search.enas.tasks`). `run_search` hands the task, built once here
+(`shared_task`), to the strategy, and asks the strategy to bring it up to date before each
+evaluation (`Strategy.before_evaluate`). Because the two share one object, evaluations run in
 the search's own process (``in_process_only``; the loop refuses worker processes).
 
 After the search, `trained_weights` (the hook `nascell.search.handover` calls when exporting)
@@ -29,7 +31,7 @@ import numpy as np
 from absl import logging
 
 from nascell.enas_spec import ENASConvCellSpec, ENASMacroSpec, ENASRNNCellSpec
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
 
 TEXT_DATASETS = ("ptb", "ptb_char", "tiny_shakespeare")
 IMAGE_DATASETS = ("cifar10",)
@@ -140,6 +142,10 @@ class SupernetEvaluator(Evaluator):
             self._task = self._build_task(_example_spec(space_or_spec))
         return self._task
 
+    def shared_task(self, space: Any):
+        """The supernet task, which the ENAS strategy trains (`supernet_task`)."""
+        return self.supernet_task(space)
+
     def _build_task(self, spec):
         from nascell.search.enas import tasks
         family = "recurrent" if spec.kind == ENASRNNCellSpec.kind else "image"
@@ -222,13 +228,13 @@ class SupernetEvaluator(Evaluator):
     # --- after the search: the weights of a derived cell -----------------------------------------
 
     @classmethod
-    def trained_weights(cls, run_dir: str, config: Dict[str, Any], info: Dict[str, Any]):
+    def trained_weights(cls, record: Any, sizes: Dict[str, Any]):
         """``(built ENASRNNCell, provenance facts)`` holding the subgraph of a recurrent trial's
         cell in the run's last supernet checkpoint, or None (image specs; no checkpoint)."""
-        spec = info.get("spec")
-        if not isinstance(spec, ENASRNNCellSpec):
+        spec, run_dir, config = record.spec, record.run_dir, record.config or {}
+        if not isinstance(spec, ENASRNNCellSpec) or not run_dir:
             return None
-        from nascell.search.run_dir import RunDir
+        from nascell.search.rundir.run_dir import RunDir
         run = RunDir.open_existing(run_dir)
         try:
             folder = run.strategy_dir()
@@ -240,7 +246,7 @@ class SupernetEvaluator(Evaluator):
                          "weights", run_dir)
             return None
         evaluator = config.get("evaluator") or {}
-        units = int(evaluator.get("units") or info.get("sizes", {}).get("units") or 0)
+        units = int(evaluator.get("units") or sizes.get("units") or 0)
         cell = cell_from_supernet(path, spec, units, bool(evaluator.get("per_activation", True)))
         return cell, {"supernet": path}
 

@@ -2,7 +2,7 @@
 
 An ENAS search is a space (``enas_rnn``, ``enas_conv``, ``enas_macro``), the ``enas`` strategy
 (controller and schedule) and the ``supernet`` evaluator (shared weights and data), run by
-`nascell.search.loop.run_search`. `run_enas` and ``nascell-search --enas_option=KEY=VALUE``
+`nascell.search.core.loop.run_search`. `run_enas` and ``nascell-search --enas_option=KEY=VALUE``
 accept the settings by one flat name each; `split_options` sends each where it belongs. The
 defaults live with the parts (`ENAS_CONTROLLER_DEFAULTS` and `ENAS_SCHEDULE_DEFAULTS` in
 `nascell.search.strategies.enas`, the evaluator's arguments in

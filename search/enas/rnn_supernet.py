@@ -27,7 +27,7 @@ import tensorflow as tf
 from nascell.activations import ACTIVATIONS
 from nascell.enas_cells import highway
 from nascell.enas_spec import ENAS_RNN_ACTIVATIONS, ENASRNNCellSpec
-from nascell.search.enas import weights_io
+from nascell.search.rundir import weights as run_weights
 
 
 class RNNSupernet(keras.Model):
@@ -249,10 +249,10 @@ class RNNSupernet(keras.Model):
     # --- state ---------------------------------------------------------------------------------
 
     def state_bytes(self) -> bytes:
-        return weights_io.weights_to_bytes(self.weights)
+        return run_weights.weights_to_bytes(self.weights)
 
     def load_state_bytes(self, data: bytes) -> None:
-        weights_io.load_weights_bytes(self.weights, data)
+        run_weights.load_weights_bytes(self.weights, data)
 
     def export_cell_weights(self, spec: ENASRNNCellSpec) -> List[np.ndarray]:
         """The subgraph's cell weights in `ENASRNNCell`'s order (kernel, recurrent, node1..)."""

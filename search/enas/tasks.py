@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from absl import logging
@@ -53,9 +53,6 @@ class SupernetTask:
         self.epochs_trained = 0  # shared phases completed
         self.last_loss = float("nan")
         self.weights_id = "init"  # changes whenever the weights change
-        #: set by the strategy: called before any scoring, so the weights are those of the
-        #: epoch the search is in (a resumed run catches up before it scores anything).
-        self.before_scoring: Optional[Callable[[], None]] = None
         #: set by the strategy: trial ids from here on are derive candidates.
         self.derive_from: Optional[int] = None
 
@@ -92,8 +89,6 @@ class SupernetTask:
         return [trial_id % len(self.valid_batches)]
 
     def evaluate(self, spec: Any, trial_id: int) -> Tuple[float, float]:
-        if self.before_scoring is not None:
-            self.before_scoring()
         return self.score(spec, self.batches_for(trial_id))
 
     # --- checkpoints ---------------------------------------------------------------------------

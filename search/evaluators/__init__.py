@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Dict, List
 
-from nascell.search.evaluator import EvalResult, Evaluator, FunctionEvaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator, FunctionEvaluator
 
 # name -> "module:ClassName"
 _EVALUATORS: Dict[str, str] = {

@@ -7,7 +7,7 @@ raises, so a misconfigured search stops at its first trial with the message nami
 
 A child returns the weights that earned its reward (`best_epoch_weights` keeps the best
 validation epoch's in memory; `pack_weights` turns the model into the files of
-`nascell.search.child_weights`), so the search can keep the best trials' trained weights
+`nascell.search.rundir.weights`), so the search can keep the best trials' trained weights
 wherever the child ran.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from absl import logging
 
-from nascell.search.evaluator import EvalResult
+from nascell.search.core.evaluator import EvalResult
 
 
 class ChildDiverged(FloatingPointError):
@@ -197,16 +197,16 @@ def best_epoch_weights(monitor: str, mode: str = "min", first_epoch: int = 0):
 
 def pack_weights(evaluator: Any, model: Any, describe: Callable[[], Dict[str, Any]]
                  ) -> Optional[Dict[str, bytes]]:
-    """``EvalResult.weights`` for ``model`` as it is now (`nascell.search.child_weights.pack`,
+    """``EvalResult.weights`` for ``model`` as it is now (`nascell.search.run_weights.pack`,
     ``describe()`` giving its ``model.json``), or None when the evaluator was asked not to
     return weights. Packing is not the child's training: if it fails, the trial keeps its
     reward and returns no weights (a warning says why)."""
     if not getattr(evaluator, "return_weights", True):
         return None
-    from nascell.search import child_weights
+    from nascell.search.rundir import weights as run_weights
 
     try:
-        return child_weights.pack(model, describe())
+        return run_weights.pack(model, describe())
     except Exception as e:  # e.g. no space left in the temporary folder
         logging.warning("could not pack the child's trained weights (%s: %s); the trial keeps "
                         "its reward without them", type(e).__name__, _first_line(e))

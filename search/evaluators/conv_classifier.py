@@ -11,7 +11,7 @@ Learning-rate schedule: constant ``lr``, multiplied by ``lr_decay`` at every mul
 ``lr_decay_epoch`` epochs (a step schedule; none when ``lr_decay_epoch`` is None).
 
 A child returns the weights of its reward's epoch with its result (``EvalResult.weights``,
-`nascell.search.child_weights`), with the image shape, classes and pixel whitening it was
+`nascell.search.rundir.weights`), with the image shape, classes and pixel whitening it was
 trained with; the test split, if asked for, is measured with those weights.
 """
 
@@ -22,9 +22,9 @@ from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
 
-from nascell.search import child_weights
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
 from nascell.search.evaluators import _child
+from nascell.search.rundir import weights as run_weights
 
 REWARD_EPOCHS = 5  # the reward uses the best of the last 5 epochs
 REWARD_POWER = 3
@@ -366,7 +366,7 @@ class ConvClassifierEvaluator(Evaluator):
             test_loss, test_acc = model.evaluate(test, verbose=0)
             metrics["test_acc"] = float(test_acc)
             metrics["test_loss"] = float(test_loss)
-        weights = _child.pack_weights(self, model, lambda: child_weights.describe(
+        weights = _child.pack_weights(self, model, lambda: run_weights.describe(
             self.name, self.model_args(spec, splits),
             {"valid_acc": float(accuracy), "epoch": best.epoch}, self.preprocessing(splits)))
         seconds = time.time() - start

@@ -17,7 +17,7 @@ import csv
 import os
 from typing import Any, Dict, Optional
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
 
 #: the best test accuracy in the table (percent).
 BEST_ACCURACY = 94.37

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nascell.search.evaluator import Evaluator
+from nascell.search.core.evaluator import Evaluator
 
 # The proxy budget of the children, here and in nascell-search: the flags' defaults
 # (`nascell.search.bin.child_flags.PROXY_DEFAULTS`) are built from it, with the data arguments.

@@ -30,7 +30,7 @@ Design choices, stated once:
   ``lr_decay_epoch`` (1-based) on, the learning rate is multiplied by ``lr_decay`` every epoch.
 * Validation perplexity is measured after every epoch on (up to ``max_valid_steps`` batches of)
   the validation split; the reward uses the best epoch, whose weights the child returns with
-  its result (``EvalResult.weights``, `nascell.search.child_weights`) and measures the test
+  its result (``EvalResult.weights``, `nascell.search.rundir.weights`) and measures the test
   split with.
 
 (Over the house's 400 lines: the two training paths, Keras fit and the state carried, share
@@ -46,8 +46,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
 
-from nascell.search import child_weights
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
 from nascell.search.evaluators import _child
 from nascell.search.evaluators.lm_parts import (  # noqa: F401  (public names of this module)
     LSTM,
@@ -60,6 +59,7 @@ from nascell.search.evaluators.lm_parts import (  # noqa: F401  (public names of
     tied_embedding_class,
     units_for_params,
 )
+from nascell.search.rundir import weights as run_weights
 
 REWARD_CONSTANT = 80.0
 DATASETS = ("ptb", "ptb_char", "tiny_shakespeare")
@@ -440,7 +440,7 @@ class RNNLanguageModelEvaluator(Evaluator):
 
     def _pack(self, model, model_args, valid_ppl: float, epoch: Optional[int]):
         """The child's weights for its `EvalResult` (`_child.pack_weights`)."""
-        return _child.pack_weights(self, model, lambda: child_weights.describe(
+        return _child.pack_weights(self, model, lambda: run_weights.describe(
             self.name, model_args(), {"valid_ppl": float(valid_ppl), "epoch": epoch}))
 
     @staticmethod

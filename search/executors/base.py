@@ -15,8 +15,8 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
-from nascell.search.evaluator import EvalResult, Evaluator
-from nascell.search.trial import Trial
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.trial import Trial
 
 Finished = Tuple[Trial, EvalResult]
 

@@ -32,9 +32,9 @@ from typing import Deque, Dict, List, Optional, Tuple
 from absl import logging
 
 import _nascell_launch
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.trial import Trial
 from nascell.search.executors.base import Executor, Finished, evaluate_trial
-from nascell.search.trial import Trial
 
 # The workers' initializer, run by `_nascell_launch.worker_setup` after it has imported
 # TensorFlow (quietly in a quiet binary's worker): named, not pickled, so that the worker's

@@ -20,9 +20,9 @@ from typing import Any, Dict, List, Optional, Set
 
 from absl import logging
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.trial import Trial
 from nascell.search.executors.base import Executor, Finished, evaluate_trial
-from nascell.search.trial import Trial
 
 
 def import_ray():

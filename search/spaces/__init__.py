@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List
 
-from nascell.search.space import SearchSpace
+from nascell.search.core.space import SearchSpace
 
 _SPACES: Dict[str, Callable[..., SearchSpace]] = {}
 # Another name -> the registered space it stands for (the paper's latest conv space).

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from nascell.search.space import Categorical, DepthSchedule, SearchSpace, Skips, SpaceError
+from nascell.search.core.space import Categorical, DepthSchedule, SearchSpace, Skips, SpaceError
 from nascell.spec import ConvLayer, ConvSpec
 
 FILTER_SIZES = (1, 3, 5, 7)

@@ -33,7 +33,7 @@ from nascell.enas_spec import (
     ENASRNNCellSpec,
     ENASRNNNode,
 )
-from nascell.search.space import Categorical, SearchSpace, Skips, SpaceError
+from nascell.search.core.space import Categorical, SearchSpace, Skips, SpaceError
 
 CELLS = ("normal", "reduction")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from nascell.search.space import Categorical, SearchSpace, SpaceError
+from nascell.search.core.space import Categorical, SearchSpace, SpaceError
 
 OPS: Tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_NODES = 4

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from nascell.search.space import Categorical, SearchSpace, SpaceError
+from nascell.search.core.space import Categorical, SearchSpace, SpaceError
 from nascell.spec import (
     EXTENDED_ACTIVATIONS,
     EXTENDED_COMBINES,

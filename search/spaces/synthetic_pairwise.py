@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from nascell.search.space import Categorical, SearchSpace, Skips
+from nascell.search.core.space import Categorical, SearchSpace, Skips
 
 NUM_NODES = 5
 OPS: Tuple[str, ...] = ("a", "b", "c")

@@ -6,8 +6,8 @@ from typing import Any, Dict
 
 import numpy as np
 
-from nascell.search.space import SearchSpace
-from nascell.search.trial import Trial
+from nascell.search.core.space import SearchSpace
+from nascell.search.core.trial import Trial
 
 
 def jsonable(decisions: Dict[str, Any]) -> Dict[str, Any]:

@@ -29,8 +29,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from nascell.search import dedupe
-from nascell.search.strategy import Proposal
+from nascell.search.core import dedupe
+from nascell.search.core.strategy import Proposal
 
 
 def controller_proposals(strategy: Any, out: Dict[str, np.ndarray],

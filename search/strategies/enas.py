@@ -7,9 +7,9 @@ supernet evaluator, the whole weight-sharing schedule.
     run_search(space, strategy, evaluator, "runs/enas", num_trials=strategy.planned_trials())
 
 It runs through the same loop, run directory, trial store and checkpoints as every strategy
-(`nascell.search.loop.run_search`); the controller learns by the one REINFORCE update of
-`ReinforceStrategy` (one step per ``m`` rewards). With a supernet (`bind` takes it from a
-`SupernetEvaluator`), each of ``epochs`` epochs is:
+(`nascell.search.core.loop.run_search`); the controller learns by the one REINFORCE update of
+`ReinforceStrategy` (one step per ``m`` rewards). With a supernet (`run_search` hands the
+`SupernetEvaluator`'s task to `bind`), each of ``epochs`` epochs is:
 
 1. the shared phase: ``shared_steps`` SGD steps on the supernet's shared weights, each on the
    next training batch with one architecture sampled from the controller (the controller does
@@ -45,10 +45,10 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 from absl import logging
 
+from nascell.search.core.strategy import register_strategy
+from nascell.search.core.trial import Trial
 from nascell.search.strategies import _common
 from nascell.search.strategies.reinforce import ReinforceStrategy
-from nascell.search.strategy import register_strategy
-from nascell.search.trial import Trial
 
 ENAS_CONTROLLER_DEFAULTS: Dict[str, Any] = {
     "units": 100, "num_layers": 1, "init_range": 0.1, "learning_rate": 3.5e-4,
@@ -132,14 +132,18 @@ class ENASStrategy(ReinforceStrategy):
     def phase_of(self, trial_id: int) -> str:
         return SEARCH if trial_id < self.search_trials else DERIVE
 
-    def bind(self, evaluator: Any) -> None:
-        """Share the evaluator's supernet (a `SupernetEvaluator`); others leave plain ask/tell."""
-        make = getattr(evaluator, "supernet_task", None)
-        if make is None:
+    def bind(self, shared_task: Any) -> None:
+        """Train the supernet task a `SupernetEvaluator` scores with (its `shared_task`); with
+        None (another evaluator) the strategy is plain ask/tell."""
+        if shared_task is None:
             return
-        self.task = make(self.space)
-        self.task.before_scoring = self._catch_up
+        self.task = shared_task
         self.task.derive_from = self.search_trials
+
+    def before_evaluate(self, trial: Trial) -> None:
+        """The shared weights are those of the epoch the search is in before anything is
+        scored (a resumed run catches up before it scores anything)."""
+        self._catch_up()
 
     def _due_epochs(self) -> int:
         """Shared phases the search should have run by now (the epoch it is in)."""

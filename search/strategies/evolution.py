@@ -17,7 +17,7 @@ space, a parent from an earlier stage gets random values for the decisions added
 No child is evaluated twice (the base class's dedupe): a child that repeats an architecture
 proposed before is drawn again (a new tournament and mutation), and when mutations keep
 repeating, the unseen neighbours of the best architectures are proposed instead
-(`nascell.search.dedupe`). ``dedupe=False``: Real et al.'s loop, repeats included.
+(`nascell.search.core.dedupe`). ``dedupe=False``: Real et al.'s loop, repeats included.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from nascell.search.space import Categorical
+from nascell.search.core.space import Categorical
+from nascell.search.core.strategy import Proposal, Strategy, register_strategy
+from nascell.search.core.trial import Trial
 from nascell.search.strategies import _common
-from nascell.search.strategy import Proposal, Strategy, register_strategy
-from nascell.search.trial import Trial
 
 
 @register_strategy

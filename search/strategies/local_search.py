@@ -4,7 +4,7 @@ The simplest strategy that is state of the art on the NAS benchmarks at small bu
 
 1. evaluate a uniformly random architecture; it is the *current* one;
 2. evaluate every neighbour of the current architecture (one decision changed: a Categorical
-   to another choice, or one skip candidate flipped; `nascell.search.dedupe.neighbours`), in
+   to another choice, or one skip candidate flipped; `nascell.search.core.dedupe.neighbours`), in
    random order;
 3. move to the best of them if it beats the current one, and go to 2; otherwise the current
    architecture is a local optimum: restart at 1.
@@ -26,10 +26,10 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from nascell.search import dedupe
+from nascell.search.core import dedupe
+from nascell.search.core.strategy import Proposal, Strategy, register_strategy
+from nascell.search.core.trial import Trial
 from nascell.search.strategies import _common
-from nascell.search.strategy import Proposal, Strategy, register_strategy
-from nascell.search.trial import Trial
 
 ORDERS = ("random", "predictor")
 

@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from nascell.search.core.strategy import Proposal, Strategy, register_strategy
+from nascell.search.core.trial import Trial
 from nascell.search.strategies import _common
-from nascell.search.strategy import Proposal, Strategy, register_strategy
-from nascell.search.trial import Trial
 
 
 @register_strategy

@@ -3,7 +3,7 @@
 `ask(n)` samples ``n`` architectures with the controller in one batched call; `tell` buffers
 rewards and, after every ``m`` of them (in tell order), applies one REINFORCE update
 ``1/m sum_k grad log P(a_k) (R_k - b)`` with ``b`` an exponential moving average of past
-rewards (see `nascell.search.controller`).
+rewards (see `nascell.search.strategies.controller.controller`).
 
 Asynchrony. With parallel executors, rewards arrive for architectures sampled before some
 earlier update. Each trial's ``meta`` keeps the tokens and the log-probability it was sampled
@@ -15,65 +15,32 @@ ratio ``min(c, P_now(a) / P_sampled(a))``, which corrects for staleness at the c
 variance. When ask/tell alternate in batches of ``m`` (the benchmark loop), every sample is
 exactly on-policy and both give the same update.
 
-Defaults and why:
+Presets (`PRESETS`; explicit options override any preset):
 
-* ``preset="paper"`` (`nascell-search`'s default on the paper's spaces): ``m=8``,
+* ``"paper"`` (`nascell-search`'s default on the paper's spaces): ``m=8``,
   ``baseline_decay=0.95``, Adam with the paper's learning rate (6e-4 for the conv spaces,
   5e-4 otherwise), raw rewards, no logit shaping, no entropy bonus, no dedupe: the paper's
-  controller, meant for searches of thousands of architectures.
-* Those defaults barely move the controller within a few hundred trials: Adam moves each
-  parameter by about ``lr`` per update, and 400 trials at m=8 are 50 updates, a change of
-  about 0.03 in any logit. That is why REINFORCE looks no better than random on NAS-Bench-201
-  in the literature. A second cause is repeats: once the policy sharpens, it proposes
-  architectures it has already seen, and each repeat spends a trial without new information.
-* ``preset="small_budget"`` fixes both, for budgets of tens to hundreds of trials:
-  ``learning_rate=0.02, m=4, baseline_decay=0.8, tanh_constant=2.5, reward="standardize",
-  dedupe=True``. The learning rate and the smaller ``m`` let the policy move within ~100
-  trials; ``tanh_constant`` caps logits at +-2.5 (at most 97% on one of 5 choices) so it never
-  collapses completely; standardizing makes the step independent of the reward's scale;
-  ``dedupe`` spends trials only on new architectures. On NAS-Bench-201 it beats random search
-  from 50 trials on but trails regularized evolution at 50-100 trials.
-* ``preset="rank_ppo"`` (the tabular spaces' default before ``guided``) is
-  ``small_budget`` with ``reward="rank", reward_window=50, update_steps=4, ppo_clip=0.3``.
-  Why REINFORCE was slow early, and what helped (NAS-Bench-201, 16 tuning seeds 100-115, not
-  the benchmark's seeds 0-49; mean regret at 25/50/100 trials; evolution 0.79/0.36/0.06):
-  - Adam moves each weight by about ``lr`` per step whatever the gradient's size, so what
-    limits early progress is the number of useful steps, not their scale. Raising ``lr``
-    (0.05: 0.82/0.48/0.24; 0.1 with rank: 0.83/0.66/0.44), lowering ``m`` (2 at lr 0.05:
-    0.74/0.57/0.27) or the temperature (0.5: 0.73/0.53/0.38) sharpened the policy sooner but
-    onto a wrong cell more often: worse at 100 trials than ``small_budget`` (0.92/0.54/0.29).
-  - Rank-based advantages (``reward="rank"``: each reward's centred rank among the last 50,
-    in [-1, 1]) instead of a standardized ``R - b``: robust while the baseline and the spread
-    are still guesses (the first batches), and insensitive to outliers such as the many
-    cells at 10% accuracy: 0.88/0.50/0.16.
-  - Several steps per batch (``update_steps=4``), PPO-style: steps after the first use the
-    clipped surrogate's gradient (importance ratio to the sampling policy, zero where the
-    ratio has left ``[1 - ppo_clip, 1 + ppo_clip]`` in the advantage's direction), so each
-    reward is used more without the policy running away from the data: 0.85/0.43/0.13 with
-    clip 0.2, 0.81/0.32/0.05 with clip 0.3 (on fresh seeds 116-131: 0.84/0.45/0.19 vs
-    evolution's 0.75/0.42/0.08). Two steps (0.85/0.45/0.09), a 20-reward window
-    (0.86/0.44/0.08) or m=8 with 4 steps (0.95/0.57/0.24) were not better.
-* ``preset="guided"`` (the default of ``create_strategy("reinforce", space)`` and of
-  `nascell-search` on the tabular spaces) keeps rank rewards, ``lr=0.02, m=4`` and the logit
-  cap, drops PPO reuse, and adds predictor-ranked proposals (`_guided`: a pool of 128
-  controller samples at temperature 2.0 ranked by a GP's expected improvement),
-  priority-queue training on the 10 best architectures (Abolafia et al. 2018) and the stall
-  rule (``stall=20, stall_every=2``: after 20 rewards without a new best, every second
-  proposal is an untried neighbour of the best architecture, best-first). Tuned with
-  benchmarks/search_efficiency.py on seeds 1000-1499 (never the reported seeds). The first
-  version (pool temperature 1.5, no stall rule) settled, on about 2% of seeds, on a cell
-  0.35-0.5 points below NAS-Bench-201's best and stayed there: the pool at 2.0 stays diverse
-  after the policy has sharpened, and the stall rule finds the one change that lifts a
-  stalled best (mean regret at 200 trials, seeds 1200-1499: 0.006 with the temperature
-  alone, 0.002 with the stall rule; the history is in benchmarks/README.md).
-  The 50-seed results are in benchmarks/README.md (``## search_efficiency``). Explicit
-  options override any preset.
+  controller, meant for searches of thousands of architectures. It barely moves within a few
+  hundred trials (Adam moves each parameter by about ``lr`` per update).
+* ``"small_budget"``: for budgets of tens to hundreds of trials, a larger learning rate, a
+  smaller ``m``, capped logits (``tanh_constant``), standardized rewards and dedupe, so the
+  policy moves within ~100 trials without collapsing onto one cell.
+* ``"rank_ppo"``: ``small_budget`` with rank rewards and several PPO-clipped steps per batch.
+* ``"guided"`` (`DEFAULT_PRESET`: ``create_strategy("reinforce", space)`` and `nascell-search`
+  on the tabular spaces): rank rewards, predictor-ranked proposals (`_guided`: a pool of
+  controller samples ranked by a GP's expected improvement), priority-queue training on the
+  best architectures (Abolafia et al. 2018) and the stall rule (untried neighbours of the best
+  after a stall).
+
+How each preset was tuned, on which seeds, and what was tried and rejected is in
+benchmarks/README.md (``## reinforce presets``); the results in ``## search_efficiency``.
 
 Dedupe (``dedupe=True``): a sample that repeats an architecture already told is not a new
 trial; the controller learns from its cached reward (it is a genuine on-policy sample, so the
 update keeps its expectation) and draws again; a repeat of a trial still in flight is dropped
 (the one source of bias: such samples are missing from the update). After
-`MAX_DEDUPE_ROUNDS` draws without a new architecture, `ask` allows repeats. The trial budget
+`Strategy.max_repeat_rounds` proposal rounds without a new architecture, `ask` takes the rest
+of the batch from `nascell.search.core.dedupe.novel_architectures`. The trial budget
 therefore counts distinct evaluations, as it would with a cache of trained children; the
 benchmark gives random search and evolution the same no-repeat rule.
 
@@ -104,9 +71,9 @@ import numpy as np
 from absl import logging
 
 from nascell import _io
+from nascell.search.core.strategy import Proposal, Strategy, register_strategy
+from nascell.search.core.trial import Trial
 from nascell.search.strategies import _common, _guided
-from nascell.search.strategy import Proposal, Strategy, register_strategy
-from nascell.search.trial import Trial
 
 REWARD_MODES = ("raw", "standardize", "rank")
 
@@ -213,7 +180,9 @@ class ReinforceStrategy(Strategy):
                              f"Received: acquisition={self.acquisition!r}")
         merged.setdefault("learning_rate", default_learning_rate(space))
         self.controller_options = merged
-        from nascell.search.controller import Controller  # TensorFlow only when needed
+        from nascell.search.strategies.controller.controller import (
+            Controller,  # TensorFlow only when needed
+        )
         self.controller = Controller(space, seed=seed, **merged)
         self._fresh()
 
@@ -331,6 +300,11 @@ class ReinforceStrategy(Strategy):
                  "advantage": float(np.mean(adv[:len(batch)])), "updates": c.updates}
         self.last_stats = stats
         logging.debug("reinforce update %d: %s", c.updates, stats)
+
+    def summary_scalars(self) -> Dict[str, float]:
+        """The last controller update's statistics (loss, reward, baseline, advantage,
+        updates), written to TensorBoard after each trial."""
+        return dict(self.last_stats)
 
     # --- state ---------------------------------------------------------------------------------
 

@@ -158,9 +158,9 @@ def test_a_quiet_binarys_worker_processes_are_quiet():
     hidden (its pool initializer is `worker_setup`), though it shares the binary's stderr."""
     proc = _run("""
         _quiet.start("nascell-search")  # as the console script does, before nascell
-        from nascell.search.evaluator import FunctionEvaluator
+        from nascell.search.core.evaluator import FunctionEvaluator
         from nascell.search.executors import LocalExecutor
-        from nascell.search.trial import Trial
+        from nascell.search.core.trial import Trial
         with LocalExecutor(workers=1, processes=True) as pool:
             pool.submit(Trial(0, {}, "2.5"), FunctionEvaluator(float))
             done = []

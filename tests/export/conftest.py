@@ -139,8 +139,8 @@ def conv_export(tmp_path_factory):
 
 
 def _make_run(run_dir, spec, reward_by_id, units=7):
-    from nascell.search.run_dir import RunDir
-    from nascell.search.trial import Trial, TrialStatus
+    from nascell.search.core.trial import Trial, TrialStatus
+    from nascell.search.rundir.run_dir import RunDir
     config = {"space": "rnn_cell", "evaluator": {"name": "rnn_lm", "units": units,
                                                  "tie_weights": True}}
     run = RunDir.open_or_create(str(run_dir), config)

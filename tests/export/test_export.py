@@ -252,7 +252,8 @@ def test_loaded_cell_runs_on_the_fast_path(cell_export):
 
 
 def test_export_best_and_trial(tmp_path, make_run):
-    from nascell.export import export_best, load
+    from nascell.export import load
+    from nascell.search.handover import export_best
     from nascell.spec import FIGURE5_SPEC
     run_dir = tmp_path / "run"
     make_run(run_dir, FIGURE5_SPEC, {0: 0.1, 1: 0.3, 2: 0.2})
@@ -268,12 +269,32 @@ def test_export_best_and_trial(tmp_path, make_run):
     assert load(path2).cell.units == 3
 
 
+def test_the_moved_names_still_work_with_a_warning(tmp_path, make_run):
+    """nascell.export.export_best / load_model moved to nascell.search.handover in 0.2.0: the
+    old names forward there, and warn that they go in 0.3.0."""
+    import nascell.export
+    from nascell.search import handover
+    from nascell.spec import FIGURE5_SPEC
+    for name in ("export_best", "load_model"):
+        with pytest.warns(FutureWarning, match=rf"nascell.search.handover.{name}.*0\.3\.0"):
+            assert getattr(nascell.export, name) is getattr(handover, name)
+    assert "export_best" not in nascell.export.__all__
+    run_dir = tmp_path / "run"
+    make_run(run_dir, FIGURE5_SPEC, {0: 0.1, 1: 0.3})
+    with pytest.warns(FutureWarning):
+        path = nascell.export.export_best(str(run_dir))
+    assert path == str(run_dir / "export" / "best")
+    with open(os.path.join(path, "metadata.json")) as f:
+        assert json.load(f)["provenance"]["trial_id"] == 1
+
+
 def test_export_best_takes_the_trials_saved_weights(tmp_path, make_run):
     """A trial that saved its child model (<run_dir>/weights/trial_<id>.keras) is exported
     with the trained weights of its first recurrent layer."""
     import keras
 
-    from nascell.export import export_best, load
+    from nascell.export import load
+    from nascell.search.handover import export_best
     from nascell.spec import FIGURE5_SPEC
     from nascell.tree_cell import TreeCell
     run_dir = tmp_path / "run"

@@ -10,13 +10,14 @@ import pytest
 from absl import app
 
 from nascell.export.bin import export as cli
+from nascell.search.handover import exporting
 from nascell.spec import FIGURE5_SPEC
 
 
 def _main(*args):
     cli.FLAGS.unparse_flags()
     cli.FLAGS(["nascell-export", *args])
-    return cli.main(["nascell-export"])
+    return exporting.main(["nascell-export"])  # nascell-export: --run_dir served
 
 
 @pytest.fixture
@@ -60,6 +61,18 @@ def test_run_dir_trial(tmp_path, make_run):
     assert _main(f"--run_dir={run_dir}", "--overwrite", f"--out={tmp_path / 'best'}") == 0
     with open(tmp_path / "best" / "metadata.json") as f:
         assert json.load(f)["provenance"]["trial_id"] == 0
+
+
+def test_the_export_module_alone_reads_no_run(tmp_path, make_run):
+    """`nascell.export.bin.export` imports nothing of the search: run without the search's
+    run source (python -m nascell.export.bin.export), --run_dir says where it is served."""
+    run_dir = tmp_path / "run"
+    make_run(run_dir, FIGURE5_SPEC, {0: 0.2})
+    cli.FLAGS.unparse_flags()
+    cli.FLAGS(["nascell-export", f"--run_dir={run_dir}"])
+    with pytest.raises(app.UsageError, match="run the nascell-export command"):
+        cli.main(["nascell-export"])
+    assert not os.path.exists(run_dir / "export")
 
 
 @pytest.mark.parametrize("args, message", [

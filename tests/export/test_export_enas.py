@@ -22,7 +22,8 @@ from nascell.enas_spec import (
     ENASRNNCellSpec,
     enas_rnn_cell_spec,
 )
-from nascell.export import export_best, export_spec, load
+from nascell.export import export_spec, load
+from nascell.search.handover import export_best
 
 # Node 1 and node 3 both read node 0 ... loose ends 2 and 3 are averaged.
 RNN_SPEC = enas_rnn_cell_spec([0, 1, 0], ["tanh", "relu", "sigmoid", "identity"])
@@ -343,9 +344,10 @@ def load_spec_of(path):
 
 def _cli(*args):
     from nascell.export.bin import export as cli
+    from nascell.search.handover import exporting
     cli.FLAGS.unparse_flags()
     cli.FLAGS(["nascell-export", *args])
-    return cli.main(["nascell-export"])
+    return cli.main(["nascell-export"], run_source=exporting.RUN_SOURCE)
 
 
 def test_cli_on_enas_run_and_spec_file(enas_run, tmp_path, capsys):
@@ -377,20 +379,24 @@ def test_cli_on_enas_run_and_spec_file(enas_run, tmp_path, capsys):
 def test_export_sizes_of_an_enas_image_run(tmp_path):
     """An image ENAS run records the supernet's filters and num_cells (and the images' shape in
     each trial's metrics, or CIFAR-10's for a run on it); export takes them from there."""
+    import dataclasses
+
     from nascell.search import handover
     config = {"strategy": {"name": "enas", "units": 100},
               "evaluator": {"name": "supernet", "dataset": None, "units": 64, "filters": 6,
                             "num_cells": 2, "data": "custom"}}
-    info = {"spec": CONV_SPEC, "config": config, "metrics": {"input_shape": [8, 8, 3]}}
+    info = handover.ExportRecord(spec=CONV_SPEC, config=config,
+                                 metrics={"input_shape": [8, 8, 3]})
     assert handover.export_sizes(info) == {
         "layer_config": {"filters": 6, "num_cells": 2}, "input_shape": (8, 8, 3)}
     config["evaluator"].update(dataset="cifar10", data=None)
-    assert handover.export_sizes({**info, "metrics": {}}) == {
+    assert handover.export_sizes(dataclasses.replace(info, metrics={})) == {
         "layer_config": {"filters": 6, "num_cells": 2}, "input_shape": (32, 32, 3)}
-    assert handover.export_sizes({**info, "spec": MACRO_SPEC}) == {
+    assert handover.export_sizes(dataclasses.replace(info, spec=MACRO_SPEC)) == {
         "layer_config": {"filters": 6}, "input_shape": (8, 8, 3)}
     # a recurrent run: the supernet's width (not the controller's), tied embedding
-    assert handover.export_sizes({**info, "spec": RNN_SPEC}) == {"units": 64, "input_dim": 64}
+    assert handover.export_sizes(dataclasses.replace(info, spec=RNN_SPEC)) == {
+        "units": 64, "input_dim": 64}
 
 
 # --- the translation example on a one-state cell ----------------------------------------------

@@ -13,11 +13,11 @@ import random
 import time
 from typing import Any, Dict, List
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.space import Categorical, SearchSpace
+from nascell.search.core.strategy import Proposal, Strategy, register_strategy
+from nascell.search.core.trial import Trial
 from nascell.search.evaluators import register_evaluator
-from nascell.search.space import Categorical, SearchSpace
-from nascell.search.strategy import Strategy, register_strategy
-from nascell.search.trial import Trial
 
 
 def toy_space(size: int = 10) -> SearchSpace:
@@ -36,29 +36,33 @@ except ImportError:  # the spaces registry is not there yet
 
 @register_strategy
 class ToyRandomStrategy(Strategy):
-    """Random sampling that remembers every id it asked and was told (to check resumes)."""
+    """Random sampling that remembers every id it asked and was told (to check resumes).
+
+    Repeats are allowed (no dedupe), so proposal ``i`` of an ask becomes trial
+    ``next_trial_id + i``, drawn from a generator seeded by that id."""
 
     name = "toy_random"
 
     def __init__(self, space: Any, seed: int = 0, **options: Any):
         super().__init__(space, seed=seed, **options)
+        self.dedupe = False
         self.asked: List[int] = []
         self.told: List[int] = []
         self.rewards: List[float] = []
 
-    def ask(self, n: int = 1) -> List[Trial]:
+    def propose(self, n: int) -> List[Proposal]:
         out = []
-        for _ in range(n):
-            tid = self.next_trial_id
-            self.next_trial_id += 1
-            rng = random.Random(self.seed * 100003 + tid)
-            decisions = {d.name: rng.choice(d.choices) for d in self.space.decisions}
-            out.append(Trial(tid, decisions, self.space.decode(decisions),
-                             meta={"asked_at": len(self.asked)}))
+        for i in range(n):
+            tid = self.next_trial_id + i
+            out.append(Proposal(self._decisions(random.Random(self.seed * 100003 + tid)),
+                                {"asked_at": len(self.asked)}))
             self.asked.append(tid)
         return out
 
-    def tell(self, trial: Trial, reward: float) -> None:
+    def _decisions(self, rng: random.Random) -> Dict[str, Any]:
+        return {d.name: rng.choice(d.choices) for d in self.space.decisions}
+
+    def observe(self, trial: Trial, reward: float) -> None:
         if trial.trial_id in self.told:
             raise AssertionError(f"trial {trial.trial_id} told twice")
         self.told.append(trial.trial_id)

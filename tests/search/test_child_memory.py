@@ -11,7 +11,7 @@ import weakref
 
 import numpy as np
 
-from nascell.search.evaluator import EvalResult
+from nascell.search.core.evaluator import EvalResult
 from nascell.search.evaluators import _child
 
 

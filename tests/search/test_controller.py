@@ -5,9 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
-from nascell.search.controller import Controller
-from nascell.search.space import Categorical, SearchSpace, Skips
-from nascell.search.strategy import create_strategy
+from nascell.search.core.space import Categorical, SearchSpace, Skips
+from nascell.search.core.strategy import create_strategy
+from nascell.search.strategies.controller.controller import Controller
 
 
 def _mixed_space():

@@ -10,12 +10,12 @@ import os
 import numpy as np
 import pytest
 
-from nascell.search import dedupe
-from nascell.search.evaluator import EvalResult, Evaluator
-from nascell.search.loop import run_search
-from nascell.search.space import Categorical, SearchSpace, Skips
+from nascell.search.core import dedupe
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.loop import run_search
+from nascell.search.core.space import Categorical, SearchSpace, Skips
+from nascell.search.core.strategy import Proposal, SpaceExhausted, create_strategy
 from nascell.search.spaces import create_space
-from nascell.search.strategy import Proposal, SpaceExhausted, create_strategy
 
 #: every built-in strategy that ask/tell drives (reinforce: its default preset and the paper's).
 STRATEGIES = {

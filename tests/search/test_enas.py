@@ -210,7 +210,7 @@ def _data():
 
 
 def _trials(run_dir):
-    from nascell.search.store import TrialStore
+    from nascell.search.rundir.store import TrialStore
     store = TrialStore(os.path.join(str(run_dir), "trials.sqlite"), readonly=True)
     try:
         return {t.trial_id: t for t in store.trials()}
@@ -228,7 +228,7 @@ def straight(tmp_path_factory):
 def test_enas_runs_through_the_one_engine(straight, monkeypatch):
     import json
 
-    from nascell.search.controller import Controller
+    from nascell.search.strategies.controller.controller import Controller
     trials = _trials(straight.run_dir)
     assert sorted(trials) == list(range(TRIALS))
     assert all(t.status.value == "done" for t in trials.values())
@@ -288,14 +288,14 @@ def test_an_interrupted_run_resumes_exactly(tmp_path, straight):
 
 
 def test_the_phases_touch_only_their_own_weights():
+    from nascell.search.core.strategy import create_strategy
     from nascell.search.enas.evaluator import SupernetEvaluator
-    from nascell.search.strategy import create_strategy
     space = enas_rnn_space(4)
     evaluator = SupernetEvaluator(units=8, batch_size=2, seq_len=6, shared_lr=0.5,
                                   data=_data())
     strategy = create_strategy("enas", space, epochs=2, shared_steps=3, controller_steps=1,
                                m=2, learning_rate=0.05, jit_compile=False)
-    strategy.bind(evaluator)
+    strategy.bind(evaluator.shared_task(space))
     task = strategy.task
     controller, supernet = _values(strategy.controller.weights), _values(task.supernet.weights)
     trials = strategy.ask(2)  # the first epoch's shared phase runs before anything is scored
@@ -358,7 +358,7 @@ def test_unknown_space_and_option_errors(tmp_path):
 
 
 def test_enas_strategy_ask_tell_without_a_supernet(tmp_path):
-    from nascell.search.strategy import create_strategy
+    from nascell.search.core.strategy import create_strategy
     space = enas_rnn_space(4)
     strategy = create_strategy("enas", space, seed=0, learning_rate=0.05, jit_compile=False)
     assert strategy.controller.temperature == 5.0 and strategy.controller.tanh_constant == 2.5

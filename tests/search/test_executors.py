@@ -7,15 +7,15 @@ import os
 import pytest
 import runs_helpers as h
 
-from nascell.search.evaluator import EvalResult, FunctionEvaluator
+from nascell.search.core.evaluator import EvalResult, FunctionEvaluator
+from nascell.search.core.loop import run_search
+from nascell.search.core.trial import Trial, TrialStatus
 from nascell.search.executors import (
     LocalExecutor,
     available_executors,
     create_executor,
     evaluate_trial,
 )
-from nascell.search.loop import run_search
-from nascell.search.trial import Trial, TrialStatus
 
 HELPERS = os.path.dirname(os.path.abspath(__file__))
 

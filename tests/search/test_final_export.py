@@ -15,9 +15,9 @@ import runs_helpers as h
 from nascell.export import load_metadata
 from nascell.search import handover
 from nascell.search.bin import train
+from nascell.search.core.loop import run_search
+from nascell.search.core.strategy import create_strategy
 from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
-from nascell.search.loop import run_search
-from nascell.search.strategy import create_strategy
 from nascell.search.training import final_model
 from nascell.spec import ConvLayer, ConvSpec
 
@@ -107,7 +107,7 @@ def test_final_stage_exports_a_model_tensorflow_alone_serves(parsed_flags, share
     from nascell.export.bin import export as cli
     cli.FLAGS.unparse_flags()
     cli.FLAGS(["nascell-export", f"--run_dir={run_dir}"])
-    cli.main(["nascell-export"])
+    handover.exporting.main(["nascell-export"])
     picked = load_metadata(str(run_dir / "export" / "final"))["weights"]["training"]
     assert picked["stage"] == "final" and picked["final_dir"] == os.path.abspath(final_dir)
     searched = load_metadata(handover.export_best(str(run_dir), final=False))

@@ -4,10 +4,10 @@ proposals check the best architecture's untried one-decision neighbours."""
 import numpy as np
 import pytest
 
-from nascell.search.dedupe import neighbours
-from nascell.search.space import Categorical, SearchSpace
-from nascell.search.strategy import create_strategy
-from nascell.search.trial import Trial
+from nascell.search.core.dedupe import neighbours
+from nascell.search.core.space import Categorical, SearchSpace
+from nascell.search.core.strategy import create_strategy
+from nascell.search.core.trial import Trial
 
 SPACE = SearchSpace("six", [Categorical(f"d{i}", list(range(4))) for i in range(6)])
 

@@ -14,8 +14,8 @@ import pytest
 kt = pytest.importorskip("keras_tuner")
 
 import nascell.search.keras_tuner as nkt  # noqa: E402
-from nascell.search import strategy as strategy_registry  # noqa: E402
-from nascell.search.keras_tuner.hp_space import HPSpace  # noqa: E402
+from nascell.search.core import strategy as strategy_registry  # noqa: E402
+from nascell.search.integrations.keras_tuner.hp_space import HPSpace  # noqa: E402
 
 # Every strategy nascell registers (not those other test modules register for themselves).
 STRATEGIES = [n for n in strategy_registry.available_strategies()

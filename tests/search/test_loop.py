@@ -9,10 +9,10 @@ import os
 import pytest
 import runs_helpers as h
 
-from nascell.search.loop import run_search
-from nascell.search.run_dir import ConfigMismatchError
-from nascell.search.store import TrialStore
-from nascell.search.trial import TrialStatus
+from nascell.search.core.loop import run_search
+from nascell.search.core.trial import TrialStatus
+from nascell.search.rundir.run_dir import ConfigMismatchError
+from nascell.search.rundir.store import TrialStore
 
 
 def _store(run_dir):
@@ -54,8 +54,8 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, capsys):
 def test_a_search_whose_trials_all_fail_stops_and_resumes(tmp_path):
     """The failure guard: N failures in a row stop the search with the first errors quoted;
     once the cause is fixed, the same search resumes where it stopped."""
-    from nascell.search.evaluator import FunctionEvaluator
-    from nascell.search.failures import SearchFailedError
+    from nascell.search.core.evaluator import FunctionEvaluator
+    from nascell.search.core.failures import SearchFailedError
     run_dir = str(tmp_path / "run")
     space = h.toy_space()
     broken = {"yes": True}
@@ -154,3 +154,39 @@ def test_crash_mid_trial_reevaluates_same_decisions_once(tmp_path, checkpoint_ev
     assert sorted(strategy.told) == list(range(12))
     assert len(strategy.told) == 12  # re-told from the store, never twice
     assert _store(run_dir).attempts(6) == 2
+
+
+def test_the_contracts_are_declared(tmp_path):
+    """Strategy and Evaluator are abstract classes; their optional hooks are documented
+    defaults the loop calls; run_search refuses an object that is neither, before any work."""
+    from nascell.search.core.evaluator import Evaluator, FunctionEvaluator
+    from nascell.search.core.strategy import Proposal, Strategy
+
+    class HalfStrategy(Strategy):  # propose without observe
+        name = "half"
+
+        def propose(self, n):
+            return [Proposal({"a": 0, "b": 0})]
+
+    space = h.toy_space(3)
+    with pytest.raises(TypeError, match="observe"):
+        HalfStrategy(space)
+    with pytest.raises(TypeError, match="evaluate"):
+        type("NoEvaluate", (Evaluator,), {})()
+    strategy, evaluator = h.ToyRandomStrategy(space), FunctionEvaluator(lambda spec: 1.0)
+    assert (strategy.m, strategy.checkpoint_every, strategy.planned_trials()) == (None, 1, None)
+    assert strategy.bind(None) is None and strategy.result_phase is None
+    assert evaluator.shared_task(space) is None and evaluator.in_process_only is False
+    assert Evaluator.trained_weights(None, {}) is None
+    run_dir = tmp_path / "run"
+    with pytest.raises(TypeError, match="Argument `evaluator` must be a nascell.search.Evaluator"):
+        run_search(space, strategy, lambda spec: 1.0, str(run_dir), num_trials=1, progress=False)
+    with pytest.raises(TypeError, match="Argument `strategy` must be a nascell.search.Strategy"):
+        run_search(space, object(), evaluator, str(run_dir), num_trials=1, progress=False)
+    assert not run_dir.exists()
+    # a strategy's before_evaluate runs before each evaluation, in order
+    seen = []
+    strategy.before_evaluate = lambda trial: seen.append(trial.trial_id)
+    result = run_search(space, strategy, evaluator, str(run_dir), num_trials=3, m=3,
+                        progress=False)
+    assert result.num_done == 3 and seen == [0, 1, 2]

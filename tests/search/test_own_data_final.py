@@ -11,7 +11,7 @@ import pytest
 from absl import app
 
 from nascell.search.bin import child_flags, train
-from nascell.search.run_dir import RunDir
+from nascell.search.rundir.run_dir import RunDir
 
 
 def _run_dir(path, evaluator, spec):

@@ -14,7 +14,7 @@ import time
 import own_data_helpers as helpers
 import pytest
 
-from nascell.search.store import TrialStore
+from nascell.search.rundir.store import TrialStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLI = [sys.executable, "-m", "nascell.search.bin.search"]
@@ -95,7 +95,7 @@ def test_text_folder_word_level_by_flags(tmp_path):
 
     # Other text in the same run directory is refused; the same text elsewhere is not.
     from nascell.search import text_evaluator
-    from nascell.search.run_dir import config_differences
+    from nascell.search.rundir.run_dir import config_differences
     with open(os.path.join(run_dir, "config.json")) as f:
         stored = json.load(f)
     moved = helpers.write_text_folder(str(tmp_path / "moved"))

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from nascell.search.plots import REWARDS_FILE, draw_rewards, plot_rewards, run_title
-from nascell.search.run_dir import RunDir, RunDirError
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.trial import Trial, TrialStatus
+from nascell.search.rundir.plots import REWARDS_FILE, draw_rewards, plot_rewards, run_title
+from nascell.search.rundir.run_dir import RunDir, RunDirError
 
 CONFIG = {"space": {"name": "toy"}, "strategy": {"name": "random"},
           "evaluator": {"name": "toy_eval"}, "m": 1}

@@ -10,10 +10,10 @@ import runs_helpers as h
 
 from nascell.export import load_metadata
 from nascell.search import handover
-from nascell.search.loop import run_search
-from nascell.search.store import TrialStore
-from nascell.search.strategy import create_strategy
-from nascell.search.trial import TrialStatus
+from nascell.search.core.loop import run_search
+from nascell.search.core.strategy import create_strategy
+from nascell.search.core.trial import TrialStatus
+from nascell.search.rundir.store import TrialStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from nascell.search.run_dir import ConfigMismatchError, RunDir, RunDirError
-from nascell.search.strategy import Strategy
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.strategy import Strategy
+from nascell.search.core.trial import Trial, TrialStatus
+from nascell.search.rundir.run_dir import ConfigMismatchError, RunDir, RunDirError
 
 CONFIG = {"space": {"name": "toy", "options": {"size": 3}}, "strategy": {"name": "r", "seed": 0},
           "evaluator": {"name": "e"}, "m": 2}
@@ -21,10 +21,10 @@ class _Counter(Strategy):
         super().__init__(None)
         self.n = 0
 
-    def ask(self, n=1):
+    def propose(self, n):
         return []
 
-    def tell(self, trial, reward):
+    def observe(self, trial, reward):
         self.n += 1
 
     def get_state(self):
@@ -108,7 +108,7 @@ def test_strategy_checkpoints_and_fallback(tmp_path):
     assert run.restore_strategy(s) == 0
     for i in range(3):
         _finish(run.store, i, i / 10)
-        s.tell(None, 0)
+        s.observe(None, 0)
         run.save_strategy(s, [i])
     assert run.strategy_generation == 3
     assert len(os.listdir(os.path.join(run.path, "strategy"))) == 2  # the newest two

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from nascell.search.store import TrialStore
+from nascell.search.rundir.store import TrialStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from nascell.search.space import Categorical, DepthSchedule, SearchSpace, Skips, SpaceError
+from nascell.search.core.space import Categorical, DepthSchedule, SearchSpace, Skips, SpaceError
 from nascell.search.spaces import available_spaces, create_space, space_from_config
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC, ConvLayer, ConvSpec
 

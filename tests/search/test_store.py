@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from nascell.search.store import StoreError, TrialStore
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.trial import Trial, TrialStatus
+from nascell.search.rundir.store import StoreError, TrialStore
 from nascell.spec import NAS_CELL_SPEC
 
 
@@ -87,8 +87,8 @@ def test_committed_finish_survives_kill(tmp_path):
     path = str(tmp_path / "t.sqlite")
     code = textwrap.dedent(f"""
         import os
-        from nascell.search.store import TrialStore
-        from nascell.search.trial import Trial, TrialStatus
+        from nascell.search.rundir.store import TrialStore
+        from nascell.search.core.trial import Trial, TrialStatus
         s = TrialStore({path!r})
         s.add([Trial(0, {{"a": 1}}, "x"), Trial(1, {{"a": 2}}, "y")])
         s.mark_running(0)

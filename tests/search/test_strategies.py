@@ -2,10 +2,10 @@
 
 import pytest
 
-from nascell.search.space import Categorical, SearchSpace, Skips
+from nascell.search.core.space import Categorical, SearchSpace, Skips
+from nascell.search.core.strategy import available_strategies, create_strategy
+from nascell.search.core.trial import Trial
 from nascell.search.spaces import create_space
-from nascell.search.strategy import available_strategies, create_strategy
-from nascell.search.trial import Trial
 
 
 def _space():

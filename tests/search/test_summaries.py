@@ -11,12 +11,13 @@ from typing import Any, Dict, List
 import pytest
 import runs_helpers as h
 
-from nascell.search.evaluator import EvalResult, FunctionEvaluator
-from nascell.search.loop import run_search
-from nascell.search.space import Categorical, SearchSpace, Skips
-from nascell.search.store import TrialStore
-from nascell.search.summaries import ScalarWriter, hparam_value
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.evaluator import EvalResult, FunctionEvaluator
+from nascell.search.core.loop import run_search
+from nascell.search.core.space import Categorical, SearchSpace, Skips
+from nascell.search.core.strategy import Proposal
+from nascell.search.core.trial import TrialStatus
+from nascell.search.rundir.store import TrialStore
+from nascell.search.rundir.summaries import ScalarWriter, hparam_value
 
 tf = pytest.importorskip("tensorflow")
 hp_metadata = pytest.importorskip("tensorboard.plugins.hparams.metadata")
@@ -82,15 +83,14 @@ class _StatsStrategy(h.ToyRandomStrategy):
         super().__init__(space, seed=seed, **options)
         self.reported: List[Dict[str, float]] = []
 
-    def ask(self, n=1):
+    def propose(self, n):
         out = []
-        for _ in range(n):
-            tid = self.next_trial_id
-            self.next_trial_id += 1
+        for i in range(n):
+            tid = self.next_trial_id + i
             rng = random.Random(self.seed * 1009 + tid)
             decisions = {"op": rng.choice(["conv3", "pool"]), "k": rng.choice([1, 3, 5]),
                          "in0": (), "in1": (0,) if rng.random() < 0.5 else ()}
-            out.append(Trial(tid, decisions, self.space.decode(decisions)))
+            out.append(Proposal(decisions))
             self.asked.append(tid)
         return out
 
@@ -209,7 +209,7 @@ def test_writer_skips_non_numbers_and_learns_new_metrics(tmp_path):
 
 
 def test_reinforce_search_logs_its_baseline(tmp_path):
-    from nascell.search.strategy import create_strategy
+    from nascell.search.core.strategy import create_strategy
     space = _space()
     strategy = create_strategy("reinforce", space, seed=1, preset="small_budget", m=2,
                                units=8, jit_compile=False)

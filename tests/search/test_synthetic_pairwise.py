@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nascell.search import dedupe
+from nascell.search.core import dedupe
 from nascell.search.evaluators import create_evaluator
 from nascell.search.spaces import create_space
 from nascell.search.spaces import synthetic_pairwise as sp
@@ -76,7 +76,7 @@ def test_the_cli_searches_the_synthetic_table(tmp_path):
     import subprocess
     import sys
 
-    from nascell.search.store import TrialStore
+    from nascell.search.rundir.store import TrialStore
     run_dir = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(

@@ -14,8 +14,8 @@ import pytest
 from absl import app
 
 from nascell.search.bin import train
-from nascell.search.store import TrialStore
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.trial import Trial, TrialStatus
+from nascell.search.rundir.store import TrialStore
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
 
 

@@ -17,11 +17,11 @@ from nascell import kinds
 from nascell.export import load, load_metadata
 from nascell.export.bin import export as cli
 from nascell.search import handover
+from nascell.search.core.loop import run_search
+from nascell.search.core.strategy import create_strategy
 from nascell.search.evaluators import create_evaluator
 from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
-from nascell.search.loop import run_search
-from nascell.search.store import TrialStore
-from nascell.search.strategy import create_strategy
+from nascell.search.rundir.store import TrialStore
 from nascell.spec import FIGURE5_SPEC, NAS_CELL_SPEC
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,7 +30,7 @@ def export_cli(*args):
     """nascell-export with ``args`` (``"--flag", value`` pairs), through its `main`."""
     cli.FLAGS.unparse_flags()
     cli.FLAGS(["nascell-export"] + [f"{k}={v}" for k, v in zip(args[::2], args[1::2])])
-    return cli.main(["nascell-export"])
+    return handover.exporting.main(["nascell-export"])
 
 
 def tiny_lm_evaluator(data_dir, **overrides):
@@ -162,7 +162,7 @@ def test_readme_main_job_then_nascell_export_gives_the_trained_child(tmp_path):
 def test_a_carry_state_childs_kept_model_scores_its_validation_perplexity(tmp_path):
     """A child trained with the state carried (truncated BPTT) is scored that way too: its
     returned model, rebuilt in the stateful form, gives its validation perplexity again."""
-    from nascell.search import child_weights
+    from nascell.search.rundir import weights as run_weights
 
     data = h.tiny_corpus(tmp_path / "text")
     evaluator = tiny_lm_evaluator(data, carry_state=True, epochs=1, steps_per_epoch=10)
@@ -172,8 +172,8 @@ def test_a_carry_state_childs_kept_model_scores_its_validation_perplexity(tmp_pa
     folder.mkdir()
     for name, payload in result.weights.items():
         (folder / name).write_bytes(payload)
-    model = child_weights.rebuild(str(folder), return_state=True)
+    model = run_weights.rebuild(str(folder), return_state=True)
     score = evaluator.validation_score(model)["valid_ppl"]
     assert score == pytest.approx(result.metrics["valid_ppl"], rel=1e-5)
     with pytest.raises(ValueError, match="return_state=True"):
-        evaluator.validation_score(child_weights.rebuild(str(folder)))
+        evaluator.validation_score(run_weights.rebuild(str(folder)))

@@ -7,11 +7,11 @@ import os
 import pytest
 import runs_helpers as h
 
-from nascell.search.evaluator import EvalResult
-from nascell.search.loop import run_search
-from nascell.search.store import TrialStore
-from nascell.search.trial import Trial, TrialStatus
-from nascell.search.weights_keeper import WeightsKeeper, trial_folder
+from nascell.search.core.evaluator import EvalResult
+from nascell.search.core.loop import run_search
+from nascell.search.core.trial import Trial, TrialStatus
+from nascell.search.rundir.store import TrialStore
+from nascell.search.rundir.weights import WeightsKeeper, trial_folder
 
 
 def _kept(run_dir):

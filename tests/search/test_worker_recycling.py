@@ -6,8 +6,8 @@ import os
 import pytest
 import runs_helpers as h
 
+from nascell.search.core.trial import Trial
 from nascell.search.executors import LocalExecutor, RayExecutor
-from nascell.search.trial import Trial
 
 
 def _pids(executor, n):

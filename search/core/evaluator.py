@@ -8,9 +8,9 @@ Evaluators must be picklable (they are shipped to worker processes and Ray tasks
 heavy state (datasets, models) out of ``__init__`` and build it lazily in ``evaluate``.
 
 An evaluator that trains a model may return its trained weights with the result
-(``EvalResult.weights``: file name -> bytes, `nascell.search.child_weights`), so they come home
+(``EvalResult.weights``: file name -> bytes, `nascell.search.rundir.weights`), so they come home
 from whichever machine trained them; the search loop keeps those of the best trials in the run
-directory (`nascell.search.weights_keeper`) and sets ``return_weights`` to False when it keeps
+directory (`nascell.search.rundir.weights`) and sets ``return_weights`` to False when it keeps
 none, so that no time is spent packing them.
 """
 
@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 
 @dataclasses.dataclass
 class EvalResult:
     """What an evaluation produced. A failed evaluation has ``reward == 0.0`` and an error.
 
-    ``weights``: the trained model as files (name -> bytes, `nascell.search.child_weights`), or
+    ``weights``: the trained model as files (name -> bytes, `nascell.search.rundir.weights`), or
     None (a tabular benchmark, an evaluator asked not to, a failed child).
     """
 
@@ -44,7 +44,11 @@ class EvalResult:
 
 
 class Evaluator(abc.ABC):
-    """Turns a trial's spec into a reward (higher is better)."""
+    """Turns a trial's spec into a reward (higher is better).
+
+    One abstract method, `evaluate`; the rest are optional hooks with documented defaults,
+    which `run_search` and the export call (they never probe an evaluator for attributes).
+    """
 
     #: the name the evaluator registry and the `--evaluator` flag know it by.
     name: str = ""
@@ -52,6 +56,9 @@ class Evaluator(abc.ABC):
     #: evaluators that train a model; `run_search` sets it from its ``keep_weights``. Not part
     #: of `config` (keeping weights or not does not change the search).
     return_weights: bool = True
+    #: whether evaluations must run in the search's own process (the strategy trains the
+    #: evaluator's shared task between trials: ENAS); `run_search` refuses other executors.
+    in_process_only: bool = False
 
     @abc.abstractmethod
     def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
@@ -64,6 +71,34 @@ class Evaluator(abc.ABC):
     def resources(self) -> Dict[str, float]:
         """What one evaluation needs from an executor, e.g. {"num_cpus": 1, "num_gpus": 1}."""
         return {"num_cpus": 1}
+
+    def save_run_files(self, run_dir: str) -> None:
+        """Called by `run_search` once the run directory is open: write what an export needs
+        besides the config (a text evaluator's vocabulary). Default: nothing."""
+        return None
+
+    def shared_task(self, space: Any) -> Any:
+        """State the evaluator scores with and the strategy trains, built once and handed to
+        the strategy by `run_search` (`nascell.search.core.strategy.Strategy.bind`): the ENAS
+        supernet evaluator's supernet and data. Default: None (nothing shared)."""
+        return None
+
+    @classmethod
+    def trained_weights(cls, record: Any, sizes: Dict[str, Any]) -> Optional[Tuple[Any, Dict]]:
+        """After the search: trained weights of a trial the run kept no model of, rebuilt from
+        what the evaluator left in the run directory, or None (the default: the export starts
+        from a fresh initialization).
+
+        Args:
+          record: the trial, a `nascell.search.handover.ExportRecord` (its ``spec``,
+            ``run_dir``, ``config``, ``metrics``).
+          sizes: the sizes the export builds the layer at (``units``, ``input_shape``, ...).
+
+        Returns:
+          ``(a built Keras layer or a weights file path, provenance facts for
+          metadata.json)``, or None.
+        """
+        return None
 
 
 class FunctionEvaluator(Evaluator):

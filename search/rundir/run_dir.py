@@ -2,13 +2,12 @@
 
     <run_dir>/
       config.json        the search's identity (space, strategy, evaluator, m); written once
-      trials.sqlite      every trial and every state change (`nascell.search.store`)
+      trials.sqlite      every trial and every state change (`nascell.search.rundir.store`)
       strategy/gen-N/    the strategy checkpoint (`Strategy.save`), newest two generations
       best/best.json     the best trial so far (spec, decisions, reward, metrics)
       best/top_k.json    the k best trials, best first
       weights/           trained weights of the best trials: trial_<id>/ (model.json,
-                         model.weights.h5; `nascell.search.weights_keeper`), or files an
-                         evaluator kept (trial_<id>.keras, .npz, ...)
+                         model.weights.h5; `nascell.search.rundir.weights`)
       tensorboard/       scalar summaries: reward, best so far, baseline, entropy, ...;
                          tensorboard/trials/<id>/ one HParams session per finished trial
 
@@ -34,19 +33,15 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from absl import logging
 
 from nascell import _io
-from nascell.search.store import StoreError, TrialStore, spec_to_json
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.trial import Trial, TrialStatus
+from nascell.search.rundir import weights
+from nascell.search.rundir.store import StoreError, TrialStore, spec_to_json
 
 CONFIG_FILE = "config.json"
 STORE_FILE = "trials.sqlite"
 STRATEGY_DIR = "strategy"
 BEST_DIR = "best"
 TENSORBOARD_DIR = "tensorboard"
-WEIGHTS_DIR = "weights"
-# Where a trial's trained weights may be, relative to the run directory ({id}: the trial id).
-_WEIGHT_FOLDERS = (WEIGHTS_DIR, "trials/{id}")
-_WEIGHT_NAMES = ("trial_{id}.keras", "model.keras", "weights.npz", "trial_{id}.npz",
-                 "trial_{id}")
 
 _KEEP_GENERATIONS = 2
 
@@ -304,25 +299,9 @@ class RunDir:
 
     def trial_weights(self, trial_id: int, metrics: Optional[Dict[str, Any]] = None
                       ) -> Optional[str]:
-        """The trained weights an evaluator kept for a trial, or None: a path in its metrics
-        (``weights`` or ``weights_path``, absolute or relative to the run directory), else a
-        file under ``weights/`` or ``trials/<id>/`` named ``trial_<id>.keras``,
-        ``model.keras``, ``weights.npz`` or ``trial_<id>.npz``, or a folder ``trial_<id>``
-        (the trained model the search kept, `nascell.search.weights_keeper`; an export folder
-        works too)."""
-        for key in ("weights", "weights_path"):
-            path = (metrics or {}).get(key)
-            if isinstance(path, str):
-                path = path if os.path.isabs(path) else os.path.join(self.path, path)
-                if os.path.exists(path):
-                    return path
-        for folder in _WEIGHT_FOLDERS:
-            for name in _WEIGHT_NAMES:
-                path = os.path.join(self.path, folder.format(id=trial_id),
-                                    name.format(id=trial_id))
-                if os.path.exists(path):
-                    return path
-        return None
+        """The trained weights the run holds for a trial, or None
+        (`nascell.search.rundir.weights.find_trial_weights`)."""
+        return weights.find_trial_weights(self.path, trial_id, metrics)
 
     # -- summaries -------------------------------------------------------------------------
 
@@ -335,7 +314,7 @@ class RunDir:
         decisions as hparams; reward, failed (0/1) and numeric metrics at step 0. The first
         call also declares the HParams experiment from `space.decisions` (default: the
         trial's decision names)."""
-        from nascell.search.summaries import numeric_metrics
+        from nascell.search.rundir.summaries import numeric_metrics
         writer = self._summary_writer()
         metrics = {"failed": float(trial.status == TrialStatus.FAILED),
                    **numeric_metrics(trial.metrics)}
@@ -348,7 +327,7 @@ class RunDir:
 
     def _summary_writer(self):
         if self._writer is None:
-            from nascell.search.summaries import ScalarWriter
+            from nascell.search.rundir.summaries import ScalarWriter
             self._writer = ScalarWriter(os.path.join(self.path, TENSORBOARD_DIR))
         return self._writer
 

@@ -15,7 +15,7 @@ plus a ``decode`` function from ``{name: value}`` to a spec (anything: a `nascel
 object, a string, ...) and, optionally, its inverse ``encode``. The paper's spaces are built
 from the same parts as a user's own::
 
-    from nascell.search.space import Categorical, Skips, SearchSpace
+    from nascell.search.core.space import Categorical, Skips, SearchSpace
 
     def decode(d):
         return [(d[f"op{i}"], d[f"in{i}"]) for i in range(3)]

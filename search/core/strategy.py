@@ -8,25 +8,31 @@ A strategy proposes trials and learns from their rewards; it never trains childr
 any evaluator (a tabular benchmark, a real child trainer, a user's function) can drive any
 strategy. A strategy's whole state saves to and restores from a folder, so a run resumes.
 
-No trial is a repeat. A strategy implements `propose` (candidate architectures) and `observe`
-(learn from a reward); `ask` and `tell`, here, keep a `nascell.search.dedupe.Ledger` of what
+`Strategy` is an abstract class, as Optuna's samplers are: a strategy implements the two
+abstract methods, `propose` (candidate architectures) and `observe` (learn from a reward).
+No trial is a repeat: `ask` and `tell`, here, keep a `nascell.search.core.dedupe.Ledger` of what
 was proposed and turn only *new* architectures into trials, for every strategy alike (see
-`nascell.search.dedupe`). ``dedupe=False`` (an option of every built-in strategy) turns the
-rule off: every proposal becomes a trial, as in the paper's loop. A strategy written the older
-way, overriding `ask` / `tell` / `get_state` / `set_state` itself, still works, and is then
-responsible for its own proposals.
+`nascell.search.core.dedupe`). ``dedupe=False`` (an option of every built-in strategy) turns the
+rule off: every proposal becomes a trial, as in the paper's loop.
+
+Everything else is an optional hook with a documented default, which `run_search` and
+``nascell-search`` call (they never probe a strategy for attributes): `observe_known`,
+`observe_in_flight`, `bind` and `before_evaluate` (ENAS' shared weights), `summary_scalars`
+(TensorBoard), `planned_trials`, `m` and `checkpoint_every` (the loop's defaults), and
+`result_phase`.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, Dict, Iterable, List, Optional, Type
 
 import numpy as np
 from absl import logging
 
-from nascell.search import dedupe as _dedupe
-from nascell.search.trial import Trial
+from nascell.search.core import dedupe as _dedupe
+from nascell.search.core.trial import Trial
 
 SpaceExhausted = _dedupe.SpaceExhausted
 
@@ -39,7 +45,7 @@ class Proposal:
     meta: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class Strategy:
+class Strategy(abc.ABC):
     """Base class: subclasses implement `propose` and `observe` (and extend the state).
 
     Subclasses that keep state extend `get_state` / `set_state` (calling ``super()``), which
@@ -49,12 +55,20 @@ class Strategy:
     #: registry name, e.g. "reinforce".
     name: str = ""
     #: proposal rounds in a row without a new architecture before `ask` falls back to
-    #: `nascell.search.dedupe.novel_architectures` for the rest of the batch.
+    #: `nascell.search.core.dedupe.novel_architectures` for the rest of the batch.
     max_repeat_rounds: int = 8
 
     #: when set, the run's best-trial files rank only the trials whose ``meta["phase"]`` is
     #: this (once there are any): the strategy's answer is chosen among them (ENAS: "derive").
     result_phase: Optional[str] = None
+
+    #: the trials to ask at a time (a controller's batch of rewards per update), or None: the
+    #: caller's default (``nascell-search --m`` overrides it when given).
+    m: Optional[int] = None
+
+    #: rewards between strategy checkpoints the strategy suggests to the loop (``nascell-search
+    #: --checkpoint_every`` overrides it when given).
+    checkpoint_every: int = 1
 
     def __init__(self, space: Any, seed: int = 0, **options: Any):
         self.space = space
@@ -70,28 +84,50 @@ class Strategy:
 
     # --- what a strategy implements ------------------------------------------------------------
 
+    @abc.abstractmethod
     def propose(self, n: int) -> List[Proposal]:
         """Up to ``n`` candidate architectures (repeats are filtered by `ask`)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement propose() (or ask())")
 
+    @abc.abstractmethod
     def observe(self, trial: Trial, reward: float) -> None:
         """Learn from a finished trial's reward (0.0 for a failed one)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement observe() (or tell())")
 
     def observe_known(self, proposal: Proposal, reward: float) -> None:
         """A proposal repeated an architecture evaluated before, with this reward: learn from
         it if the strategy can (REINFORCE does); it is not a trial. Default: nothing."""
+        return None
 
     def observe_in_flight(self, proposal: Proposal) -> None:
         """A proposal repeated an architecture still in flight; it is dropped. Default: nothing."""
+        return None
+
+    # --- optional hooks (documented no-ops) ------------------------------------------------------
+
+    def bind(self, shared_task: Any) -> None:
+        """Called by `run_search` before anything else (before a resume restores this
+        strategy) with the evaluator's shared task (`Evaluator.shared_task`; None for most
+        evaluators): a strategy that trains what the evaluator scores with (ENAS' supernet)
+        keeps it here. Default: nothing."""
+        return None
+
+    def before_evaluate(self, trial: Trial) -> None:
+        """Called by `run_search` just before ``trial`` goes to the evaluator: a strategy that
+        trains the shared task brings it up to date here (ENAS runs the shared phase of the
+        epoch the search is in, so a resumed run catches up before it scores anything).
+        Default: nothing."""
+        return None
+
+    def summary_scalars(self) -> Dict[str, float]:
+        """Scalars the loop writes to TensorBoard (as ``strategy/<name>``) after each trial,
+        e.g. REINFORCE's baseline and entropy. Default: none."""
+        return {}
+
+    def planned_trials(self) -> Optional[int]:
+        """How many trials one run of this strategy takes, for a strategy with a schedule
+        (ENAS: its search phase and derive candidates), or None (the caller decides)."""
+        return None
 
     # --- ask / tell ------------------------------------------------------------------------------
-
-    def bind(self, evaluator: Any) -> None:
-        """Called by `run_search` before anything else (before a resume restores this
-        strategy): a strategy that trains together with its evaluator (ENAS' shared weights)
-        takes what it needs here. Most strategies need nothing."""
-        return None
 
     def ask(self, n: int = 1) -> List[Trial]:
         """Propose ``n`` new trials (ids `next_trial_id...`), each with decisions and a spec.

@@ -15,8 +15,9 @@
 Any strategy of `nascell.search.available_strategies()` works (``reinforce``: the paper's
 controller; ``evolution``: regularized evolution; ``random``; ``enas``'s controller; ...).
 How hyperparameters become nascell decisions (Floats included) is in
-`nascell.search.keras_tuner.hp_space`; rewards, failures, repeats and saving in
-`nascell.search.keras_tuner.oracle`. Needs the ``tuner`` extra: ``pip install "nascell[tuner]"``.
+`nascell.search.integrations.keras_tuner.hp_space`; rewards, failures, repeats and saving in
+`nascell.search.integrations.keras_tuner.oracle`. Needs the ``tuner`` extra:
+``pip install "nascell[tuner]"``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ except ImportError as e:  # pragma: no cover - depends on the installation
 
 from typing import Any, Dict, Optional
 
-from nascell.search.keras_tuner.hp_space import FLOAT_POINTS, MAX_CHOICES, HPSpace
-from nascell.search.keras_tuner.oracle import DEFAULT_STRATEGY_OPTIONS, Oracle
+from nascell.search.integrations.keras_tuner.hp_space import FLOAT_POINTS, MAX_CHOICES, HPSpace
+from nascell.search.integrations.keras_tuner.oracle import DEFAULT_STRATEGY_OPTIONS, Oracle
 
 
 class StrategySearch(kt.Tuner):

@@ -1,8 +1,5 @@
 """The search loop: ask the strategy, evaluate through an executor, tell rewards as they come.
 
-(Over the house's 400 lines, at about 430: resume, exhaustion, failure streaks and kept
-weights all act on the one loop state; a split is due when it next grows.)
-
     result = run_search(space, strategy, evaluator, "runs/nb201-reinforce", num_trials=500)
     result.best.spec, result.best.reward
 
@@ -25,15 +22,18 @@ result's ``exhausted`` says so.
 
 A failed evaluation (an exception, a NaN reward, a lost worker) is recorded as failed with
 reward 0 and its error text; the strategy is told 0 and the search goes on, unless the last
-``max_consecutive_failures`` trials all failed (`nascell.search.failures`): then it stops with
+``max_consecutive_failures`` trials all failed (`nascell.search.core.failures`): then it stops with
 `SearchFailedError`, quoting the first errors, and a rerun resumes it.
 
 Trained weights an evaluator returns with a result (``EvalResult.weights``, from whichever
 machine trained the child) are kept for the ``keep_weights`` best trials under
-``run_dir/weights/`` (`nascell.search.weights_keeper`), crash-safe like the rest.
+``run_dir/weights/`` (`nascell.search.rundir.weights`), crash-safe like the rest.
 
-Before anything else, ``strategy.bind(evaluator)`` lets a strategy that trains together with
-its evaluator (ENAS' shared weights) take what it needs; the strategy's ``result_phase``, when
+The loop calls the strategy's and the evaluator's hooks (`Strategy`, `Evaluator`: abstract
+classes whose optional hooks are documented no-ops); it never probes them for attributes.
+Before anything else, the evaluator's shared task (`Evaluator.shared_task`: ENAS' supernet and
+its data, built once) is handed to the strategy (`Strategy.bind`), which trains it, and
+`Strategy.before_evaluate` runs before each evaluation; the strategy's ``result_phase``, when
 set, makes the best-trial files rank only the trials of that phase (ENAS' derived candidates).
 docs/search.md follows a search from flags to export.
 """
@@ -48,14 +48,15 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from absl import logging
 
-from nascell.search.evaluator import EvalResult, Evaluator
+from nascell.search.core.evaluator import EvalResult, Evaluator
+from nascell.search.core.failures import DEFAULT_LIMIT, FailureStreak
+from nascell.search.core.progress import Progress
+from nascell.search.core.strategy import SpaceExhausted, Strategy
+from nascell.search.core.trial import Trial, TrialStatus
 from nascell.search.executors.base import Executor
 from nascell.search.executors.local import LocalExecutor
-from nascell.search.failures import DEFAULT_LIMIT, FailureStreak
-from nascell.search.run_dir import RunDir
-from nascell.search.strategy import SpaceExhausted
-from nascell.search.trial import Trial, TrialStatus
-from nascell.search.weights_keeper import DEFAULT_KEEP, WeightsKeeper
+from nascell.search.rundir.run_dir import RunDir
+from nascell.search.rundir.weights import DEFAULT_KEEP, WeightsKeeper
 
 
 @dataclasses.dataclass
@@ -105,7 +106,7 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
     Args:
       space: the search space (its `config()` goes into the run config; its `decode` rebuilds
         the spec of a trial resumed from the store).
-      strategy: a `nascell.search.strategy.Strategy`.
+      strategy: a `nascell.search.core.strategy.Strategy`.
       evaluator: the `Evaluator` giving each trial its reward.
       run_dir: the run directory; created, or resumed if it holds this same search.
       num_trials: finished trials (done + failed) to reach, counting those of earlier runs.
@@ -121,13 +122,13 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
       max_consecutive_failures: stop with `SearchFailedError` once this many trials in a
         row have failed (None or 0: never).
       keep_weights: keep the trained weights of this many best trials (those the evaluator
-        returns, ``EvalResult.weights``) under run_dir/weights (`nascell.search.weights_keeper`);
+        returns, ``EvalResult.weights``) under run_dir/weights (`nascell.search.rundir.weights`);
         0: keep none, and ask the evaluator not to return them.
 
     Returns:
-      A `SearchResult`; raises `nascell.search.run_dir.RunDirError` for an unusable run
+      A `SearchResult`; raises `nascell.search.rundir.run_dir.RunDirError` for an unusable run
       directory (a different search, a corrupt file) before anything is evaluated, and
-      `nascell.search.failures.SearchFailedError` when the failure guard stops the search.
+      `nascell.search.core.failures.SearchFailedError` when the failure guard stops the search.
     """
     for name, value in (("num_trials", num_trials), ("m", m),
                         ("checkpoint_every", checkpoint_every)):
@@ -138,11 +139,17 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
     if keep_weights is None or int(keep_weights) < 0:
         raise ValueError(f"Argument `keep_weights` must be a non-negative integer. Received: "
                          f"keep_weights={keep_weights!r}")
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"Argument `strategy` must be a nascell.search.Strategy. Received: "
+                        f"strategy={strategy!r}")
+    if not isinstance(evaluator, Evaluator):
+        raise TypeError(f"Argument `evaluator` must be a nascell.search.Evaluator (wrap a "
+                        f"function in FunctionEvaluator). Received: evaluator={evaluator!r}")
     streak = FailureStreak(max_consecutive_failures)
     own_executor = executor is None
     if executor is None:
         executor = LocalExecutor()
-    if getattr(evaluator, "in_process_only", False) and not executor.in_process:
+    if evaluator.in_process_only and not executor.in_process:
         if own_executor:
             executor.shutdown()
         raise ValueError(f"Argument `executor` must evaluate in this process for the "
@@ -150,17 +157,14 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
                          f"strategy trains the same object between trials); received "
                          f"{type(executor).__name__} with parallelism {executor.parallelism}. "
                          "Use LocalExecutor(workers=1), the default.")
-    strategy.bind(evaluator)  # before the run directory restores the strategy
+    strategy.bind(evaluator.shared_task(space))  # before the run directory restores it
     run = RunDir.open_or_create(run_dir, search_config(space, strategy, evaluator, m,
                                                        extra_config))
-    if hasattr(evaluator, "return_weights"):  # no time spent packing weights nobody keeps
-        evaluator.return_weights = int(keep_weights) > 0
-    save_files = getattr(evaluator, "save_run_files", None)
-    if save_files is not None:  # what an export needs besides the config (a vocabulary)
-        save_files(run.path)
+    evaluator.return_weights = int(keep_weights) > 0  # no time packing weights nobody keeps
+    evaluator.save_run_files(run.path)  # what an export needs besides the config
     loop = _Loop(space, strategy, evaluator, run, num_trials, executor, m, checkpoint_every,
                  top_k, tensorboard,
-                 _Progress(num_trials, progress_stream or sys.stderr) if progress else None,
+                 Progress(num_trials, progress_stream or sys.stderr) if progress else None,
                  streak)
     loop.weights = WeightsKeeper(run.path, int(keep_weights), loop.result_phase)
     try:
@@ -176,14 +180,14 @@ class _Loop:
 
     def __init__(self, space, strategy, evaluator, run: RunDir, num_trials: int,
                  executor: Executor, m: int, checkpoint_every: int, top_k: int,
-                 tensorboard: bool, progress: Optional["_Progress"], streak: FailureStreak):
+                 tensorboard: bool, progress: Optional[Progress], streak: FailureStreak):
         self.space, self.strategy, self.evaluator = space, strategy, evaluator
         self.run_dir, self.store = run, run.store
         self.num_trials, self.executor, self.m = num_trials, executor, m
         self.checkpoint_every, self.top_k = checkpoint_every, top_k
         self.tensorboard, self.progress = tensorboard, progress
         self.streak = streak
-        self.result_phase = getattr(strategy, "result_phase", None)
+        self.result_phase = strategy.result_phase
         self.told_since_checkpoint: List[int] = []
         self.best_reward: Optional[float] = None
         self.in_flight: Dict[int, Trial] = {}
@@ -199,12 +203,11 @@ class _Loop:
         self.weights.reconcile(self.store)  # kept weights in line with the store
         generation = self.run_dir.restore_strategy(self.strategy)
         # Trials the strategy asked for after its checkpoint are in the store: never reuse ids.
-        self.strategy.next_trial_id = max(int(getattr(self.strategy, "next_trial_id", 0)),
+        self.strategy.next_trial_id = max(int(self.strategy.next_trial_id),
                                           self.store.max_trial_id() + 1)
         unfinished = self.store.unfinished()
-        remember = getattr(self.strategy, "remember", None)
-        if callable(remember):  # the store knows what was evaluated: never propose it again
-            remember(self.store.finished(), unfinished)
+        # the store knows what was evaluated: never propose it again
+        self.strategy.remember(self.store.finished(), unfinished)
         retold = self.run_dir.untold_trials(generation)
         for trial in retold:
             self.strategy.tell(trial, float(trial.reward or 0.0))
@@ -323,6 +326,7 @@ class _Loop:
         trial.status = TrialStatus.RUNNING
         self.in_flight[trial.trial_id] = trial
         self.started[trial.trial_id] = time.time()
+        self.strategy.before_evaluate(trial)
         self.executor.submit(trial, self.evaluator)
 
     def _finish(self, trial: Trial, result: EvalResult, step: int) -> None:
@@ -370,11 +374,8 @@ class _Loop:
         for key, value in (trial.meta or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 scalars[f"strategy/{key}"] = float(value)
-        # Strategy-provided scalars: summary_scalars(), or the last update's stats (REINFORCE:
-        # baseline, entropy, loss, ...).
-        provider = getattr(self.strategy, "summary_scalars", None)
-        stats = provider() if callable(provider) else getattr(self.strategy, "last_stats", None)
-        for key, value in (stats or {}).items():
+        # Strategy-provided scalars (REINFORCE: the last update's baseline, loss, ...).
+        for key, value in self.strategy.summary_scalars().items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 scalars[f"strategy/{key}"] = float(value)
         for key, value in (trial.metrics or {}).items():
@@ -382,53 +383,3 @@ class _Loop:
                 scalars[f"metrics/{key}"] = float(value)
         self.run_dir.write_scalars(step, scalars)
         self.run_dir.write_trial_summary(trial, self.space)  # its HParams session
-
-
-class _Progress:
-    """One console line: trials done/total, failed, best reward, trials/min, ETA."""
-
-    def __init__(self, total: int, stream: TextIO, every: float = 1.0):
-        self.total, self.stream, self.every = total, stream, every
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.start_time = time.time()
-        self.start_done = 0
-        self.last = 0.0
-        self.line = ""
-
-    def start(self, done: int, failed: int, best: Optional[float]) -> None:
-        self.start_time, self.start_done = time.time(), done
-        self.update(done, failed, best, force=True)
-
-    def update(self, done: int, failed: int, best: Optional[float], force: bool = False) -> None:
-        now = time.time()
-        if not force and done < self.total and now - self.last < self.every:
-            return
-        self.last = now
-        elapsed = max(now - self.start_time, 1e-9)
-        rate = (done - self.start_done) / elapsed * 60.0
-        remaining = self.total - done
-        eta = "?" if rate <= 0 else _duration(remaining / rate * 60.0)
-        best_text = "-" if best is None else f"{best:.4g}"
-        self.line = (f"trials {done}/{self.total}  failed {failed}  best {best_text}  "
-                     f"{rate:.1f} trials/min  ETA {eta}")
-        if done == self.start_done and done < self.total:  # the long first step, said once
-            self.line = (f"trials {done}/{self.total}  failed {failed}  best {best_text}  "
-                         f"waiting for the first result (loading data, building and tracing "
-                         f"the first child)")
-        if self.tty:
-            self.stream.write("\r" + self.line + "\033[K")
-        else:
-            self.stream.write(self.line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    mnt, s = divmod(rest, 60)
-    return f"{h}h{mnt:02d}m" if h else f"{mnt}m{s:02d}s"

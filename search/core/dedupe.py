@@ -1,7 +1,7 @@
 """No trial spent on a repeat: the ledger of proposed architectures and fresh ones when stuck.
 
 Every built-in strategy proposes candidates through `Strategy.propose`; `Strategy.ask` (in
-`nascell.search.strategy`) keeps them only if this `Ledger` has not seen them, so the rule
+`nascell.search.core.strategy`) keeps them only if this `Ledger` has not seen them, so the rule
 lives in one place for all strategies (as KerasTuner's Oracle does for its tuners):
 
 * an architecture already *evaluated* is not a new trial: the strategy is shown its known
@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from nascell.search.space import Categorical, SearchSpace
+from nascell.search.core.space import Categorical, SearchSpace
 
 #: spaces with at most this many architectures are enumerated when random draws keep failing.
 ENUMERATE_LIMIT = 2_000_000

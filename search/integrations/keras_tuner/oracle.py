@@ -5,7 +5,8 @@ model, reports the objective); this oracle turns each request into ``strategy.as
 finished trial into ``strategy.tell(trial, reward)``.
 
 * The search space is KerasTuner's: the oracle translates the `HyperParameters` it has
-  collected (see `nascell.search.keras_tuner.hp_space` for the rule, Floats included). A Tuner
+  collected (see `nascell.search.integrations.keras_tuner.hp_space` for the rule, Floats
+  included). A Tuner
   builds the hypermodel once before searching, so the space is normally known at the first
   trial. Hyperparameters first declared later (in ``run_trial`` or ``HyperModel.fit``) run with
   their defaults until KerasTuner registers them at the end of that trial; the oracle then sees
@@ -46,12 +47,17 @@ import numpy as np
 from absl import logging
 from keras_tuner.engine import trial as kt_trial
 
-from nascell.search.dedupe import SpaceExhausted
-from nascell.search.keras_tuner.hp_space import FLOAT_POINTS, MAX_CHOICES, HPSpace, values_key
-from nascell.search.space import Categorical, SearchSpace
+from nascell.search.core.dedupe import SpaceExhausted
+from nascell.search.core.space import Categorical, SearchSpace
+from nascell.search.core.strategy import Strategy, available_strategies, create_strategy
+from nascell.search.core.trial import Trial
+from nascell.search.integrations.keras_tuner.hp_space import (
+    FLOAT_POINTS,
+    MAX_CHOICES,
+    HPSpace,
+    values_key,
+)
 from nascell.search.strategies.reinforce import DEFAULT_PRESET
-from nascell.search.strategy import Strategy, available_strategies, create_strategy
-from nascell.search.trial import Trial
 
 DEFAULT_STRATEGY_OPTIONS: Dict[str, Dict[str, Any]] = {
     "reinforce": {"preset": DEFAULT_PRESET},

@@ -9,7 +9,7 @@ run can never overwrite a reward or train a finished child twice.
 
 The store also records which finished trials the strategy checkpoint has seen (``told_gen``,
 the checkpoint generation that includes the trial), so a resumed run re-tells exactly the
-trials the last checkpoint missed (see `nascell.search.run_dir`).
+trials the last checkpoint missed (see `nascell.search.rundir.run_dir`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from typing import Any, Dict, Iterable, List, Optional
 
 from nascell import _io
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.trial import Trial, TrialStatus
 
 SCHEMA_VERSION = 1
 

@@ -1,6 +1,6 @@
 """A finished search at a glance: every trial's reward, failures marked, the best so far.
 
-    from nascell.search.plots import plot_rewards
+    from nascell.search.rundir.plots import plot_rewards
     plot_rewards("runs/ptb")              # writes runs/ptb/rewards.png
 
 Trials are drawn in the order they finished (what the strategy learned from, and what
@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from nascell.search.run_dir import RunDir
-from nascell.search.trial import Trial, TrialStatus
+from nascell.search.core.trial import Trial, TrialStatus
+from nascell.search.rundir.run_dir import RunDir
 
 REWARDS_FILE = "rewards.png"
 

@@ -39,7 +39,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from keras_tuner.engine import hyperparameters as kt_hp
 
-from nascell.search.space import Categorical, SearchSpace
+from nascell.search.core.space import Categorical, SearchSpace
 
 #: default number of values a Float without ``step`` (or a log-sampled Int) becomes.
 FLOAT_POINTS = 10

@@ -46,8 +46,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nascell.search import controller_graph
-from nascell.search.space import Categorical, SearchSpace, Skips
+from nascell.search.core.space import Categorical, SearchSpace, Skips
+from nascell.search.strategies.controller import controller_graph
 
 
 class Controller(keras.Model):

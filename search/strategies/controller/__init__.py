@@ -1,0 +1,2 @@
+"""The LSTM controller of Zoph & Le's REINFORCE (and ENAS): `controller` (sampling, the update,
+its state) and `controller_graph` (the TensorFlow graphs it runs)."""
