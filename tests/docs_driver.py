@@ -127,9 +127,10 @@ def _run_command(doc_argv, run: bool):
     try:
         if binary == "nascell-export":
             from nascell.export.bin import export
+            from nascell.search.handover import exporting  # what the binary runs
             export.FLAGS.unparse_flags()
             rest = export.parse_flags(argv)
-            code = export.main(rest) if run else None
+            code = exporting.main(rest) if run else None
         else:
             from nascell.search.bin import search, train
             rest = flags.FLAGS(argv)

@@ -10,11 +10,10 @@ import os
 import subprocess
 import sys
 
+import docs_blocks
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # docs_blocks
-import docs_blocks  # noqa: E402
 
 
 def test_blocks_parse_and_markers_have_reasons():
