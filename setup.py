@@ -31,6 +31,7 @@ setup(
     python_requires=">=3.10",
     packages=_packages("nascell", "nascell") + _packages("search", "nascell.search")
     + _packages("export", "nascell.export"),
+    package_data={"nascell": ["cards/*.json"]},
     package_dir={"nascell": "nascell", "nascell.search": "search", "nascell.export": "export"},
     py_modules=["_nascell_launch"],
     install_requires=[

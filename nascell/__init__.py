@@ -7,6 +7,11 @@ The cell Zoph & Le found on Penn Treebank, as a drop-in Keras RNN cell:
 
     layer = nascell.RNN(NASCell(units=256), return_sequences=True)
 
+A named cell with its card (`nascell.named_cells`: the paper's cells and the ones nascell's
+searches found):
+
+    layer = nascell.RNN(nascell.named_cell("nas", units=200), return_sequences=True)
+
 Any searched cell, from its spec:
 
     from nascell import TreeCell, FIGURE5_SPEC
@@ -31,6 +36,13 @@ from nascell.enas_spec import (
                                ENASRNNNode,
 )
 from nascell.fast_rnn import RNN
+from nascell.named_cells import (
+                               CellCard,
+                               available_cells,
+                               cell_card,
+                               named_cell,
+                               register_cell,
+)
 from nascell.nas_cell import NASCell
 from nascell.spec import (
                                FIGURE5_SPEC,
@@ -51,6 +63,7 @@ from nascell.tree_cell import TreeCell
 __version__ = "0.1.0"
 
 __all__ = [
+    "CellCard", "available_cells", "cell_card", "named_cell", "register_cell",
     "CellIndex", "ConvLayer", "ConvNet", "ConvSpec", "ENASConvCellSpec", "ENASConvNet",
     "ENASConvNode", "ENASMacroLayer", "ENASMacroNet", "ENASMacroSpec", "ENASRNNCell",
     "ENASRNNCellSpec", "ENASRNNNode", "FIGURE5_SPEC", "NASCell", "NAS_CELL_SPEC",

@@ -71,6 +71,14 @@ OPTIMIZERS = ("sgd", "adam")
 _CORPORA: Dict[Tuple[str, Optional[str], bool], Any] = {}
 
 
+def reward_of(valid_ppl: float) -> float:
+    """The paper's reward ``80 / ppl^2``; 0 for a perplexity too large to square in floating
+    point (a run that blew up without turning NaN)."""
+    if not math.isfinite(valid_ppl) or valid_ppl > 1e150:
+        return 0.0
+    return REWARD_CONSTANT / valid_ppl ** 2
+
+
 def load_corpus(dataset: str, data_dir: Optional[str] = None, download: bool = False):
     """``(vocabulary, {split: int32 ids})`` for ``dataset`` in `DATASETS` (cached)."""
     from nascell.search.data import text
@@ -339,7 +347,7 @@ class RNNLanguageModelEvaluator(Evaluator):
         history = fit.history
         metrics: Dict[str, Any] = {
             "valid_ppl": fit.best_valid_ppl,
-            "reward": REWARD_CONSTANT / fit.best_valid_ppl ** 2,
+            "reward": reward_of(fit.best_valid_ppl),
             "valid_ppl_history": [h["valid_ppl"] for h in history],
             "train_ppl": history[-1]["train_ppl"],
             "train_loss": math.log(history[-1]["train_ppl"]),
@@ -446,7 +454,7 @@ class RNNLanguageModelEvaluator(Evaluator):
     @staticmethod
     def _result(metrics: Dict[str, Any], weights=None) -> EvalResult:
         valid_ppl, seconds = metrics["valid_ppl"], metrics["seconds"]
-        reward = REWARD_CONSTANT / valid_ppl ** 2
+        reward = reward_of(valid_ppl)
         logging.info("rnn_lm child: valid ppl %.2f, reward %.6g, %d params, %.1fs",
                      valid_ppl, reward, metrics["params"], seconds)
         return EvalResult(reward=reward, metrics=metrics, seconds=seconds, weights=weights)

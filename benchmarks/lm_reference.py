@@ -1,0 +1,162 @@
+"""The reference training of the discovery benchmarks (`proxy_fidelity`, `ptb_search`).
+
+Zaremba et al.'s "small" protocol, as `ptb_reproduction` trains it: two layers, untied
+embedding and softmax, every cell sized to the LSTM model's 4,651,600 parameters, SGD with
+global-norm clipping at 5, batch 20 x 20 steps, the state carried across batches, uniform
+[-0.1, 0.1] weights, no dropout, a constant learning rate. Every cell gets the same
+learning-rate grid, chosen on validation by successive halving: each rate trains one epoch,
+the rate with the best validation perplexity after it trains on to ``epochs``, and the
+reference score is that run's best validation perplexity. A run whose loss turns non-finite,
+or whose validation perplexity is no better than the uniform guess over the vocabulary, has
+diverged; a cell that diverges at every rate scores +inf (ranks last).
+
+Records are small JSON files (`Records`), one per unit of work, written atomically and never
+rewritten, so a campaign killed at any point resumes where it stopped; epoch checkpoints live
+in a separate folder and are resumed when present.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any, Callable, Dict, Optional, Sequence
+
+VOCAB = 10_000
+LSTM_UNITS = 200
+
+
+class Records:
+    """``<root>/<cell>/<job>.json``: one finished unit of work each (schema 1)."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def path(self, cell: str, job: str) -> str:
+        return os.path.join(self.root, cell, f"{job}.json")
+
+    def load(self, cell: str, job: str) -> Optional[Dict[str, Any]]:
+        path = self.path(cell, job)
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def save(self, cell: str, job: str, record: Dict[str, Any]) -> Dict[str, Any]:
+        from nascell import _io
+
+        record = {"schema": 1, "cell": cell, "job": job, **record,
+                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "loadavg": os.getloadavg()[0]}
+        _io.atomic_write_json(self.path(cell, job), record)
+        return record
+
+
+def diverged(ppl: Optional[float]) -> bool:
+    return ppl is None or not math.isfinite(ppl) or ppl >= VOCAB
+
+
+def score(record: Optional[Dict[str, Any]]) -> Optional[float]:
+    """A record's validation perplexity, lower is better; +inf when it diverged."""
+    if record is None:
+        return None
+    return math.inf if record["diverged"] else float(record["valid_ppl"])
+
+
+def timed(fn: Callable[..., Dict[str, Any]], *args: Any) -> Dict[str, Any]:
+    """``fn(*args)`` with its process CPU seconds (every thread) and wall seconds added."""
+    cpu, wall = time.process_time(), time.time()
+    out = fn(*args)
+    out["cpu_seconds"] = time.process_time() - cpu
+    out["wall_seconds"] = time.time() - wall
+    return out
+
+
+def best_lr(ppls: Dict[str, Optional[float]]) -> Optional[str]:
+    ok = {lr: p for lr, p in ppls.items() if not diverged(p)}
+    return min(ok, key=ok.get) if ok else None
+
+
+def reference_size(spec) -> Dict[str, Any]:
+    from nascell.search.evaluators.rnn_lm import is_lstm, language_model_params
+
+    if is_lstm(spec):
+        return {"units": LSTM_UNITS}
+    return {"target_params": language_model_params(VOCAB, LSTM_UNITS, 4, num_layers=2,
+                                                   tie_weights=False)}
+
+
+def zaremba_evaluator(spec, lr: float, data_dir: Optional[str], **kw):
+    """An `RNNLanguageModelEvaluator` of the reference's model and optimizer at rate ``lr``."""
+    from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
+
+    return RNNLanguageModelEvaluator(
+        dataset="ptb", data_dir=data_dir, num_layers=2, tie_weights=False, batch_size=20,
+        seq_len=20, optimizer="sgd", lr=lr, clipnorm=5.0, lr_decay_epoch=None, dropout=0.0,
+        seed=kw.pop("seed", 0), carry_state=True, test_batch_size=1, **reference_size(spec),
+        **kw)
+
+
+def train(spec, lr: str, epochs: int, checkpoint_dir: str, data_dir: Optional[str],
+          smoke: bool = False, seed: int = 0) -> Dict[str, Any]:
+    """Train ``spec`` at rate ``lr`` for ``epochs`` (resuming ``checkpoint_dir``)."""
+    from nascell.search.evaluators._child import ChildDiverged, clear_child_memory
+
+    ev = zaremba_evaluator(spec, float(lr), data_dir, epochs=epochs,
+                           steps_per_epoch=5 if smoke else None,
+                           max_valid_steps=3 if smoke else None, seed=seed)
+    try:
+        model, metrics = ev.train_model(spec, checkpoint_dir, evaluate_test=False)
+    except ChildDiverged as e:
+        clear_child_memory()
+        return {"valid_ppl": None, "diverged": True, "failure": str(e), "history": []}
+    del model
+    clear_child_memory()
+    history = [{k: h[k] for k in ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")}
+               for h in metrics["history"]]
+    ppl = metrics["valid_ppl"]
+    return {"valid_ppl": ppl, "diverged": diverged(ppl), "history": history,
+            "params": metrics["params"], "units": metrics["units"],
+            "resumed_after_epoch": metrics["resumed_after_epoch"], "evaluator": ev.config()}
+
+
+def reference(records: Records, cell: str, spec, lrs: Sequence[str], epochs: int,
+              out_dir: str, data_dir: Optional[str], smoke: bool = False,
+              log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """The grid's first epochs (records ``ref_e1_lr<lr>``), then the chosen rate on to
+    ``epochs`` (record ``reference``); returns the ``reference`` record."""
+    firsts = {}
+    for lr in lrs:
+        job = f"ref_e1_lr{lr}"
+        record = records.load(cell, job)
+        if record is None:
+            log(f"{cell}: reference epoch 1 at lr {lr} ...")
+            record = records.save(cell, job, timed(
+                train, spec, lr, 1, os.path.join(out_dir, cell, f"lr{lr}"), data_dir, smoke))
+            log(f"{cell}: lr {lr} epoch 1: valid ppl {record['valid_ppl']}, "
+                f"{record['cpu_seconds']:.0f} cpu s")
+        firsts[lr] = record["valid_ppl"]
+    done = records.load(cell, "reference")
+    if done is not None:
+        return done
+    lr = best_lr(firsts)
+    if lr is None or epochs <= 1:
+        ppl = None if lr is None else firsts[lr]
+        return records.save(cell, "reference", {
+            "valid_ppl": ppl, "diverged": diverged(ppl), "lr": lr, "ref_epochs": epochs,
+            "cpu_seconds": 0.0, "wall_seconds": 0.0, "epoch1_by_lr": firsts})
+    log(f"{cell}: reference lr {lr} on to epoch {epochs} ...")
+    record = timed(train, spec, lr, epochs, os.path.join(out_dir, cell, f"lr{lr}"), data_dir,
+                   smoke)
+    record = records.save(cell, "reference", {**record, "lr": lr, "ref_epochs": epochs,
+                                              "epoch1_by_lr": firsts})
+    log(f"{cell}: reference valid ppl {record['valid_ppl']} (lr {lr})")
+    return record
+
+
+def reference_cpu_seconds(records: Records, cell: str, lrs: Sequence[str]) -> float:
+    """CPU seconds of a cell's whole reference: the grid's first epochs and the rest."""
+    parts = [records.load(cell, f"ref_e1_lr{lr}") for lr in lrs]
+    parts.append(records.load(cell, "reference"))
+    return float(sum(r["cpu_seconds"] for r in parts if r))

