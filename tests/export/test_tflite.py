@@ -111,7 +111,7 @@ def test_every_file_of_an_export_is_as_readable_as_a_new_file(cell_export, tmp_p
     file_mode = stat.S_IMODE(os.stat(tmp_path / "plain").st_mode)
     folder_mode = stat.S_IMODE(os.stat(tmp_path / "plain_folder").st_mode)
     seen = []
-    for folder, dirs, names in os.walk(path):
+    for folder, _, names in os.walk(path):
         assert stat.S_IMODE(os.stat(folder).st_mode) == folder_mode, folder
         for name in names:
             mode = stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)
