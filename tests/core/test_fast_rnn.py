@@ -8,13 +8,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tolerance import ATOL, RTOL
 
 import nascell
 from nascell import ENASRNNCell, NASCell, TreeCell
 from nascell.enas_spec import ENAS_RNN_ACTIVATIONS, enas_rnn_cell_spec
 from nascell.spec import EXTENDED_ACTIVATIONS, EXTENDED_COMBINES, FIGURE5_SPEC, rnn_cell_spec
 
-TOL = dict(rtol=1e-5, atol=1e-5)
+TOL = dict(rtol=RTOL, atol=ATOL)  # the shared float32 tolerance (tests/tolerance.py)
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
