@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tolerance import ATOL, RTOL
+from tolerance import ATOL, RTOL, skip_float16_if_onednn_capped
 
 import nascell
 from nascell import ENASRNNCell, NASCell, TreeCell
@@ -219,16 +219,7 @@ def test_cells_without_the_hook_run_step_by_step():
                                    np.asarray(reference(xs, training=True)), **TOL)
 
 
-# ONEDNN_MAX_CPU_ISA below what the CPU has (.ci/numerics emulates an AVX2-only CPU that way)
-# crashes TensorFlow's float16 matmul in oneDNN on a CPU with AVX512-FP16 / AMX: TensorFlow
-# picks oneDNN's float16 kernel by the CPU, and the capped oneDNN has none. A real AVX2 CPU
-# never takes that kernel.
-_ONEDNN_CAPPED = (os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() != "ALL"
-                  and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0")
-
-
-@pytest.mark.skipif(_ONEDNN_CAPPED, reason="float16 matmul segfaults in oneDNN capped by "
-                    "ONEDNN_MAX_CPU_ISA on a CPU with float16 support (an emulation artifact)")
+@skip_float16_if_onednn_capped
 def test_mixed_precision_runs_step_by_step():
     """Under a mixed policy the cell's variables are float32 and its math float16: the layer
     falls back to the cell's own call, whose Keras autocasting handles that."""
