@@ -38,8 +38,7 @@ def staged_folder(directory: str, overwrite: bool) -> Iterator[str]:
     directory = check_target(directory, overwrite)
     parent, name = os.path.split(directory)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.tmp-")
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result is a normal folder
+    tmp = _io.temp_folder(parent, prefix=f".{name}.tmp-")  # a normal folder's mode, not 0700
     try:
         yield tmp
         fsync_tree(tmp)
@@ -79,14 +78,3 @@ def move_into_place(tmp: str, directory: str, overwrite: bool) -> None:
     _io.fsync_dir(parent)
     shutil.rmtree(old, ignore_errors=True)
 
-
-def _umask() -> int:
-    """The process umask, read without changing it (Linux), else the common 022."""
-    try:
-        with open("/proc/self/status", "r", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022

@@ -12,12 +12,58 @@ import tempfile
 from typing import Any, Optional
 
 
+def umask() -> int:
+    """The process umask, read without changing it (Linux), else the common 022.
+
+    Read from /proc rather than with ``os.umask`` (which sets it to read it), as another
+    thread may be creating files meanwhile."""
+    try:
+        with open("/proc/self/status", "r", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0666 less the umask (0644 usually)."""
+    return 0o666 & ~umask()
+
+
+def folder_mode() -> int:
+    """The mode ``os.makedirs`` gives a new folder: 0777 less the umask (0755 usually)."""
+    return 0o777 & ~umask()
+
+
+def temp_file(directory: str, suffix: str = "") -> str:
+    """A new empty hidden file in ``directory`` (for a write-then-rename), with the mode an
+    ordinary new file gets. ``tempfile.mkstemp`` makes it 0600, which the rename would keep:
+    a file another user (a serving process) may read would end up private."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    try:
+        os.fchmod(fd, file_mode())
+    finally:
+        os.close(fd)
+    return tmp
+
+
+def temp_folder(directory: str, prefix: str) -> str:
+    """A new hidden folder in ``directory`` (for a write-then-rename), with the mode an
+    ordinary new folder gets, not ``tempfile.mkdtemp``'s private 0700."""
+    tmp = tempfile.mkdtemp(dir=directory, prefix=prefix)
+    os.chmod(tmp, folder_mode())
+    return tmp
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` in one piece, with an ordinary new file's mode."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    tmp = temp_file(directory, suffix=os.path.basename(path))
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -352,7 +352,7 @@ def _plot_rewards(run_dir: str) -> None:
     from nascell.search.rundir.plots import plot_rewards
     try:
         print(f"reward plot: {plot_rewards(run_dir)}")
-    except ValueError:  # no trial finished: nothing to plot
+    except ValueError:  # no trial succeeded: nothing to plot
         pass
     except Exception as e:  # a plot must not cost the search its summary or its export
         logging.warning("could not draw the reward plot of %s: %s: %s", run_dir,
@@ -406,13 +406,19 @@ def main(argv: List[str]) -> None:
     except SearchFailedError as e:
         _plot_rewards(plan["run_dir"])
         sys.exit(f"nascell-search: {as_flags(str(e), ['max_consecutive_failures'])}")
-    except (DataError, DataNotFoundError) as e:  # your own data, read when the run starts
+    except (DataError, DataNotFoundError) as e:  # Evaluator.check_data, before any trial
         sys.exit(f"nascell-search: {e}")
     finally:
         executor.shutdown()
     best = result.best
     if result.exhausted:
         print(f"stopped early: {result.exhausted}")
+    if result.all_failed:  # nothing found: no plot of failures alone, and a failed exit
+        print(f"{result.num_failed} trials in {result.run_dir}: every one failed")
+        from nascell.search.core.failures import all_failed_message
+        sys.exit(f"nascell-search: {all_failed_message(result.run_dir, result.trials)} Fix "
+                 "the cause and run the same command again (finished trials are not "
+                 "evaluated again; raise --num_trials to evaluate new ones).")
     print(f"{result.num_done + result.num_failed} trials in {result.run_dir} "
           f"({result.num_failed} failed); best reward "
           f"{'-' if best is None else f'{best.reward:.6f}'}"

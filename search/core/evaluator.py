@@ -64,6 +64,19 @@ class Evaluator(abc.ABC):
     def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:
         """Evaluate one architecture. May raise; the caller records the error as a failure."""
 
+    def check_data(self) -> None:
+        """Check, once, before the first trial, what every child will train on: an optional
+        hook, a no-op here (a benchmark table or a function has no data to check).
+
+        `run_search` calls it before the run directory is created or resumed. An evaluator that
+        trains children on data overrides it to load that data and raise
+        `nascell.search.data.DataError` for a problem that does not depend on the
+        architecture (a split too short for one batch, an empty class, a vocabulary over its
+        cap), naming the split and the fix: the search then stops before it trains anything,
+        instead of recording the same error as a failure of every trial.
+        """
+        return None  # an optional hook: nothing to check by default
+
     def config(self) -> Dict[str, Any]:
         """JSON-serializable settings, stored in the run directory and compared on resume."""
         return {"name": self.name}

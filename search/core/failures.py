@@ -6,12 +6,13 @@ data, a broken evaluator, a bad flag the evaluator only notices when it runs) th
 spend its whole budget at reward 0. `FailureStreak` counts consecutive failures; once the
 limit is reached, the loop stops with `SearchFailedError`, whose message quotes the first
 errors of the streak and says how to resume. Everything already finished stays in the run
-directory.
+directory. A search that ends with every trial failed (too few trials for the guard) is
+reported with `all_failed_message`.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 DEFAULT_LIMIT = 10
 _QUOTED = 3  # distinct errors quoted in the message
@@ -66,3 +67,17 @@ class FailureStreak:
             f"{run_dir}/trials.sqlite. Fix the cause and run the same search again to resume "
             "(nothing finished is lost), or raise max_consecutive_failures (0: never stop).",
             list(self.failures))
+
+
+def all_failed_message(run_dir: str, trials: Sequence[Any]) -> str:
+    """One line for a search whose every finished trial failed: how many, the first distinct
+    errors, and where the full ones are."""
+    quoted: List[str] = []
+    for t in trials:
+        lines = (t.error or "no error text").strip().splitlines()
+        line = lines[0] if lines else "no error text"
+        if line not in quoted:
+            quoted.append(line)
+    return (f"every one of the {len(trials)} trials failed, so the search found no "
+            f"architecture. First errors: {'; '.join(quoted[:_QUOTED])}. The full errors are "
+            f"in {run_dir}/trials.sqlite.")

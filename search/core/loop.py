@@ -49,7 +49,7 @@ from typing import Any, Dict, List, Optional, TextIO
 from absl import logging
 
 from nascell.search.core.evaluator import EvalResult, Evaluator
-from nascell.search.core.failures import DEFAULT_LIMIT, FailureStreak
+from nascell.search.core.failures import DEFAULT_LIMIT, FailureStreak, all_failed_message
 from nascell.search.core.progress import Progress
 from nascell.search.core.strategy import SpaceExhausted, Strategy
 from nascell.search.core.trial import Trial, TrialStatus
@@ -73,6 +73,13 @@ class SearchResult:
     #: set when the search stopped short of num_trials because the space has no new
     #: architecture left (every one was evaluated): the reason, else "".
     exhausted: str = ""
+
+    @property
+    def all_failed(self) -> bool:
+        """True when trials finished and every one failed: the search found nothing (the
+        trials' errors say why: ``trials[i].error``). `run_search` logs it as an error;
+        ``nascell-search`` exits non-zero."""
+        return self.num_failed > 0 and self.num_done == 0
 
     @property
     def best_reward(self) -> Optional[float]:
@@ -126,9 +133,16 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
         0: keep none, and ask the evaluator not to return them.
 
     Returns:
-      A `SearchResult`; raises `nascell.search.rundir.run_dir.RunDirError` for an unusable run
-      directory (a different search, a corrupt file) before anything is evaluated, and
-      `nascell.search.core.failures.SearchFailedError` when the failure guard stops the search.
+      A `SearchResult`. When every trial failed, it is still returned (its ``all_failed`` is
+      True, ``best`` None) and the first errors are logged with `absl.logging.error`.
+
+    Raises:
+      nascell.search.data.DataError: the evaluator's `Evaluator.check_data` found the data
+        unusable for any architecture (a split too short for one batch, ...); raised before
+        the run directory is created or resumed, so nothing is trained or written.
+      nascell.search.rundir.run_dir.RunDirError: an unusable run directory (a different
+        search, a corrupt file), before anything is evaluated.
+      nascell.search.core.failures.SearchFailedError: the failure guard stopped the search.
     """
     for name, value in (("num_trials", num_trials), ("m", m),
                         ("checkpoint_every", checkpoint_every)):
@@ -146,6 +160,8 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
         raise TypeError(f"Argument `evaluator` must be a nascell.search.Evaluator (wrap a "
                         f"function in FunctionEvaluator). Received: evaluator={evaluator!r}")
     streak = FailureStreak(max_consecutive_failures)
+    # Data every child would fail on stops the search here, before anything is written.
+    evaluator.check_data()
     own_executor = executor is None
     if executor is None:
         executor = LocalExecutor()
@@ -287,12 +303,15 @@ class _Loop:
             self.progress.close()
         trials = self.store.finished()
         trials.sort(key=lambda t: t.trial_id)
-        return SearchResult(
+        result = SearchResult(
             run_dir=self.run_dir.path, best=best, trials=trials,
             num_done=sum(t.status == TrialStatus.DONE for t in trials),
             num_failed=sum(t.status == TrialStatus.FAILED for t in trials),
             seconds=time.time() - start, resumed=self.run_dir.resumed,
             exhausted=self.exhausted)
+        if result.all_failed:
+            logging.error("%s", all_failed_message(result.run_dir, trials))
+        return result
 
     def _stop(self) -> None:
         """The failure guard tripped: save what the strategy learned, then stop."""

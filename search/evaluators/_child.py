@@ -2,8 +2,9 @@
 
 A child that fails must not stop the search (docs/search.md, "Rewards"): a NaN or infinite
 loss, a spec that cannot be built, or running out of memory becomes ``EvalResult.failure`` with a
-reward of 0 and the reason. Data that cannot be found is not the child's fault and still
-raises, so a misconfigured search stops at its first trial with the message naming the flag.
+reward of 0 and the reason. Data that cannot be found, or that no architecture could train on,
+is not the child's fault and raises: `Evaluator.check_data` finds it before the first trial,
+so a misconfigured search stops with the message naming the flag.
 
 A child returns the weights that earned its reward (`best_epoch_weights` keeps the best
 validation epoch's in memory; `pack_weights` turns the model into the files of

@@ -194,6 +194,13 @@ class ConvClassifierEvaluator(Evaluator):
         return _child.run_isolated("conv_classifier", trial_id,
                                    lambda: self._train(spec, splits, evaluate_test=True))
 
+    def check_data(self) -> None:
+        """Load the images (CIFAR-10, an image folder, tensorflow-datasets, your arrays: each
+        source checks its classes, labels and shapes as it loads, and holds out at least one
+        validation image) and check that the training split holds one batch; raises
+        `DataError` naming the split and the fix."""
+        self._check_batch(self._splits())
+
     def _check_batch(self, splits) -> None:
         """Too little data for one batch is the data's problem, not a failed child."""
         from nascell.search.data.provenance import DataError

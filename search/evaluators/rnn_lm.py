@@ -243,6 +243,13 @@ class RNNLanguageModelEvaluator(Evaluator):
             out["num_gpus"] = self.num_gpus
         return out
 
+    def check_data(self) -> None:
+        """Load the text (PTB, a text folder, your own strings: its vocabulary checked as it is
+        built) and check that the train and valid splits each hold one batch of
+        ``batch_size x seq_len`` tokens; raises `DataError` naming the split and the fix."""
+        _, ids = self.load_data()
+        self._check_tokens(ids)
+
     def _check_tokens(self, ids) -> None:
         """Too little text for one batch is the data's problem, not a failed child."""
         from nascell.search.data.provenance import DataError

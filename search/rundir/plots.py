@@ -43,7 +43,8 @@ def draw_rewards(trials: Sequence[Trial], path: str, title: str = "rewards",
     or any format matplotlib writes, by extension); returns ``path``.
 
     Raises:
-        ValueError: no trial has finished, so there is nothing to plot.
+        ValueError: no trial has succeeded (none finished, or every one failed), so there is
+            no reward to plot.
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -51,6 +52,10 @@ def draw_rewards(trials: Sequence[Trial], path: str, title: str = "rewards",
     if not finished:
         raise ValueError("Argument `trials` must hold at least one finished trial; none of "
                          f"the {len(trials)} given has finished, so there is nothing to plot")
+    if not any(t.status == TrialStatus.DONE for t in finished):
+        raise ValueError(f"Argument `trials` must hold at least one successful trial; all "
+                         f"{len(finished)} finished trials failed, so there is no reward to "
+                         "plot")
     done_x, done_y, fail_x, fail_y = [], [], [], []
     best_x: List[float] = []
     best_y: List[float] = []
@@ -112,7 +117,7 @@ def plot_rewards(run_dir: str, path: Optional[str] = None) -> str:
 
     Reads the run through `RunDir.open_existing` (read-only), so it is safe on a run that is
     still going. Raises `RunDirError` for a folder that is not a run directory, and
-    ValueError when no trial has finished yet.
+    ValueError when no trial has succeeded yet (none finished, or every one failed).
     """
     run = RunDir.open_existing(run_dir, readonly=True)
     try:

@@ -256,7 +256,7 @@ class WeightsKeeper:
                                  "expected plain file names")
         os.makedirs(self.root, exist_ok=True)
         target = trial_folder(os.path.dirname(self.root), trial_id)
-        tmp = tempfile.mkdtemp(dir=self.root, prefix=f".{_PREFIX}{trial_id}.tmp-")
+        tmp = _io.temp_folder(self.root, prefix=f".{_PREFIX}{trial_id}.tmp-")
         try:
             for name, data in files.items():
                 with open(os.path.join(tmp, name), "wb") as f:

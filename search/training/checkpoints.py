@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -43,8 +42,7 @@ def _epoch_file(epoch: int, suffix: str) -> str:
 def _save_weights_atomic(model, path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".weights.h5")
-    os.close(fd)
+    tmp = _io.temp_file(directory, suffix=".weights.h5")
     try:
         model.save_weights(tmp, overwrite=True)
         with open(tmp, "rb") as f:
@@ -148,8 +146,7 @@ class EpochCheckpoints:
         if progress is None or not progress.get("best_weights"):
             raise FileNotFoundError(f"{self.directory} has no finished epoch")
         source = self.path(progress["best_weights"])
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".weights.h5")
-        os.close(fd)
+        tmp = _io.temp_file(self.directory, suffix=".weights.h5")
         try:
             shutil.copyfile(source, tmp)
             with open(tmp, "rb") as f:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
+from tolerance import skip_float16_if_onednn_capped
 
 from nascell.conv import ConvNet, build_conv_classifier, plan_conv_shapes
 from nascell.spec import ConvLayer, ConvSpec, SpecError
@@ -188,6 +189,7 @@ def test_call_with_other_image_shape_than_built_raises():
         ConvNet(net.spec)(images((32, 32, 3)))
 
 
+@skip_float16_if_onednn_capped
 def test_mixed_precision_keeps_the_softmax_in_float32():
     spec = ConvSpec(layers=(conv(4, stride=2), conv(4, inputs=()), conv(4, inputs=(0, 1))))
     keras.config.set_dtype_policy("mixed_float16")

@@ -8,6 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from tolerance import assert_float32_close
 
 from nascell.enas_cells import ENASConvNet, ENASMacroNet, ENASRNNCell
 from nascell.enas_spec import (
@@ -117,8 +118,8 @@ def test_rnn_cell_computes_the_highway_dag():
         for i, (src, act) in enumerate([(0, "relu"), (0, "identity"), (1, "sigmoid")], 1):
             outs.append(hw(outs[src] @ w[1 + i], outs[src], act))
         h = (outs[2] + outs[3]) / 2  # loose ends 2 and 3
-        np.testing.assert_allclose(np.asarray(seq[:, t]), h, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(h_last), h, rtol=1e-5, atol=1e-6)
+        assert_float32_close(seq[:, t], h)
+    assert_float32_close(h_last, h)
 
 
 @pytest.mark.slow

@@ -8,13 +8,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tolerance import ATOL, RTOL, skip_float16_if_onednn_capped
 
 import nascell
 from nascell import ENASRNNCell, NASCell, TreeCell
 from nascell.enas_spec import ENAS_RNN_ACTIVATIONS, enas_rnn_cell_spec
 from nascell.spec import EXTENDED_ACTIVATIONS, EXTENDED_COMBINES, FIGURE5_SPEC, rnn_cell_spec
 
-TOL = dict(rtol=1e-5, atol=1e-5)
+TOL = dict(rtol=RTOL, atol=ATOL)  # the shared float32 tolerance (tests/tolerance.py)
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
@@ -218,6 +219,7 @@ def test_cells_without_the_hook_run_step_by_step():
                                    np.asarray(reference(xs, training=True)), **TOL)
 
 
+@skip_float16_if_onednn_capped
 def test_mixed_precision_runs_step_by_step():
     """Under a mixed policy the cell's variables are float32 and its math float16: the layer
     falls back to the cell's own call, whose Keras autocasting handles that."""

@@ -10,6 +10,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from tolerance import ATOL, RTOL
 
 import nascell
 from nascell.nas_cell import NASCell
@@ -23,7 +24,7 @@ from nascell.spec import (
 )
 from nascell.tree_cell import TreeCell
 
-TOL = dict(rtol=1e-5, atol=1e-5)
+TOL = dict(rtol=RTOL, atol=ATOL)  # the shared float32 tolerance (tests/tolerance.py)
 
 
 # --- the reference: docs/tree_cell.md read literally, node by node, in float64 -----------------

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTS_DIR = os.path.join(PROJECT_ROOT, "tests")
 
 # Put first on sys.meta_path, this makes every `import nascell...` fail, whatever the way the
 # package is installed (editable finder, .pth, or the current directory).
@@ -32,12 +33,15 @@ _BLOCK_NASCELL = textwrap.dedent("""
 
 
 def run_python(code: str, cwd: str, block_nascell: bool = False, timeout: float = 120):
-    """Run ``code`` in a fresh interpreter; returns the last stdout line parsed as JSON."""
+    """Run ``code`` in a fresh interpreter (tests/ on its path, for the shared tolerance);
+    returns the last stdout line parsed as JSON."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    # tests/ (for `from tolerance import ...`; it holds no nascell package) before the rest.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH")) if p)
     if block_nascell:
         empty = os.path.join(cwd, "empty_pythonpath")
         os.makedirs(empty, exist_ok=True)
-        env["PYTHONPATH"] = empty
+        env["PYTHONPATH"] = os.pathsep.join((TESTS_DIR, empty))
         code = _BLOCK_NASCELL + textwrap.dedent(code)
     else:
         code = textwrap.dedent(code)

@@ -1,4 +1,4 @@
-"""export_spec / export_best: the folder, exact round trips in fresh processes, the SavedModel
+"""export_spec / export_best: the folder, round trips in fresh processes, the SavedModel
 without nascell, atomic writes."""
 
 import json
@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from tolerance import assert_float32_close
 
 from nascell.export import artifacts
 
@@ -74,25 +75,24 @@ out["trainable"] = [v.trainable for v in m.trainable_variables]
 if kind == "rnn_cell":
     got = m.sequence(r["x"])
     for k in ("outputs", "h", "c"):
-        out["sequence:" + k] = float(np.abs(got[k].numpy() - r["seq_" + k]).max())
+        out["sequence:" + k] = tolerance_used(got[k].numpy(), r["seq_" + k])
     got = m.sequence_with_state(r["x"], r["h0"], r["c0"])
     for k in ("outputs", "h", "c"):
-        out["with_state:" + k] = float(np.abs(got[k].numpy() - r["state_" + k]).max())
+        out["with_state:" + k] = tolerance_used(got[k].numpy(), r["state_" + k])
     got = m.step(r["x"][:, 0], r["h0"], r["c0"])
     for k in ("output", "h", "c"):
-        out["step:" + k] = float(np.abs(got[k].numpy() - r["step_" + k]).max())
+        out["step:" + k] = tolerance_used(got[k].numpy(), r["step_" + k])
     layer = keras.layers.TFSMLayer(path + "/saved_model", call_endpoint="sequence")
-    out["tfsm:outputs"] = float(np.abs(np.asarray(layer(r["x"])["outputs"])
-                                       - r["seq_outputs"]).max())
+    out["tfsm:outputs"] = tolerance_used(np.asarray(layer(r["x"])["outputs"]), r["seq_outputs"])
     sig = m.signatures["step"](x=tf.constant(r["x"][:, 0]), h=tf.constant(r["h0"]),
                                c=tf.constant(r["c0"]))
-    out["signature:step_c"] = float(np.abs(sig["c"].numpy() - r["step_c"]).max())
+    out["signature:step_c"] = tolerance_used(sig["c"].numpy(), r["step_c"])
 else:
     got = m.features(r["images"])["features"].numpy()
-    out["saved_model:features"] = float(np.abs(got - r["features"]).max())
+    out["saved_model:features"] = tolerance_used(got, r["features"])
     layer = keras.layers.TFSMLayer(path + "/saved_model", call_endpoint="features")
     got = np.asarray(layer(r["images"])["features"])
-    out["tfsm:features"] = float(np.abs(got - r["features"]).max())
+    out["tfsm:features"] = tolerance_used(got, r["features"])
 """
 
 # Then, in the same fresh interpreter with nascell unblocked: the .keras file and `load`.
@@ -103,19 +103,20 @@ layer = load(path)
 if kind == "rnn_cell":
     for tag, fn in (("keras", model), ("loaded", layer)):
         for k, g in zip(("seq_outputs", "seq_h", "seq_c"), fn(r["x"])):
-            out[tag + ":" + k] = float(np.abs(np.asarray(g) - r[k]).max())
+            out[tag + ":" + k] = tolerance_used(np.asarray(g), r[k])
     got = layer(r["x"], initial_state=[r["h0"], r["c0"]])
     for k, g in zip(("state_outputs", "state_h", "state_c"), got):
-        out["loaded:" + k] = float(np.abs(np.asarray(g) - r[k]).max())
+        out["loaded:" + k] = tolerance_used(np.asarray(g), r[k])
     out["trainable"] = len(layer.trainable_weights)
 else:
-    out["keras:features"] = float(np.abs(np.asarray(model(r["images"])) - r["features"]).max())
-    out["loaded:features"] = float(np.abs(np.asarray(layer(r["images"], training=False))
-                                          - r["features"]).max())
+    out["keras:features"] = tolerance_used(np.asarray(model(r["images"])), r["features"])
+    out["loaded:features"] = tolerance_used(np.asarray(layer(r["images"], training=False)),
+                                            r["features"])
 """
 
 _ROUND_TRIP = """
 import json, sys, numpy as np, tensorflow as tf, keras
+from tolerance import tolerance_used  # tests/tolerance.py, on the PYTHONPATH
 results = {{}}
 for path, refs, kind in {exports!r}:
     exec(WITHOUT, globals())
@@ -131,9 +132,11 @@ print(json.dumps(results))
 
 
 @pytest.mark.slow
-def test_round_trips_exact_in_fresh_process(cell_export, conv_export, tmp_path, run_python):
+def test_round_trips_in_fresh_process(cell_export, conv_export, tmp_path, run_python):
     """SavedModel (without nascell), .keras file and reloaded layer reproduce the source
-    layers exactly, in an interpreter that never saw them."""
+    layers, in an interpreter that never saw them, at the float32 tolerance
+    (tests/tolerance.py): the SavedModel runs as a graph and the loaded cell on the fast path,
+    each rounding differently from the eager, step-by-step source."""
     exports = [(cell_export["path"], cell_export["refs"], "rnn_cell"),
                (conv_export["path"], conv_export["refs"], "conv")]
     code = (f"WITHOUT = {_WITHOUT_NASCELL!r}\nWITH = {_WITH_NASCELL!r}\n"
@@ -142,7 +145,8 @@ def test_round_trips_exact_in_fresh_process(cell_export, conv_export, tmp_path, 
     for kind, checks in (("rnn_cell", 20), ("conv", 4)):
         without, with_nascell = results["without:" + kind], results["with:" + kind]
         diffs = {k: v for k, v in {**without, **with_nascell}.items() if ":" in k}
-        assert len(diffs) == checks and all(v == 0.0 for v in diffs.values()), (kind, diffs)
+        # Each value: the share of the tolerance used by the largest difference.
+        assert len(diffs) == checks and all(v <= 1.0 for v in diffs.values()), (kind, diffs)
         assert without["trainable"] and all(without["trainable"]), kind
     assert results["with:rnn_cell"]["trainable"] == 4
     assert len(results["without:rnn_cell"]["trainable"]) == 4
@@ -244,7 +248,7 @@ def test_loaded_cell_runs_on_the_fast_path(cell_export):
     assert isinstance(layer, nascell.RNN) and layer._takes_fast_path(refs["x"])
     step_by_step = nascell.RNN.from_rnn(layer, fast_path=False)
     for fast, slow in zip(layer(refs["x"]), step_by_step(refs["x"])):
-        np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), atol=1e-6)
+        assert_float32_close(fast, slow)
     model = keras.saving.load_model(os.path.join(cell_export["path"], "layer.keras"))
     assert [type(x) for x in model.layers if isinstance(x, keras.layers.RNN)] == [nascell.RNN]
     with open(os.path.join(cell_export["path"], "metadata.json")) as f:

@@ -8,6 +8,7 @@ import shutil
 import keras
 import numpy as np
 import pytest
+from tolerance import assert_float32_close, float32_close
 
 from nascell.export import ExportFormatError, WeightsMismatchError, export_spec, load
 from nascell.spec import SpecError
@@ -20,21 +21,48 @@ def _copy(export, tmp_path, name="copy"):
     return dst
 
 
-def test_load_cell_matches_source_exactly(cell_export):
+def test_load_cell_matches_source(cell_export):
+    """The loaded cell runs on the fast path (nascell.RNN: one input matmul for the whole
+    sequence), the source on keras.layers.RNN (one per step): equal to the float32 tolerance,
+    not bitwise (the sums round differently on some CPUs)."""
     refs = np.load(cell_export["refs"])
     layer = load(cell_export["path"])
     assert isinstance(layer, keras.layers.RNN) and isinstance(layer.cell, TreeCell)
     assert layer.cell.units == 6 and layer.cell.projection == 4 and layer.cell.use_bias
     assert all(v.trainable for v in layer.weights) and len(layer.trainable_weights) == 4
     outputs, h, c = layer(refs["x"])
-    assert np.abs(np.asarray(outputs) - refs["seq_outputs"]).max() == 0
-    assert np.abs(np.asarray(c) - refs["seq_c"]).max() == 0
+    assert_float32_close(outputs, refs["seq_outputs"])
+    assert_float32_close(h, refs["seq_h"])
+    assert_float32_close(c, refs["seq_c"])
     # Drop-in form: outputs only.
     plain = load(cell_export["path"], name="plain", return_state=False)
-    assert np.abs(np.asarray(plain(refs["x"])) - refs["seq_outputs"]).max() == 0
+    assert_float32_close(plain(refs["x"]), refs["seq_outputs"])
+
+
+@pytest.mark.parametrize("damage", ["one_weight", "swapped_gates", "no_bias"])
+def test_tolerance_catches_a_wrong_weight(cell_export, damage):
+    """The float32 tolerance that the export tests use is tight enough to catch a wrong
+    weight (one of 240 input weights off by 1e-3), two swapped nodes (gates) or a lost
+    bias."""
+    refs = np.load(cell_export["refs"])
+    layer = load(cell_export["path"], return_state=False)
+    assert float32_close(layer(refs["x"]), refs["seq_outputs"])
+    cell = layer.cell
+    if damage == "one_weight":
+        kernel = cell.kernel.numpy()
+        kernel[2, 7] += 1e-3
+        cell.kernel.assign(kernel)
+    elif damage == "swapped_gates":  # the columns of nodes 0 and 1 (units 6 each)
+        kernel = cell.kernel.numpy()
+        cell.kernel.assign(np.concatenate([kernel[:, 6:12], kernel[:, :6], kernel[:, 12:]], 1))
+    else:
+        cell.bias.assign(np.zeros(cell.bias.shape, "float32"))
+    assert not float32_close(layer(refs["x"]), refs["seq_outputs"]), damage
 
 
 def test_load_conv_matches_source_exactly(conv_export):
+    """The same layer class with the same weights on the same inputs, in the same process:
+    the same ops, so bitwise equal."""
     from nascell.conv import ConvNet
     refs = np.load(conv_export["refs"])
     layer = load(conv_export["path"])
@@ -61,7 +89,7 @@ def test_fine_tune_with_adam_then_reexport(cell_export, tmp_path):
     assert not np.array_equal(layer.cell.kernel.numpy(), before_weights)
 
     path = export_spec(model, str(tmp_path / "tuned"))  # found inside the model
-    again = load(path, return_state=False)
+    again = load(path, return_state=False)  # the same ops as `layer`: bitwise equal
     assert np.abs(np.asarray(again(x)) - np.asarray(layer(x))).max() == 0
     with open(os.path.join(path, "metadata.json")) as f:
         assert json.load(f)["weights"]["source"] == "layer 'tree_cell'"

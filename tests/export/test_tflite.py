@@ -3,6 +3,8 @@ endpoint of every image net convert with builtin ops and match the SavedModel to
 ``sequence`` endpoints fail with an error naming the op and the way out."""
 
 import os
+import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -95,6 +97,28 @@ def test_every_kind_converts_and_matches(more_exports, name, endpoint):
     assert default_endpoint(path) == endpoint
     _, diff = _check(path, endpoint)
     assert diff <= 1e-5, f"{name}: TFLite differs from the SavedModel by {diff}"
+
+
+def test_every_file_of_an_export_is_as_readable_as_a_new_file(cell_export, tmp_path):
+    """A serving process running as another user must be able to read every file: each file
+    and folder of an export (with a ``.tflite`` beside it) has the mode an ordinary new file
+    or folder gets under this umask, never mkstemp's private 0600."""
+    path = shutil.copytree(cell_export["path"], str(tmp_path / "export"))  # keeps the modes
+    to_tflite(path, "step")
+    with open(tmp_path / "plain", "w"):
+        pass
+    os.mkdir(tmp_path / "plain_folder")
+    file_mode = stat.S_IMODE(os.stat(tmp_path / "plain").st_mode)
+    folder_mode = stat.S_IMODE(os.stat(tmp_path / "plain_folder").st_mode)
+    seen = []
+    for folder, _, names in os.walk(path):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == folder_mode, folder
+        for name in names:
+            mode = stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)
+            assert mode == file_mode, (os.path.join(folder, name), oct(mode), oct(file_mode))
+            seen.append(os.path.relpath(os.path.join(folder, name), path))
+    assert {"step.tflite", "weights.npz", "spec.json", "metadata.json", "layer.keras",
+            "saved_model/saved_model.pb"} <= set(seen)
 
 
 def test_sequence_endpoint_names_the_op_and_the_way_out(cell_export, tmp_path):

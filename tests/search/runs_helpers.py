@@ -92,7 +92,8 @@ class ToySlowEvaluator(Evaluator):
 
     Options also come from the environment (NASCELL_TEST_SLEEP, NASCELL_TEST_LOG,
     NASCELL_TEST_FAIL) so the binary can create it with no arguments. `fail_a`: specs whose
-    first decision is this value raise; `nan_a`: those give a NaN reward.
+    first decision is this value raise ("all": every spec raises); `nan_a`: those give a NaN
+    reward.
     """
 
     name = "toy_slow"
@@ -102,7 +103,8 @@ class ToySlowEvaluator(Evaluator):
         self.sleep = float(os.environ.get("NASCELL_TEST_SLEEP", 0.0) if sleep is None
                            else sleep)
         self.log_path = os.environ.get("NASCELL_TEST_LOG") if log_path is None else log_path
-        self.fail_a = int(os.environ.get("NASCELL_TEST_FAIL", fail_a))
+        fail = os.environ.get("NASCELL_TEST_FAIL", fail_a)
+        self.fail_a = fail if fail == "all" else int(fail)
         self.nan_a = nan_a
 
     def config(self) -> Dict[str, Any]:
@@ -115,7 +117,7 @@ class ToySlowEvaluator(Evaluator):
         if self.log_path:
             with open(self.log_path, "a") as f:
                 f.write(f"{trial_id} {os.getpid()}\n")
-        if a == self.fail_a:
+        if self.fail_a in (a, "all"):
             raise RuntimeError(f"toy failure for {spec}")
         if a == self.nan_a:
             return EvalResult(reward=math.nan)

@@ -84,6 +84,44 @@ def test_a_search_whose_trials_all_fail_stops_and_resumes(tmp_path):
                    num_trials=3, max_consecutive_failures=-1)
 
 
+def test_every_trial_failed_is_returned_and_logged_as_an_error(tmp_path, caplog):
+    """Fewer trials than the failure guard's limit, all failed: `run_search` returns (as
+    before) a result whose ``all_failed`` says so, and logs the first error as an error."""
+    run_dir = str(tmp_path / "run")
+    space = h.toy_space()
+    result = run_search(space, h.ToyRandomStrategy(space, seed=1),
+                        h.ToySlowEvaluator(sleep=0, fail_a="all"), run_dir, num_trials=3,
+                        progress=False)
+    assert result.all_failed and result.best is None and result.num_failed == 3
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].startswith("every one of the 3 trials failed")
+    assert "RuntimeError: toy failure for" in errors[0] and "trials.sqlite" in errors[0]
+    ok = run_search(space, h.ToyRandomStrategy(space, seed=1), h.ToySlowEvaluator(sleep=0),
+                    str(tmp_path / "ok"), num_trials=3, progress=False)
+    assert not ok.all_failed and ok.best is not None
+
+
+class _BadData(h.ToySlowEvaluator):
+    """Its data is unusable for any architecture: `check_data` says so."""
+
+    def check_data(self):
+        from nascell.search.data import DataError
+        raise DataError("the valid split has 3 tokens, too few for one batch")
+
+    def evaluate(self, spec, trial_id=0):
+        raise AssertionError("evaluate must not run when check_data fails")
+
+
+def test_check_data_stops_the_search_before_anything_is_written(tmp_path):
+    from nascell.search.data import DataError
+    space = h.toy_space()
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(DataError, match="the valid split has 3 tokens"):
+        run_search(space, h.ToyRandomStrategy(space), _BadData(sleep=0), run_dir,
+                   num_trials=3, progress=False)
+    assert not os.path.exists(run_dir)
+
+
 def test_resume_extends_and_continues_the_strategy(tmp_path):
     run_dir = str(tmp_path / "run")
     space = h.toy_space()

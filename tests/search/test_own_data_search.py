@@ -110,6 +110,56 @@ def test_text_folder_word_level_by_flags(tmp_path):
 
 
 @pytest.mark.slow
+def test_text_folder_whose_valid_split_is_too_short_stops_before_any_child(tmp_path):
+    """Data too short for one batch is found before the first child: one message naming the
+    split, the batch and the fix, a non-zero exit, and no run directory (nothing trained)."""
+    text_dir = helpers.write_text_folder(str(tmp_path / "text"), lines=(300, 2, 40))
+    run_dir = str(tmp_path / "run")
+    proc = _cli([f"--text_dir={text_dir}", "--space=rnn_cell", "--strategy=random",
+                 "--num_trials=2", f"--run_dir={run_dir}", "--noprogress", *TEXT_CHILD],
+                tmp_path)
+    assert proc.returncode != 0, proc.stdout + proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("nascell-search: the valid split has "), last
+    assert "too few for one batch of batch_size=4 x seq_len=5 (it needs 24)" in last
+    assert "--child_batch_size, --child_seq_len" in last and "more text" in last
+    assert proc.stderr.count("the valid split has") == 1  # once, not once per trial
+    assert not os.path.exists(run_dir)  # no trial recorded, no weights, nothing to resume
+    assert "trials in" not in proc.stdout
+
+
+@pytest.mark.parametrize("source", ["text", "arrays"])
+def test_python_data_too_small_for_a_batch_raises_before_any_child(tmp_path, source):
+    """From Python (`text_evaluator` on strings, `image_evaluator` on arrays), `run_search`
+    raises the DataError before anything is evaluated or written."""
+    from nascell.search import (
+        create_space,
+        create_strategy,
+        image_evaluator,
+        run_search,
+        text_evaluator,
+    )
+    from nascell.search.data import DataError
+
+    if source == "text":
+        space = create_space("rnn_cell")
+        evaluator = text_evaluator({"train": "the cat sat on the mat " * 40,
+                                    "valid": "the cat sat", "test": "on the mat"},
+                                   units=8, batch_size=4, seq_len=5)
+        match = r"the valid split has \d+ tokens, too few for one batch of batch_size=4"
+    else:
+        space = helpers.tiny_conv_space()
+        x, y, x_test, y_test = helpers.arrays()
+        evaluator = image_evaluator((x[:6], y[:6], x_test, y_test), batch_size=8)
+        match = r"training images are fewer than one batch of 8: use a smaller batch_size"
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(DataError, match=match):
+        run_search(space, create_strategy("random", space, seed=0), evaluator, run_dir,
+                   num_trials=2, progress=False)
+    assert not os.path.exists(run_dir)
+
+
+@pytest.mark.slow
 def test_text_folder_char_level_from_python(tmp_path):
     text_dir = helpers.write_text_folder(str(tmp_path / "text"), lines=(120, 20, 20))
     run_dir = str(tmp_path / "run")

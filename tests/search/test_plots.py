@@ -86,6 +86,10 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match="at least one finished trial"):
         plot_rewards(str(tmp_path / "empty"))
     assert not os.path.exists(tmp_path / "empty" / REWARDS_FILE)
+    _run(tmp_path / "failed", [None, None])  # no plot of failures alone
+    with pytest.raises(ValueError, match="at least one successful trial; all 2 finished"):
+        plot_rewards(str(tmp_path / "failed"))
+    assert not os.path.exists(tmp_path / "failed" / REWARDS_FILE)
 
 
 def test_run_title_reads_both_config_styles():

@@ -164,6 +164,25 @@ def _wait_for_done(run_dir, proc, at_least, limit=120):
 
 
 @pytest.mark.slow
+def test_a_search_whose_every_trial_failed_exits_non_zero(tmp_path):
+    """Fewer trials than the failure guard's limit, all failed: the summary says so, the exit
+    status is non-zero with the first error, and no reward plot of failures alone is drawn."""
+    run_dir = str(tmp_path / "run")
+    proc = _cli(TOY + [f"--run_dir={run_dir}", "--num_trials=3", "--noprogress"],
+                NASCELL_TEST_FAIL="all")
+    assert proc.returncode != 0, proc.stdout + proc.stderr[-3000:]
+    assert f"3 trials in {run_dir}: every one failed" in proc.stdout
+    assert "best architecture" not in proc.stdout and "reward plot" not in proc.stdout
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("nascell-search: every one of the 3 trials failed"), last
+    assert "toy failure for" in last and f"{run_dir}/trials.sqlite" in last
+    assert not os.path.exists(os.path.join(run_dir, "rewards.png"))
+    store = TrialStore(os.path.join(run_dir, "trials.sqlite"), readonly=True)
+    assert store.counts()["failed"] == 3 and store.counts()["done"] == 0
+    store.close()
+
+
+@pytest.mark.slow
 def test_kill_9_resume_and_refused_reuse(tmp_path):
     """A parallel search (2 worker processes) killed with SIGKILL, then resumed."""
     run_dir, log = str(tmp_path / "run"), str(tmp_path / "evals.log")
