@@ -202,7 +202,7 @@ def pack_weights(evaluator: Any, model: Any, describe: Callable[[], Dict[str, An
     ``describe()`` giving its ``model.json``), or None when the evaluator was asked not to
     return weights. Packing is not the child's training: if it fails, the trial keeps its
     reward and returns no weights (a warning says why)."""
-    if not getattr(evaluator, "return_weights", True):
+    if not evaluator.return_weights:
         return None
     from nascell.search.rundir import weights as run_weights
 
