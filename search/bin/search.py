@@ -374,6 +374,7 @@ def main(argv: List[str]) -> None:
         sys.exit(1)
     from nascell.search.core.failures import SearchFailedError
     from nascell.search.core.loop import run_search
+    from nascell.search.core.progress import score_text
     from nascell.search.core.strategy import create_strategy
     from nascell.search.data import DataError, DataNotFoundError
     from nascell.search.rundir.run_dir import RunDirError
@@ -419,10 +420,13 @@ def main(argv: List[str]) -> None:
         sys.exit(f"nascell-search: {all_failed_message(result.run_dir, result.trials)} Fix "
                  "the cause and run the same command again (finished trials are not "
                  "evaluated again; raise --num_trials to evaluate new ones).")
+    about = ""
+    if best is not None:
+        score = score_text(evaluator.score_metric, best.metrics)
+        about = f" ({score + ', ' if score else ''}trial {best.trial_id}{_phase(best)})"
     print(f"{result.num_done + result.num_failed} trials in {result.run_dir} "
           f"({result.num_failed} failed); best reward "
-          f"{'-' if best is None else f'{best.reward:.6f}'}"
-          f"{'' if best is None else f' (trial {best.trial_id}{_phase(best)})'}")
+          f"{'-' if best is None else f'{best.reward:.6f}'}{about}")
     _plot_rewards(result.run_dir)
     if best is not None:
         spec = best.spec.to_json() if hasattr(best.spec, "to_json") else best.spec

@@ -59,6 +59,10 @@ class Evaluator(abc.ABC):
     #: whether evaluations must run in the search's own process (the strategy trains the
     #: evaluator's shared task between trials: ENAS); `run_search` refuses other executors.
     in_process_only: bool = False
+    #: the key of ``EvalResult.metrics`` a user reads beside the reward (``"valid_ppl"``,
+    #: ``"valid_acc"``): the progress line and `nascell-search`'s summary show the best trial's
+    #: value of it. None: the reward alone.
+    score_metric: Optional[str] = None
 
     @abc.abstractmethod
     def evaluate(self, spec: Any, trial_id: int = 0) -> EvalResult:

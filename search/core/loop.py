@@ -50,7 +50,7 @@ from absl import logging
 
 from nascell.search.core.evaluator import EvalResult, Evaluator
 from nascell.search.core.failures import DEFAULT_LIMIT, FailureStreak, all_failed_message
-from nascell.search.core.progress import Progress
+from nascell.search.core.progress import Progress, score_text
 from nascell.search.core.strategy import SpaceExhausted, Strategy
 from nascell.search.core.trial import Trial, TrialStatus
 from nascell.search.executors.base import Executor
@@ -206,6 +206,7 @@ class _Loop:
         self.result_phase = strategy.result_phase
         self.told_since_checkpoint: List[int] = []
         self.best_reward: Optional[float] = None
+        self.best_score = ""  # the best trial's score_text, shown beside its reward
         self.in_flight: Dict[int, Trial] = {}
         self.started: Dict[int, float] = {}
         #: why no new trial can be asked (the space is exhausted), or "" while some can.
@@ -240,6 +241,8 @@ class _Loop:
                          len(unfinished), [t.trial_id for t in unfinished][:20])
         best = self.store.best(1)
         self.best_reward = best[0].reward if best else None
+        self.best_score = score_text(self.evaluator.score_metric,
+                                     best[0].metrics if best else None)
         return unfinished
 
     def _spec_of(self, trial: Trial) -> Any:
@@ -264,7 +267,7 @@ class _Loop:
             logging.info("resuming %s: %d trials finished (%d failed), %d to evaluate again",
                          self.run_dir.path, finished, failed, len(queue))
         if self.progress:
-            self.progress.start(finished, failed, self.best_reward)
+            self.progress.start(finished, failed, self.best_reward, self.best_score)
         parallel = max(1, int(self.executor.parallelism))
         while finished < self.num_trials:
             while (len(self.in_flight) < parallel
@@ -292,7 +295,8 @@ class _Loop:
                 self._finish(own, result, step=finished)
                 failed += int(own.status == TrialStatus.FAILED)
                 if self.progress:
-                    self.progress.update(finished, failed, self.best_reward)
+                    self.progress.update(finished, failed, self.best_reward,
+                                         score=self.best_score)
                 self.streak.record(own.trial_id, own.status == TrialStatus.FAILED, own.error)
                 if self.streak.exceeded:
                     self._stop()
@@ -374,6 +378,7 @@ class _Loop:
             self.best_reward is None or trial.reward > self.best_reward)
         if improved:
             self.best_reward = trial.reward
+            self.best_score = score_text(self.evaluator.score_metric, trial.metrics)
             self.run_dir.update_best(self.top_k, self.result_phase)
         elif (self.top_k > 1 or self.result_phase) and trial.status == TrialStatus.DONE:
             self.run_dir.update_best(self.top_k, self.result_phase)

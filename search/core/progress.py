@@ -7,7 +7,15 @@ and appended otherwise (a log file), at most once a second.
 from __future__ import annotations
 
 import time
-from typing import Optional, TextIO
+from typing import Any, Dict, Optional, TextIO
+
+
+def score_text(metric: Optional[str], metrics: Optional[Dict[str, Any]]) -> str:
+    """``"valid ppl 462.1"``: the evaluator's `score_metric` of a trial's metrics, as a user
+    reads it, or "" when there is none."""
+    if not metric or not metrics or not isinstance(metrics.get(metric), (int, float)):
+        return ""
+    return f"{metric.replace('_', ' ')} {float(metrics[metric]):.4g}"
 
 
 class Progress:
@@ -21,11 +29,14 @@ class Progress:
         self.last = 0.0
         self.line = ""
 
-    def start(self, done: int, failed: int, best: Optional[float]) -> None:
+    def start(self, done: int, failed: int, best: Optional[float], score: str = "") -> None:
         self.start_time, self.start_done = time.time(), done
-        self.update(done, failed, best, force=True)
+        self.update(done, failed, best, force=True, score=score)
 
-    def update(self, done: int, failed: int, best: Optional[float], force: bool = False) -> None:
+    def update(self, done: int, failed: int, best: Optional[float], force: bool = False,
+               score: str = "") -> None:
+        """``best``: the best reward so far; ``score``: its trial's `score_text` (shown
+        beside it, e.g. ``best 0.000375 (valid ppl 462.1)``)."""
         now = time.time()
         if not force and done < self.total and now - self.last < self.every:
             return
@@ -34,7 +45,7 @@ class Progress:
         rate = (done - self.start_done) / elapsed * 60.0
         remaining = self.total - done
         eta = "?" if rate <= 0 else _duration(remaining / rate * 60.0)
-        best_text = "-" if best is None else f"{best:.4g}"
+        best_text = "-" if best is None else f"{best:.4g}" + (f" ({score})" if score else "")
         self.line = (f"trials {done}/{self.total}  failed {failed}  best {best_text}  "
                      f"{rate:.1f} trials/min  ETA {eta}")
         if done == self.start_done and done < self.total:  # the long first step, said once

@@ -113,6 +113,11 @@ class SupernetEvaluator(Evaluator):
         self.input_shape: Optional[list] = None  # the images' shape, once loaded
         self._task = None
 
+    @property
+    def score_metric(self) -> Optional[str]:  # type: ignore[override]
+        """The shared task's metric (``valid_ppl`` or ``valid_acc``), once the task is built."""
+        return None if self._task is None else self._task.metric_name
+
     def config(self) -> Dict[str, Any]:
         keys = ("dataset", "data_dir", "cifar_npz", "subset", "units", "filters", "num_cells",
                 "batch_size", "seq_len", "max_train_tokens", "max_valid_tokens", "shared_lr",

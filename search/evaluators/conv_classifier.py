@@ -102,6 +102,7 @@ class ConvClassifierEvaluator(Evaluator):
     """
 
     name = "conv_classifier"
+    score_metric = "valid_acc"
 
     def __init__(self, data_dir: Optional[str] = None, cifar_npz: Optional[str] = None,
                  download: bool = False, subset: Optional[int] = None,

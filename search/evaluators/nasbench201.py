@@ -36,6 +36,7 @@ class NASBench201Evaluator(Evaluator):
     """Reward = NAS-Bench-201 CIFAR-10 test accuracy / 100 of the architecture string spec."""
 
     name = "nasbench201"
+    score_metric = "accuracy"
 
     def __init__(self, csv_path: Optional[str] = None):
         self.csv_path = csv_path or default_csv_path()

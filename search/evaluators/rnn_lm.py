@@ -133,6 +133,7 @@ class RNNLanguageModelEvaluator(Evaluator):
     """
 
     name = "rnn_lm"
+    score_metric = "valid_ppl"
 
     def __init__(self, dataset: str = "ptb", data_dir: Optional[str] = None,
                  download: bool = False, units: Optional[int] = None,

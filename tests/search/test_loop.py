@@ -228,3 +228,32 @@ def test_the_contracts_are_declared(tmp_path):
     result = run_search(space, strategy, evaluator, str(run_dir), num_trials=3, m=3,
                         progress=False)
     assert result.num_done == 3 and seen == [0, 1, 2]
+
+
+def test_the_progress_line_shows_the_best_trials_score_beside_its_reward(tmp_path, capsys):
+    """An evaluator's `score_metric` (what a user reads: validation perplexity, accuracy) is
+    shown beside the best reward; a resumed search shows the stored best trial's."""
+    from nascell.search.core.evaluator import EvalResult, Evaluator
+    from nascell.search.core.progress import score_text
+
+    class Perplexity(Evaluator):
+        name = "toy_ppl"
+        score_metric = "valid_ppl"
+
+        def evaluate(self, spec, trial_id=0):
+            ppl = 100.0 + h.toy_reward(spec) * 10
+            return EvalResult(reward=80.0 / ppl ** 2, metrics={"valid_ppl": ppl})
+
+    run_dir = str(tmp_path / "run")
+    space = h.toy_space()
+    result = run_search(space, h.ToyRandomStrategy(space, seed=1), Perplexity(), run_dir,
+                        num_trials=6)
+    best_ppl = result.best.metrics["valid_ppl"]
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"best {result.best.reward:.4g} (valid ppl {best_ppl:.4g})" in line
+    run_search(space, h.ToyRandomStrategy(space, seed=1), Perplexity(), run_dir, num_trials=6)
+    first = capsys.readouterr().err.strip().splitlines()[0]
+    assert f"(valid ppl {best_ppl:.4g})" in first  # known at once on resume
+    assert score_text(None, {"valid_ppl": 1.0}) == ""
+    assert score_text("valid_acc", {"valid_acc": 0.91234}) == "valid acc 0.9123"
+    assert score_text("valid_acc", {}) == ""
