@@ -51,6 +51,7 @@ from absl import logging
 from nascell.search.core.evaluator import EvalResult, Evaluator
 from nascell.search.core.failures import DEFAULT_LIMIT, FailureStreak, all_failed_message
 from nascell.search.core.progress import Progress, score_text
+from nascell.search.core.space import SearchSpace
 from nascell.search.core.strategy import SpaceExhausted, Strategy
 from nascell.search.core.trial import Trial, TrialStatus
 from nascell.search.executors.base import Executor
@@ -90,18 +91,17 @@ class SearchResult:
         return None if self.best is None else self.best.spec
 
 
-def search_config(space: Any, strategy: Any, evaluator: Evaluator, m: int,
+def search_config(space: SearchSpace, strategy: Any, evaluator: Evaluator, m: int,
                   extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The run directory's config: what makes two searches the same search."""
-    space_config = space.config() if hasattr(space, "config") else {"name": repr(space)}
-    config = {"space": space_config, "strategy": strategy.config(),
+    config = {"space": space.config(), "strategy": strategy.config(),
               "evaluator": evaluator.config(), "m": int(m)}
     if extra:
         config.update(extra)
     return config
 
 
-def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
+def run_search(space: SearchSpace, strategy: Strategy, evaluator: Evaluator, run_dir: str,
                num_trials: int, executor: Optional[Executor] = None, m: int = 1,
                progress: bool = True, checkpoint_every: int = 1, top_k: int = 5,
                tensorboard: bool = True, extra_config: Optional[Dict[str, Any]] = None,
@@ -153,6 +153,9 @@ def run_search(space: Any, strategy: Any, evaluator: Evaluator, run_dir: str,
     if keep_weights is None or int(keep_weights) < 0:
         raise ValueError(f"Argument `keep_weights` must be a non-negative integer. Received: "
                          f"keep_weights={keep_weights!r}")
+    if not isinstance(space, SearchSpace):
+        raise TypeError(f"Argument `space` must be a nascell.search.SearchSpace (create_space, "
+                        f"or your own from Categorical and friends). Received: space={space!r}")
     if not isinstance(strategy, Strategy):
         raise TypeError(f"Argument `strategy` must be a nascell.search.Strategy. Received: "
                         f"strategy={strategy!r}")
@@ -247,12 +250,11 @@ class _Loop:
 
     def _spec_of(self, trial: Trial) -> Any:
         """The spec of a stored trial: decoded again from its decisions where the space can."""
-        if hasattr(self.space, "decode"):
-            try:
-                return self.space.decode(trial.decisions)
-            except Exception as e:  # fall back to the stored spec
-                logging.warning("trial %d: could not decode its decisions again (%s); using "
-                                "the stored spec", trial.trial_id, e)
+        try:
+            return self.space.decode(trial.decisions)
+        except Exception as e:  # fall back to the stored spec
+            logging.warning("trial %d: could not decode its decisions again (%s); using "
+                            "the stored spec", trial.trial_id, e)
         return trial.spec
 
     # -- the loop --------------------------------------------------------------------------
@@ -334,7 +336,7 @@ class _Loop:
             logging.warning("stopping the search before %d trials: %s", self.num_trials, e)
             return []
         for trial in trials:
-            if trial.spec is None and hasattr(self.space, "decode"):
+            if trial.spec is None:
                 trial.spec = self.space.decode(trial.decisions)
         ids = [t.trial_id for t in trials]
         if len(set(ids)) != len(ids):

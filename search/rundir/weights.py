@@ -59,6 +59,7 @@ import numpy as np
 from absl import logging
 
 from nascell import _io
+from nascell.search.core.evaluator import EvalResult
 from nascell.search.core.trial import Trial, TrialStatus
 
 WEIGHTS_DIR = "weights"
@@ -214,11 +215,11 @@ class WeightsKeeper:
 
     # -- each result ---------------------------------------------------------------------------
 
-    def offer(self, trial: Trial, result: Any) -> bool:
+    def offer(self, trial: Trial, result: EvalResult) -> bool:
         """Keep ``result.weights`` if ``trial`` (status and reward set, not yet committed)
         enters the best ``keep``; the bytes are dropped from ``result`` either way. Returns
         whether they were written."""
-        weights = getattr(result, "weights", None)
+        weights = result.weights
         if weights is not None:
             result.weights = None  # never hold more than this one trial's weights
         if not weights or self.keep == 0 or trial.status != TrialStatus.DONE:
