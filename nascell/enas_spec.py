@@ -33,7 +33,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
-from nascell.spec import SpecError, _check_keys, _fail, _SpecBase, register_spec_kind
+from nascell.spec import register_spec_kind
+from nascell.spec_base import SpecError, _check_keys, _fail, _SpecBase
 
 ENAS_RNN_ACTIVATIONS: Tuple[str, ...] = ("tanh", "relu", "identity", "sigmoid")
 ENAS_CONV_OPS: Tuple[str, ...] = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3",

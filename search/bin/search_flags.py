@@ -1,7 +1,7 @@
 """The flags of nascell-search (and the defaults they fall back to), defined on import.
 
-`nascell.search.bin.search` checks them (`resolve`) and runs the search; the child trainers'
-flags (data, budgets) are `nascell.search.bin.child_flags`.
+`nascell.search.bin.search_plan` checks them (`resolve`) and `nascell.search.bin.search` runs
+the search; the child trainers' flags (data, budgets) are `nascell.search.bin.child_flags`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from absl import flags
 
 # The one table of space aliases lives in the library, so Python and the flags agree.
-from nascell.search.spaces import SPACE_ALIASES  # noqa: F401 (search.py imports it from here)
+from nascell.search.spaces import SPACE_ALIASES  # noqa: F401 (search_plan.py imports it from here)
 
 # Trials of a search that trains real children when --num_trials is not given: with the proxy
 # child budget (search/bin/child_flags.py) this finishes in minutes on a 2-core CPU.

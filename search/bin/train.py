@@ -1,8 +1,5 @@
 """nascell-train: the final training stage of a found architecture (Zoph & Le 2017, 4.1).
 
-(Over 400 lines, at about 420: the final stage's grid, resume and export, each with errors
-worded for the command line; the training itself is nascell.search.training.)
-
     nascell-train --run_dir=runs/rnn_cell-reinforce                  # the search's best spec
     nascell-train --spec_json=best.json --cifar_npz=cifar10.npz \\
         --lr_grid=0.1,0.05 --weight_decay_grid=1e-4,5e-4 --bn_epsilon_grid=1e-3,1e-5 \\
@@ -38,8 +35,6 @@ Zaremba et al. and the paper train them) unless ``--nochild_carry_state``.
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import os
 import sys
@@ -49,211 +44,20 @@ from typing import Any, Dict, List, Optional
 from absl import app, flags
 
 import _nascell_launch as _quiet
-from nascell.search.bin import child_flags
+from nascell.search.bin import child_flags, train_flags
+from nascell.search.bin.train_flags import FLAGS
+from nascell.search.bin.train_plan import base_options, grid_points, point_name, resolve_spec
 from nascell.search.training import final_model
 
-FLAGS = flags.FLAGS
+__all__ = ["base_options", "final_stage", "grid_points", "main", "point_name", "resolve_spec",
+           "run", "run_final"]
 
-
-def _define_once(define, name: str, *args, **kwargs) -> None:
-    """Define a flag unless another binary imported into this process already has it (the
-    same meaning: e.g. --run_dir), so importing several binaries never clashes."""
-    if name not in FLAGS:
-        define(name, *args, **kwargs)
-
-
-_define_once(flags.DEFINE_string, "run_dir", None, "Run directory of a search: its best spec "
-             "is trained, and results go to <run_dir>/final unless --final_dir is given.")
-_define_once(flags.DEFINE_string, "spec_json", None, "File with the spec to train (a spec "
-             "JSON object, or an object with a 'spec' key such as best/best.json). Default: "
-             "the best trial of --run_dir.")
-flags.DEFINE_string("final_dir", None, "Where the grid and final results go (default "
-                    "<run_dir>/final; required with --spec_json and no --run_dir).")
-flags.DEFINE_list("lr_grid", [], "Learning rates to try (default: the child's --child_lr or "
-                  "the paper's).")
-flags.DEFINE_list("weight_decay_grid", [], "Weight decays to try (default: one, the child's).")
-flags.DEFINE_list("bn_epsilon_grid", [], "Batch-norm epsilons to try (conv specs only).")
-flags.DEFINE_list("lr_decay_epoch_grid", [], "Epochs at which the learning-rate decay starts "
-                  "('none': no decay).")
-flags.DEFINE_integer("grid_epochs", None, "Epochs per grid point (default: --epochs).")
-flags.DEFINE_integer("epochs", None, "Epochs of the final training (default: the paper's "
-                     "child epochs, 35 for cells, 50 for conv nets).")
-flags.DEFINE_enum("cell", None, ["lstm"], "Train a baseline cell instead of a found spec: "
-                  "lstm (Keras' LSTMCell, as Zaremba et al.). Exclusive with --spec_json.")
-_define_once(flags.DEFINE_bool, "export", True, "At the end, export the found cell with its "
-             "trained weights and the whole trained model (a SavedModel with a "
-             "serving_default signature) into <final_dir>/export.")
-flags.DEFINE_integer("test_batch_size", None, "Language models carrying the state: rows of the "
-                     "test stream (default: the batch size; 1: the test split as one stream, "
-                     "as Zaremba et al. measure it).")
+# --helpshort lists the flags of the binary's module: nascell-train's own, defined apart.
+flags.adopt_module_key_flags(train_flags)
 
 
 def _usage(message: str) -> None:
     raise app.UsageError(message)
-
-
-# --- the spec ------------------------------------------------------------------------------------
-
-
-def _spec_of(data: Any, where: str):
-    from nascell.spec import SpecError, spec_from_dict
-
-    if isinstance(data, dict) and "kind" not in data and isinstance(data.get("spec"), dict):
-        data = data["spec"]
-    try:
-        return spec_from_dict(data)
-    except SpecError as e:
-        _usage(f"{where} does not hold a usable spec: {e}")
-
-
-def _best_from_store(path: str):
-    """The spec of the highest-reward finished trial in the trial store at ``path``."""
-    from nascell.search.core.trial import TrialStatus
-    from nascell.search.rundir.store import StoreError, TrialStore
-
-    try:
-        store = TrialStore(path, readonly=True)
-    except StoreError as e:
-        _usage(f"cannot read {path}: {e}")
-    try:
-        done = [t for t in store.trials([TrialStatus.DONE])
-                if t.spec is not None and t.reward is not None]
-    finally:
-        store.close()
-    if not done:
-        _usage(f"{path} has no finished trial with a spec yet; run the search longer or pass "
-               f"--spec_json")
-    best = max(done, key=lambda t: (t.reward, -t.trial_id))
-    spec = best.spec.to_dict() if hasattr(best.spec, "to_dict") else best.spec
-    return _spec_of(spec, path)
-
-
-def resolve_spec():
-    """The spec to train, from --spec_json, --cell or --run_dir (see the module docstring)."""
-    if FLAGS.cell and FLAGS.spec_json:
-        _usage("pass --spec_json (a found spec) or --cell (a baseline), not both")
-    if FLAGS.cell:
-        return FLAGS.cell
-    if FLAGS.spec_json:
-        path = os.path.expanduser(FLAGS.spec_json)
-        if not os.path.isfile(path):
-            _usage(f"--spec_json={FLAGS.spec_json}: no such file")
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as e:
-                _usage(f"--spec_json={FLAGS.spec_json} is not JSON ({e.msg} at line {e.lineno})")
-        return _spec_of(data, f"--spec_json={FLAGS.spec_json}")
-    if not FLAGS.run_dir:
-        _usage("pass --run_dir (a search's run directory), --spec_json (a spec file) or "
-               "--cell=lstm (a baseline)")
-    best = os.path.join(FLAGS.run_dir, "best", "best.json")
-    if os.path.isfile(best):
-        with open(best, encoding="utf-8") as f:
-            return _spec_of(json.load(f), best)
-    from nascell.search.rundir.run_dir import STORE_FILE
-
-    store = os.path.join(FLAGS.run_dir, STORE_FILE)
-    if os.path.isfile(store):
-        return _best_from_store(store)
-    _usage(f"--run_dir={FLAGS.run_dir} has neither best/best.json nor {STORE_FILE}; is it a "
-           f"nascell-search run directory?")
-
-
-# --- the grid ------------------------------------------------------------------------------------
-
-
-def _floats(name: str, values: List[str]) -> List[float]:
-    try:
-        out = [float(v) for v in values]
-    except ValueError:
-        _usage(f"Argument `--{name}` must be comma-separated numbers. "
-               f"Received: --{name}={','.join(values)}")
-    if any(v < 0 for v in out):
-        _usage(f"Argument `--{name}` must hold values >= 0. Received: --{name}={','.join(values)}")
-    return out
-
-
-def _decay_epochs(values: List[str]) -> List[Optional[int]]:
-    out: List[Optional[int]] = []
-    for v in values:
-        if v.lower() in ("none", "never", "0"):
-            out.append(None)
-        elif v.isdigit():
-            out.append(int(v))
-        else:
-            _usage(f"Argument `--lr_decay_epoch_grid` must be epochs (positive integers) or "
-                   f"'none'. Received: --lr_decay_epoch_grid={','.join(values)}")
-    return out
-
-
-def grid_points(kind: str, base: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Every combination of the grid flags, as evaluator-argument overrides."""
-    lrs = _floats("lr_grid", FLAGS.lr_grid) or [base["lr"]]
-    if any(v == 0 for v in lrs):
-        _usage("--lr_grid values must be > 0")
-    decays = _floats("weight_decay_grid", FLAGS.weight_decay_grid) or [base.get("weight_decay",
-                                                                                0.0)]
-    eps = _floats("bn_epsilon_grid", FLAGS.bn_epsilon_grid)
-    if eps and kind != "conv_classifier":
-        _usage("--bn_epsilon_grid applies to conv specs only (a recurrent cell has no batch "
-               "normalization)")
-    if any(v == 0 for v in eps):
-        _usage("--bn_epsilon_grid values must be > 0")
-    eps = eps or ([base.get("bn_epsilon", 1e-3)] if kind == "conv_classifier" else [None])
-    starts = _decay_epochs(FLAGS.lr_decay_epoch_grid) or [base.get("lr_decay_epoch")]
-    points = []
-    for lr, wd, ep, start in itertools.product(lrs, decays, eps, starts):
-        point = {"lr": lr, "weight_decay": wd, "lr_decay_epoch": start}
-        if ep is not None:
-            point["bn_epsilon"] = ep
-        points.append(point)
-    return points
-
-
-def point_name(index: int, point: Dict[str, Any], spec_json: str, options: Dict[str, Any]) -> str:
-    """File name of a grid point: readable settings plus a hash of everything it depends on."""
-    key = json.dumps({"point": point, "spec": json.loads(spec_json), "options": options},
-                     sort_keys=True, default=str)
-    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
-    text = "_".join(f"{k}={v}" for k, v in sorted(point.items()))
-    return f"{index:03d}_{text}_{digest}".replace("/", "-")
-
-
-# --- main ---------------------------------------------------------------------------------------
-
-
-def base_options(kind: str) -> Dict[str, Any]:
-    """Evaluator arguments of the final stage: the paper's full size, then --child_* flags."""
-    options = dict(child_flags.PROXY_DEFAULTS[kind])
-    if "target_params" in child_flags.PAPER_SETTINGS[kind]:  # the paper's size, not the proxy's
-        options.pop("units", None)
-    options.update(child_flags.PAPER_SETTINGS[kind])
-    given = {arg: FLAGS[flag].value for flag, arg in child_flags.FLAG_ARGS[kind].items()
-             if FLAGS[flag].value is not None}
-    if "units" in given:
-        options.pop("target_params", None)
-    if "target_params" in given:
-        options.pop("units", None)
-    options.update(given)
-    for arg in ("steps_per_epoch", "max_valid_steps", "subset"):
-        if options.get(arg) == 0:
-            options[arg] = None
-    if kind == "rnn_lm" and options.get("clipnorm") == 0:
-        options["clipnorm"] = None
-    if kind == "rnn_lm":
-        # The final stage trains language models as the literature does, unless told not to.
-        options["carry_state"] = given.get("carry_state", True)
-        if FLAGS.test_batch_size is not None:
-            options["test_batch_size"] = FLAGS.test_batch_size
-    options["data_dir"] = FLAGS.data_dir
-    options["download"] = FLAGS.download
-    if kind == "conv_classifier":
-        options["cifar_npz"] = FLAGS.cifar_npz
-    # Your own data: the data flags, else the data the search in --run_dir ran on.
-    options.update(child_flags.data_flags.data_options()
-                   or child_flags.data_flags.run_data_options(FLAGS.run_dir, kind))
-    return options
 
 
 def _summary(result) -> Dict[str, Any]:

@@ -1,16 +1,29 @@
-"""A trained language model's validation perplexity, measured as its child's was.
+"""A language model's scores: the paper's reward of a perplexity, and a trained model's
+validation perplexity measured as its child's was.
 
-An export of a trained child (or a kept child) is checked by putting its layer back and scoring
-the validation data again; the figure only matches the child's when it is measured the same
-way: batches of ``seq_len`` tokens each from a zero state (the Keras-fit children), or
-Zaremba's layout with the recurrent state carried from one batch to the next (children trained
-with ``carry_state``, `nascell.search.training.stateful_lm`).
+`reward_of` is Zoph & Le's ``80 / ppl^2`` (section 4.2), what every language-model child and
+the final stage report. An export of a trained child (or a kept child) is checked by putting
+its layer back and scoring the validation data again (`validation_perplexity`); the figure only
+matches the child's when it is measured the same way: batches of ``seq_len`` tokens each from
+a zero state (the Keras-fit children), or Zaremba's layout with the recurrent state carried
+from one batch to the next (children trained with ``carry_state``,
+`nascell.search.training.stateful_lm`).
 """
 
 from __future__ import annotations
 
 import math
 from typing import Optional, Sequence
+
+REWARD_CONSTANT = 80.0
+
+
+def reward_of(valid_ppl: float) -> float:
+    """The paper's reward ``80 / ppl^2``; 0 for a perplexity too large to square in floating
+    point (a run that blew up without turning NaN)."""
+    if not math.isfinite(valid_ppl) or valid_ppl > 1e150:
+        return 0.0
+    return REWARD_CONSTANT / valid_ppl ** 2
 
 
 def validation_perplexity(model, valid_ids: Sequence[int], batch_size: int, seq_len: int,

@@ -1,9 +1,5 @@
 """The recurrent-cell child: a word (or character) language model built from a sampled cell.
 
-(Over 400 lines, at about 440: the evaluator's options, each documented, and its three
-entry points (search child, final stage, scoring a kept model); the network is
-lm_parts.py, the stateful trainer nascell.search.training.)
-
 Zoph & Le 2017, section 4.2: each sampled `RNNCellSpec` becomes a two-layer language model,
 embedding -> two recurrent layers of the cell -> softmax tied to the embedding, trained on the
 training split; its reward is ``c / (validation perplexity)^2`` with ``c = 80``. With
@@ -33,15 +29,13 @@ Design choices, stated once:
   its result (``EvalResult.weights``, `nascell.search.rundir.weights`) and measures the test
   split with.
 
-(Over the house's 400 lines: the two training paths, Keras fit and the state carried, share
-every option, the metrics and the weights they return; the parts that stand alone are in
-`lm_parts`, `lm_scoring` and `nascell.search.training`.)
+This module holds the evaluator's options, its data and its entry points; the network's parts
+are `lm_parts`, the two training paths (Keras fit, the state carried) `lm_training`, the reward
+and the scoring of a kept model `lm_scoring`, the stateful trainer `nascell.search.training`.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
@@ -59,9 +53,13 @@ from nascell.search.evaluators.lm_parts import (  # noqa: F401  (public names of
     tied_embedding_class,
     units_for_params,
 )
+from nascell.search.evaluators.lm_scoring import (  # noqa: F401  (public names of this module)
+    REWARD_CONSTANT,
+    reward_of,
+)
+from nascell.search.evaluators.lm_training import LanguageModelTraining
 from nascell.search.rundir import weights as run_weights
 
-REWARD_CONSTANT = 80.0
 DATASETS = ("ptb", "ptb_char", "tiny_shakespeare")
 CUSTOM = "custom"  # the `dataset` of an evaluator given its own `corpus`
 OPTIMIZERS = ("sgd", "adam")
@@ -69,14 +67,6 @@ OPTIMIZERS = ("sgd", "adam")
 # Loaded corpora, per (dataset, data_dir, download): a search process trains many children
 # on the same text, so it is read and encoded once.
 _CORPORA: Dict[Tuple[str, Optional[str], bool], Any] = {}
-
-
-def reward_of(valid_ppl: float) -> float:
-    """The paper's reward ``80 / ppl^2``; 0 for a perplexity too large to square in floating
-    point (a run that blew up without turning NaN)."""
-    if not math.isfinite(valid_ppl) or valid_ppl > 1e150:
-        return 0.0
-    return REWARD_CONSTANT / valid_ppl ** 2
 
 
 def load_corpus(dataset: str, data_dir: Optional[str] = None, download: bool = False):
@@ -99,7 +89,7 @@ def load_corpus(dataset: str, data_dir: Optional[str] = None, download: bool = F
     return _CORPORA[key]
 
 
-class RNNLanguageModelEvaluator(Evaluator):
+class RNNLanguageModelEvaluator(LanguageModelTraining, Evaluator):
     """Trains the language-model child of a recurrent cell spec; reward ``80 / ppl^2``.
 
     Args:
@@ -276,36 +266,13 @@ class RNNLanguageModelEvaluator(Evaluator):
         return _child.run_isolated("rnn_lm", trial_id,
                                    lambda: self._train(spec, vocab, ids, evaluate_test=True))
 
-    # --- training ---------------------------------------------------------------------------------
+    # --- the model (its training: lm_training.LanguageModelTraining) -----------------------------
 
     def units_for(self, spec, vocab_size: int) -> int:
         if self.units is not None:
             return int(self.units)
         return units_for_params(int(self.target_params), vocab_size, cell_base(spec),
                                 self.num_layers, self.tie_weights)
-
-    def _lr_schedule(self):
-        def schedule(epoch, lr):  # epoch is 0-based
-            if self.lr_decay_epoch is None or epoch + 1 < int(self.lr_decay_epoch):
-                return self.lr
-            return self.lr * self.lr_decay ** (epoch + 2 - int(self.lr_decay_epoch))
-        return schedule
-
-    def _build(self, spec, vocab_size: int, return_state: bool = False):
-        """``(model, optimizer, units)`` for ``spec`` (seeded; not compiled)."""
-        import keras
-
-        units = self.units_for(spec, vocab_size)
-        _child.seed_everything(self.seed)
-        model = build_language_model(
-            spec, vocab_size, units, self.num_layers, self.tie_weights, self.embedding_dim,
-            self.embedding_dropout, self.dropout, self.recurrent_dropout, self.seed,
-            return_state=return_state)
-        optimizer_class = {"sgd": keras.optimizers.SGD,
-                           "adam": keras.optimizers.Adam}[self.optimizer]
-        optimizer = optimizer_class(learning_rate=self.lr, global_clipnorm=self.clipnorm,
-                                    weight_decay=self.weight_decay or None)
-        return model, optimizer, units
 
     def model_args(self, spec, vocab_size: int) -> Dict[str, Any]:
         """The `build_language_model` arguments of this evaluator's model for ``spec`` (JSON-able:
@@ -316,132 +283,6 @@ class RNNLanguageModelEvaluator(Evaluator):
                 "tie_weights": self.tie_weights, "embedding_dim": self.embedding_dim,
                 "embedding_dropout": self.embedding_dropout, "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
-
-    def train_model(self, spec: Any, checkpoint_dir: Optional[str] = None,
-                    evaluate_test: bool = True, on_epoch=None):
-        """Train ``spec``'s model with the state carried across batches (truncated BPTT) and
-        return it: ``(model, metrics)``, the model (``return_state=True``) holding the
-        best-validation weights. Nothing is cleared afterwards; failures raise.
-
-        With ``checkpoint_dir`` every epoch is checkpointed there and a second call resumes
-        after the last finished epoch (`nascell.search.training.checkpoints`); the best
-        weights end in ``<checkpoint_dir>/best.weights.h5``, which a model from
-        ``build_language_model(**metrics["model_args"])`` (with or without ``return_state``)
-        loads.
-        """
-        from nascell.search.training.lm_fit import fit_language_model
-
-        vocab, ids = self.load_data()
-        spec = as_cell_spec(spec)
-        start = time.time()
-        strategy = _child.distribution_strategy()  # every device, as the children
-        with strategy.scope():
-            model, optimizer, units = self._build(spec, len(vocab), return_state=True)
-        fingerprint = {k: v for k, v in self.config().items()
-                       if k not in ("data_dir", "epochs")}
-        if "data" in fingerprint:  # the data, wherever it lives now
-            from nascell.search.data.provenance import identity
-
-            fingerprint["data"] = identity(fingerprint["data"])
-        fingerprint["model_args"] = self.model_args(spec, len(vocab))
-        fit = fit_language_model(
-            model, optimizer, ids, epochs=self.epochs, lr=self.lr,
-            lr_decay=self.lr_decay if self.lr_decay_epoch is not None else 1.0,
-            lr_decay_epoch=self.lr_decay_epoch, batch_size=self.batch_size,
-            seq_len=self.seq_len, steps_per_epoch=self.steps_per_epoch,
-            max_valid_steps=self.max_valid_steps, evaluate_test=evaluate_test,
-            test_batch_size=self.test_batch_size, checkpoint_dir=checkpoint_dir,
-            fingerprint=fingerprint, on_epoch=on_epoch, strategy=strategy)
-        history = fit.history
-        metrics: Dict[str, Any] = {
-            "valid_ppl": fit.best_valid_ppl,
-            "reward": reward_of(fit.best_valid_ppl),
-            "valid_ppl_history": [h["valid_ppl"] for h in history],
-            "train_ppl": history[-1]["train_ppl"],
-            "train_loss": math.log(history[-1]["train_ppl"]),
-            "params": int(model.count_params()),
-            "units": units,
-            "epochs": len(history),
-            "steps": sum(h["train_steps"] for h in history),
-            "best_epoch": fit.best_epoch,
-            "history": history,
-            "carry_state": True,
-            "resumed_after_epoch": fit.resumed_after_epoch,
-            "model_args": self.model_args(spec, len(vocab)),
-            "best_weights": fit.best_weights_path,
-            "replicas": _child.num_replicas(strategy),
-        }
-        if evaluate_test:
-            metrics["test_ppl"] = fit.test_ppl
-            metrics["test_tokens"] = fit.test_tokens
-        metrics["seconds"] = time.time() - start
-        return model, metrics
-
-    def _train(self, spec, vocab, ids, evaluate_test: bool) -> EvalResult:
-        if self.carry_state:
-            model, metrics = self.train_model(spec, evaluate_test=evaluate_test)
-            weights = self._pack(model, lambda: metrics["model_args"],
-                                 metrics["valid_ppl"], metrics["best_epoch"])
-            del model  # run_isolated clears the session
-            return self._result(metrics, weights)
-        import keras
-
-        from nascell.search.data.text import lm_dataset, num_lm_batches
-
-        start = time.time()
-        spec = as_cell_spec(spec)
-        strategy = _child.distribution_strategy()
-        with strategy.scope():
-            model, optimizer, units = self._build(spec, len(vocab))
-            model.compile(optimizer=optimizer,
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        params = int(model.count_params())
-
-        full_epoch = num_lm_batches(len(ids["train"]), self.batch_size, self.seq_len)
-        steps = int(self.steps_per_epoch or full_epoch)
-        train = lm_dataset(ids["train"], self.batch_size, self.seq_len).repeat()
-        valid_steps = num_lm_batches(len(ids["valid"]), self.batch_size, self.seq_len)
-        if self.max_valid_steps:
-            valid_steps = min(valid_steps, int(self.max_valid_steps))
-        valid = lm_dataset(ids["valid"], self.batch_size, self.seq_len, max_batches=valid_steps)
-
-        best = _child.best_epoch_weights("val_loss", "min")
-        callbacks = _child.nan_callbacks() + [best]
-        if self.lr_decay_epoch is not None:
-            callbacks.append(keras.callbacks.LearningRateScheduler(self._lr_schedule()))
-        history = model.fit(train, epochs=self.epochs, steps_per_epoch=steps,
-                            validation_data=valid, validation_steps=valid_steps,
-                            callbacks=callbacks, shuffle=False, verbose=0).history
-        train_losses = _child.history_values(history, "loss")
-        _child.check_finite("training loss", train_losses)
-        valid_losses = _child.history_values(history, "val_loss")
-        if len(valid_losses) < len(train_losses):  # the last epoch stopped early
-            valid_losses.append(float(model.evaluate(valid, steps=valid_steps, verbose=0)))
-        _child.check_finite("validation loss", valid_losses)
-
-        valid_ppls = [math.exp(min(v, 700.0)) for v in valid_losses]
-        valid_ppl = min(valid_ppls)
-        metrics: Dict[str, Any] = {
-            "valid_ppl": valid_ppl,
-            "valid_ppl_history": valid_ppls,
-            "train_loss": train_losses[-1],
-            "train_ppl": math.exp(min(train_losses[-1], 700.0)),
-            "params": params,
-            "units": units,
-            "epochs": len(train_losses),
-            "steps": steps * len(train_losses),
-            "replicas": _child.num_replicas(strategy),
-        }
-        best.restore()  # the weights of the best epoch: those the reward comes from
-        if evaluate_test:
-            test = lm_dataset(ids["test"], self.batch_size, self.seq_len)
-            test_loss = float(model.evaluate(test, verbose=0))
-            _child.check_finite("test loss", [test_loss])
-            metrics["test_ppl"] = math.exp(min(test_loss, 700.0))
-        weights = self._pack(model, lambda: self.model_args(spec, len(vocab)), valid_ppl,
-                             best.epoch)
-        metrics["seconds"] = time.time() - start
-        return self._result(metrics, weights)
 
     def validation_score(self, model) -> Dict[str, float]:
         """``{"valid_ppl": ...}`` of ``model`` on this evaluator's validation data, measured as

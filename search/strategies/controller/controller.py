@@ -1,10 +1,5 @@
 """The controller: an LSTM that writes architectures as token sequences, trained by REINFORCE.
 
-(Over 400 lines, at about 500: the paper's controller is one network whose token encoding,
-sampling, log-probabilities, baseline, REINFORCE/PPO update and saved state share the same
-per-decision heads and embeddings; the compiled programs that run it are in
-controller_graph.py.)
-
 Zoph & Le (2017), sections 3.1-3.3, with the hyperparameters of 4.1/4.2 as defaults:
 
 * a two-layer LSTM with 35 units, every weight drawn uniformly from [-0.08, 0.08];
@@ -34,20 +29,23 @@ benchmarks/controller_cost.py), and tracing takes seconds whatever the space's l
 unrolled graph of the 60-decision conv space took 10-40 s to trace on the same machine).
 
 Tokens: an int32 matrix with one column per `Categorical` decision (the choice index) and
-``k`` columns per `Skips` decision with ``k`` candidates (0/1), in decision order.
+``k`` columns per `Skips` decision with ``k`` candidates (0/1), in decision order
+(`tokens.TokenLayout`). The compiled programs that run the controller are
+`controller_graph`; its saved state is `state`.
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from nascell.search.core.space import Categorical, SearchSpace, Skips
+from nascell.search.core.space import Categorical, SearchSpace
 from nascell.search.strategies.controller import controller_graph
+from nascell.search.strategies.controller import state as _state
+from nascell.search.strategies.controller.tokens import TokenLayout
 
 
 class Controller(keras.Model):
@@ -79,14 +77,8 @@ class Controller(keras.Model):
         super().__init__(name=name)
         if isinstance(decisions, SearchSpace):
             decisions = decisions.decisions
-        self.decision_list: Tuple[Any, ...] = tuple(decisions)
-        if not self.decision_list:
-            raise ValueError("Controller needs at least one decision")
-        for d in self.decision_list:
-            if not isinstance(d, (Categorical, Skips)):
-                raise ValueError(f"Argument `space` must hold Categorical and Skips decisions "
-                                 f"only. Received: decision {d.name!r} of type "
-                                 f"{type(d).__name__}")
+        self._layout = TokenLayout(decisions)  # checks: Categorical / Skips, at least one
+        self.decision_list: Tuple[Any, ...] = self._layout.decisions
         if not 0.0 <= baseline_decay < 1.0:
             raise ValueError(f"Argument `baseline_decay` must be in [0, 1). "
                              f"Received: baseline_decay={baseline_decay}")
@@ -127,11 +119,7 @@ class Controller(keras.Model):
         # prefix lengths; slice t is decision t's own softmax head and embedding table.
         init = "zeros"  # every weight is drawn in `reset`, from numpy, seeded
         num_t = len(self.decision_list)
-        skips = [d for d in self.decision_list if isinstance(d, Skips)]
-        self._num_choices = max([d.num_choices for d in self.decision_list
-                                 if isinstance(d, Categorical)] or [1])
-        self._num_anchors = max(len(skips), 1)
-        self._pad = max(1, self._num_anchors - 1)  # token slots per step (padded layout)
+        num_choices = self._layout.num_choices
         self.lstm_kernels, self.lstm_recurrent, self.lstm_biases = [], [], []
         for i in range(num_layers):
             self.lstm_kernels.append(self.add_weight(shape=(units, 4 * units), initializer=init,
@@ -141,38 +129,18 @@ class Controller(keras.Model):
             self.lstm_biases.append(self.add_weight(shape=(4 * units,), initializer=init,
                                                     name=f"lstm_{i}_bias"))
         self.go = self.add_weight(shape=(1, units), initializer=init, name="go")
-        self.head_kernel = self.add_weight(shape=(num_t, units, self._num_choices),
+        self.head_kernel = self.add_weight(shape=(num_t, units, num_choices),
                                            initializer=init, name="head_kernel")
-        self.head_bias = self.add_weight(shape=(num_t, self._num_choices), initializer=init,
+        self.head_bias = self.add_weight(shape=(num_t, num_choices), initializer=init,
                                          name="head_bias")
-        self.embedding = self.add_weight(shape=(num_t, self._num_choices, units),
+        self.embedding = self.add_weight(shape=(num_t, num_choices, units),
                                          initializer=init, name="embedding")
         self.w_prev = self.add_weight(shape=(units, units), initializer=init, name="w_prev")
         self.w_curr = self.add_weight(shape=(units, units), initializer=init, name="w_curr")
         self.v = self.add_weight(shape=(units, 1), initializer=init, name="v")
         self.built = True
 
-        # Constant per-step tables.
-        is_skip = np.zeros(num_t, bool)
-        num_valid = np.zeros(num_t, np.int32)  # choices (Categorical) or candidates (Skips)
-        anchor_slot = np.zeros(num_t, np.int32)
-        self._columns: List[Tuple[int, int]] = []  # (first compact column, width) per decision
-        col, a = 0, 0
-        for t, d in enumerate(self.decision_list):
-            if isinstance(d, Categorical):
-                num_valid[t] = d.num_choices
-                self._columns.append((col, 1))
-                col += 1
-            else:
-                is_skip[t], num_valid[t], anchor_slot[t] = True, d.num_candidates, a
-                self._columns.append((col, d.num_candidates))
-                col += d.num_candidates
-                a += 1
-        self._structure = controller_graph.Structure(
-            is_skip=tuple(bool(x) for x in is_skip), num_valid=tuple(int(x) for x in num_valid),
-            anchor_slot=tuple(int(x) for x in anchor_slot), num_choices=self._num_choices,
-            num_anchors=self._num_anchors, pad=self._pad, units=units, num_layers=num_layers,
-            jit_compile=bool(jit_compile))
+        self._structure = self._layout.structure(units, num_layers, jit_compile)
 
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
         self.optimizer.build(self.trainable_variables)
@@ -209,71 +177,24 @@ class Controller(keras.Model):
             v.assign(value)
         self.sample_calls, self.updates, self.baseline = 0, 0, None
 
-    # --- shapes --------------------------------------------------------------------------------
+    # --- tokens (the layout is tokens.TokenLayout) -----------------------------------------------
 
     def token_width(self, num_decisions: Optional[int] = None) -> int:
         """Columns of the token matrix for the first ``num_decisions`` decisions."""
-        ds = self.decision_list[:num_decisions]
-        return sum(1 if isinstance(d, Categorical) else d.num_candidates for d in ds)
+        return self._layout.width(num_decisions)
 
     def tokens_to_rows(self, tokens: np.ndarray, num_decisions: int) -> List[List[Any]]:
         """Token matrix -> per architecture a list (an int per Categorical, a 0/1 list per
         Skips)."""
-        out = []
-        for row in np.asarray(tokens):
-            items, col = [], 0
-            for d in self.decision_list[:num_decisions]:
-                if isinstance(d, Categorical):
-                    items.append(int(row[col]))
-                    col += 1
-                else:
-                    items.append([int(b) for b in row[col:col + d.num_candidates]])
-                    col += d.num_candidates
-            out.append(items)
-        return out
+        return self._layout.to_rows(tokens, num_decisions)
 
     def rows_to_tokens(self, rows: Sequence[Sequence[Any]]) -> Tuple[np.ndarray, int]:
         """Inverse of `tokens_to_rows`; returns the matrix and the number of decisions."""
-        n = len(rows[0])
-        if any(len(r) != n for r in rows):
-            raise ValueError("rows_to_tokens: every row must have the same number of decisions")
-        if n > len(self.decision_list):
-            raise ValueError(f"{n} decisions, but the controller knows "
-                             f"{len(self.decision_list)}")
-        mat = np.zeros((len(rows), self.token_width(n)), np.int32)
-        for i, r in enumerate(rows):
-            flat = []
-            for d, item in zip(self.decision_list, r):
-                flat.extend([int(item)] if isinstance(d, Categorical) else [int(b) for b in item])
-            mat[i] = flat
-        return mat, n
+        return self._layout.from_rows(rows)
 
     def call(self, tokens, num_decisions: Optional[int] = None):
         """Keras entry point: log P of a compact token matrix (all decisions by default)."""
         return tf.constant(self.log_prob(np.asarray(tokens), num_decisions)[0])
-
-    def _check_n(self, num_decisions: Optional[int]) -> int:
-        n = len(self.decision_list) if num_decisions is None else int(num_decisions)
-        if not 1 <= n <= len(self.decision_list):
-            raise ValueError(f"Argument `num_decisions` must be in [1, {len(self.decision_list)}]. "
-                             f"Received: num_decisions={n}")
-        return n
-
-    def _to_padded(self, tokens: np.ndarray, n: int) -> np.ndarray:
-        """Compact rows -> [bucket(rows), T, pad] (rows past the real ones are zeros)."""
-        tokens = np.asarray(tokens, np.int32).reshape(-1, self.token_width(n))
-        out = np.zeros((controller_graph.bucket(len(tokens)), len(self.decision_list),
-                        self._pad), np.int32)
-        for t, (col, width) in enumerate(self._columns[:n]):
-            out[:len(tokens), t, :width] = tokens[:, col:col + width]
-        return out
-
-    def _to_compact(self, padded: np.ndarray, n: int) -> np.ndarray:
-        padded = np.asarray(padded)
-        out = np.zeros((len(padded), self.token_width(n)), np.int32)
-        for t, (col, width) in enumerate(self._columns[:n]):
-            out[:, col:col + width] = padded[:, t, :width]
-        return out
 
     @property
     def programs(self) -> controller_graph.Programs:
@@ -299,7 +220,7 @@ class Controller(keras.Model):
         seed ``(self.seed, k)``. ``temperature`` overrides the controller's for this call
         (e.g. a wider pool of candidates); the default is the controller's own.
         """
-        n = self._check_n(num_decisions)
+        n = self._layout.check_n(num_decisions)
         if int(batch_size) < 1:
             raise ValueError(f"Argument `batch_size` must be a positive integer. Received: "
                              f"batch_size={batch_size}")
@@ -312,16 +233,16 @@ class Controller(keras.Model):
         padded, log_prob, entropy = self.programs.sample(
             self._tf_weights, tf.constant(controller_graph.bucket(b), tf.int32),
             tf.constant(n, tf.int32), seed, self._shaping(temperature))
-        return {"tokens": self._to_compact(padded.numpy()[:b], n),
+        return {"tokens": self._layout.to_compact(padded.numpy()[:b], n),
                 "log_prob": log_prob.numpy()[:b], "entropy": entropy.numpy()[:b],
                 "seed": seed.numpy()}
 
     def log_prob(self, tokens: np.ndarray, num_decisions: Optional[int] = None
                  ) -> Tuple[np.ndarray, np.ndarray]:
         """Re-score a batch of token rows under the current weights: (log P, entropy)."""
-        n = self._check_n(num_decisions)
+        n = self._layout.check_n(num_decisions)
         rows = len(np.asarray(tokens).reshape(-1, self.token_width(n)))
-        padded = self._to_padded(tokens, n)
+        padded = self._layout.to_padded(tokens, n)
         log_prob, entropy = self.programs.score(
             self._tf_weights, tf.constant(padded), tf.constant(np.full(len(padded), n, np.int32)),
             self._shaping())
@@ -354,8 +275,8 @@ class Controller(keras.Model):
 
         Returns (loss, gradients aligned with `trainable_variables`, log P [m], entropy [m]).
         """
-        n = self._check_n(num_decisions)
-        padded = self._to_padded(tokens, n)
+        n = self._layout.check_n(num_decisions)
+        padded = self._layout.to_padded(tokens, n)
         adv = np.asarray(advantages, np.float32).reshape(-1)
         rows = len(adv)
         total = rows if total is None else total
@@ -376,23 +297,6 @@ class Controller(keras.Model):
                            [tf.convert_to_tensor(g, tf.float32) for g in grads],
                            self._adam_hyper)
         self.updates += 1
-
-    def _pack(self, batches: Sequence[Tuple[np.ndarray, int]]) -> Tuple[np.ndarray, np.ndarray]:
-        """``(token_row, num_decisions)`` rows of any lengths -> padded tokens, lengths."""
-        rows = len(batches)
-        padded = np.zeros((controller_graph.bucket(rows), len(self.decision_list), self._pad),
-                          np.int32)
-        lengths = np.ones(len(padded), np.int32)
-        for k, (row, n) in enumerate(batches):
-            n = self._check_n(n)
-            row = np.asarray(row, np.int32).reshape(-1)
-            if len(row) != self.token_width(n):
-                raise ValueError(f"A token row of {n} decisions must have {self.token_width(n)} "
-                                 f"columns. Received: a row of {len(row)} columns")
-            for t, (col, width) in enumerate(self._columns[:n]):
-                padded[k, t, :width] = row[col:col + width]
-            lengths[k] = n
-        return padded, lengths
 
     def train_step(self, batches: Sequence[Tuple[np.ndarray, int]], advantages: Sequence[float],
                    sampled_log_prob: Optional[Sequence[float]] = None, update_steps: int = 1,
@@ -416,7 +320,7 @@ class Controller(keras.Model):
         if int(update_steps) < 1:
             raise ValueError(f"Argument `update_steps` must be >= 1. Received: "
                              f"update_steps={update_steps}")
-        padded, lengths = self._pack(batches)
+        padded, lengths = self._layout.pack(batches)
         size = len(padded)
         adv = np.zeros(size, np.float32)
         adv[:m] = np.asarray(advantages, np.float32)
@@ -478,34 +382,11 @@ class Controller(keras.Model):
 
     def state_bytes(self) -> bytes:
         """Weights, optimizer slots, baseline, counters and seed as one .npz blob."""
-        arrays = {f"weight_{i}": np.asarray(v) for i, v in enumerate(self.weights)}
-        arrays.update({f"optimizer_{i}": np.asarray(v)
-                       for i, v in enumerate(self.optimizer.variables)})
-        arrays["counters"] = np.array([self.sample_calls, self.updates, self.seed], np.int64)
-        arrays["baseline"] = np.array([np.nan if self.baseline is None else self.baseline])
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        return buf.getvalue()
+        return _state.state_bytes(self)
 
     def load_state_bytes(self, data: bytes) -> None:
         """Restore what `state_bytes` returned (shapes must match this controller)."""
-        with np.load(io.BytesIO(data)) as f:
-            for prefix, variables in (("weight", self.weights),
-                                      ("optimizer", self.optimizer.variables)):
-                n = sum(1 for k in f.files if k.startswith(prefix + "_"))
-                if n != len(variables):
-                    raise ValueError(f"controller checkpoint holds {n} {prefix} arrays, this "
-                                     f"controller has {len(variables)}: the search space or "
-                                     "controller options differ from the saved run")
-                for i, v in enumerate(variables):
-                    value = f[f"{prefix}_{i}"]
-                    if tuple(value.shape) != tuple(v.shape):
-                        raise ValueError(f"controller checkpoint {prefix} {i} ({v.path}) has "
-                                         f"shape {value.shape}, expected {tuple(v.shape)}")
-                    v.assign(value)
-            self.sample_calls, self.updates, self.seed = (int(x) for x in f["counters"])
-            b = float(f["baseline"][0])
-            self.baseline = None if np.isnan(b) else b
+        _state.load_state_bytes(self, data)
 
     def save_state(self, path: str) -> None:
         """Write `state_bytes` to ``path`` atomically."""
