@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from nascell.search.bin import define_once
+
 # The one table of space aliases lives in the library, so Python and the flags agree.
 from nascell.search.spaces import SPACE_ALIASES  # noqa: F401 (search_plan.py imports it from here)
 
@@ -39,13 +41,6 @@ ENAS_SPACES = {"ptb": "enas_rnn", "cifar10": "enas_conv"}
 SUPERNET_SPACES = ("enas_rnn", "enas_conv", "enas_macro")
 
 
-def _define_once(define, name: str, *args, **kwargs) -> None:
-    """Define a flag unless a binary imported before has it (nascell-train's --run_dir and
-    --export mean the same), so the binaries import in any order."""
-    if name not in flags.FLAGS:
-        define(name, *args, **kwargs)
-
-
 flags.DEFINE_string("space", None, "Search space: conv (= conv_v3), conv_v1, conv_v2, "
                     "conv_v3, rnn_cell, nasbench201, the ENAS spaces enas_rnn, enas_conv, "
                     "enas_macro (with --strategy=enas: weight sharing), or one registered by "
@@ -60,7 +55,7 @@ flags.DEFINE_string("evaluator", None, "Evaluator giving each trial its reward. 
 flags.DEFINE_enum("dataset", "ptb", ["ptb", "cifar10"], "Data set of the paper experiment "
                   "to run: ptb (recurrent cells) or cifar10 (conv nets). Ignored for "
                   "nasbench201.")
-_define_once(flags.DEFINE_string, "run_dir", None, "Run directory (created, or resumed if it "
+define_once(flags.DEFINE_string, "run_dir", None, "Run directory (created, or resumed if it "
              "holds the same search). Default: ./runs/<space>-<strategy>.")
 flags.DEFINE_integer("num_trials", None, "Trials (architectures evaluated) to reach, counting "
                      "those of earlier runs in --run_dir. Default: 500 on the NAS-Bench-201 "
@@ -109,7 +104,7 @@ flags.DEFINE_float("skip_target", None, "Target skip-connection density (KL prio
 flags.DEFINE_float("skip_weight", None, "Weight of the skip-connection KL prior.")
 flags.DEFINE_string("nb201_csv", None, "NAS-Bench-201 table (nb201_cifar10.csv) for the "
                     "nasbench201 evaluator (default: $NASCELL_NB201_CSV).")
-_define_once(flags.DEFINE_bool, "export", True, "After the search, export the best architecture "
+define_once(flags.DEFINE_bool, "export", True, "After the search, export the best architecture "
              "into <run_dir>/export/best (replacing an earlier export there), with its "
              "trained weights when the run kept them (--keep_weights).")
 flags.DEFINE_integer("checkpoint_every", None, "Save the strategy after every this many "

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from absl import flags
 
+from nascell.search.bin import define_once
+
 FLAGS = flags.FLAGS
 
 
-def _define_once(define, name: str, *args, **kwargs) -> None:
-    """Define a flag unless another binary imported into this process already has it (the
-    same meaning: e.g. --run_dir), so importing several binaries never clashes."""
-    if name not in FLAGS:
-        define(name, *args, **kwargs)
-
-
-_define_once(flags.DEFINE_string, "run_dir", None, "Run directory of a search: its best spec "
+define_once(flags.DEFINE_string, "run_dir", None, "Run directory of a search: its best spec "
              "is trained, and results go to <run_dir>/final unless --final_dir is given.")
-_define_once(flags.DEFINE_string, "spec_json", None, "File with the spec to train (a spec "
+define_once(flags.DEFINE_string, "spec_json", None, "File with the spec to train (a spec "
              "JSON object, or an object with a 'spec' key such as best/best.json). Default: "
              "the best trial of --run_dir.")
 flags.DEFINE_string("final_dir", None, "Where the grid and final results go (default "
@@ -37,7 +32,7 @@ flags.DEFINE_integer("epochs", None, "Epochs of the final training (default: the
                      "child epochs, 35 for cells, 50 for conv nets).")
 flags.DEFINE_enum("cell", None, ["lstm"], "Train a baseline cell instead of a found spec: "
                   "lstm (Keras' LSTMCell, as Zaremba et al.). Exclusive with --spec_json.")
-_define_once(flags.DEFINE_bool, "export", True, "At the end, export the found cell with its "
+define_once(flags.DEFINE_bool, "export", True, "At the end, export the found cell with its "
              "trained weights and the whole trained model (a SavedModel with a "
              "serving_default signature) into <final_dir>/export.")
 flags.DEFINE_integer("test_batch_size", None, "Language models carrying the state: rows of the "
