@@ -146,7 +146,7 @@ class Strategy(abc.ABC):
                 total = self.space.num_architectures(self.next_trial_id)
                 raise SpaceExhausted(
                     f"all {total} architectures of the search space "
-                    f"{getattr(self.space, 'name', '?')!r} have been proposed; no new one is "
+                    f"{self.space.name!r} have been proposed; no new one is "
                     f"left to evaluate ({self.next_trial_id} trials asked so far)")
             want = n - len(trials)
             if self.dedupe and idle >= self.max_repeat_rounds:
