@@ -59,8 +59,11 @@ def _env(**env):
 
 
 def _run(code, **env):
+    # cwd: this test's folder, not the checkout's root, whose nascell/ (without search/ and
+    # export/) would shadow the installed package for `python -c`
     return subprocess.run([sys.executable, "-c", _LOAD + textwrap.dedent(code)], env=_env(**env),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
 def _native(stderr):

@@ -89,8 +89,9 @@ def runs(tmp_path_factory):
     work = tmp_path_factory.mktemp("replicas")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("NASCELL_DEVICES", None)
+    # cwd: not the checkout's root, whose nascell/ would shadow the installed package
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(work)], capture_output=True,
-                          text=True, timeout=900, env=env)
+                          text=True, timeout=900, env=env, cwd=str(work))
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]
     return json.loads(lines[-1][len("RESULT "):])
