@@ -56,6 +56,7 @@ def test_budgets_are_substituted():
     assert docs_blocks.budgeted_python("for _ in range(10):") == "for _ in range(1):"
 
 
+@pytest.mark.slow
 def test_every_doc_block_runs(tmp_path):
     steps, skipped = docs_blocks.plan(run_all=os.environ.get("NASCELL_DOCS_RUN") == "1")
     plan = tmp_path / "plan.json"

@@ -212,6 +212,7 @@ _Y = np.array([1, 7])
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=conv_specs(min_layers=1, max_layers=8))
+@pytest.mark.slow
 def test_random_paper_specs_build_run_and_train_one_step(spec):
     keras.backend.clear_session()
     model = build_conv_classifier(spec, weight_decay=1e-4)

@@ -99,6 +99,7 @@ def test_fast_path_matches_step_path_on_random_tree_specs(spec, projection, use_
 
 
 @pytest.mark.parametrize("num_nodes", [1, 3, 6])
+@pytest.mark.slow
 def test_fast_path_matches_step_path_on_random_enas_specs(num_nodes):
     spec = random_enas_spec(np.random.default_rng(num_nodes), num_nodes)
     slow, fast = twin_layers(lambda: ENASRNNCell(spec, 4), 3, return_sequences=True,
@@ -125,6 +126,7 @@ def test_keras_options_and_masking_match_step_path(options):
     assert_twins_agree(slow, fast, xs, mask=mask)
 
 
+@pytest.mark.slow
 def test_unknown_batch_and_time_sizes():
     """The search's children read ``(None, None)`` token batches: the batched loop traced
     with neither size known gives the step path's outputs and gradients."""
@@ -158,6 +160,7 @@ def test_dropout_draws_the_same_masks_as_the_step_path():
     np.testing.assert_allclose(np.asarray(fast(xs)), np.asarray(slow(xs)), **TOL)
 
 
+@pytest.mark.slow
 def test_training_under_a_mirrored_strategy_matches_step_path():
     """The search trains children under tf.distribute.MirroredStrategy on GPU machines: the
     batched weight gradients must reach its mirrored variables."""
@@ -280,6 +283,7 @@ def test_auto_batches_only_big_kernels(monkeypatch):
         nascell.RNN(NASCell(4), batch_weight_gradients="yes")
 
 
+@pytest.mark.slow
 def test_fit_with_mask_zero_embedding_lowers_loss():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)

@@ -43,6 +43,7 @@ def test_register_refuses_a_taken_name():
 
 
 @pytest.mark.parametrize("name", ["nas", "figure5"])
+@pytest.mark.slow
 def test_a_named_cell_builds_a_layer_that_trains_and_exports(name, tmp_path):
     import keras
 

@@ -243,6 +243,7 @@ def test_rnn_return_sequences_state_and_masking():
     assert not np.allclose(np.asarray(h)[0], np.asarray(h2)[0])
 
 
+@pytest.mark.slow
 def test_mask_zero_embedding_model_and_fit_lowers_loss():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)

@@ -42,6 +42,7 @@ def test_lstm_units_match_the_parameter_count(char_ptb):
         assert diff <= abs(char_ptb.lm_params(vocab, dim, max(1, u - 1)) - target)
 
 
+@pytest.mark.slow
 def test_char_ptb_tiny(char_ptb, tmp_path):
     text = "the cat sat on the mat\na dog ran in the park\nthe end of the line\n"
     for split, copies in (("train", 30), ("valid", 4), ("test", 4)):
@@ -69,6 +70,7 @@ def test_bleu(translate):
     assert 0 < translate.corpus_bleu([["a", "b", "c", "x", "e"]], [ref]) < 100
 
 
+@pytest.mark.slow
 def test_translate_tiny_from_corpus(translate, tmp_path):
     from nascell.spec import FIGURE5_SPEC
     corpus = translate.write_synthetic_corpus(str(tmp_path / "pairs.tsv"), 300, seed=1)

@@ -238,6 +238,7 @@ def test_enas_round_trips_in_fresh_process(enas_exports, tmp_path, run_python):
     assert results["with:enas_macro"]["class"] == "ENASMacroNet"
 
 
+@pytest.mark.slow
 def test_enas_cell_fine_tunes_with_adam_then_reexports(enas_exports, tmp_path):
     layer = load(enas_exports["enas_rnn_cell"]["path"], return_state=False)
     assert isinstance(layer.cell, ENASRNNCell) and layer.name == "enas_rnn"

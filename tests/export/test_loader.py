@@ -71,6 +71,7 @@ def test_load_conv_matches_source_exactly(conv_export):
     assert np.abs(got - refs["features"]).max() == 0
 
 
+@pytest.mark.slow
 def test_fine_tune_with_adam_then_reexport(cell_export, tmp_path):
     """Adam trains the reloaded layer (the loss drops); the trained layer exports again and
     reloads with exactly its new weights."""

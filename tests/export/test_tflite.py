@@ -92,6 +92,7 @@ def test_conv_features_convert_and_match(conv_export):
 
 @pytest.mark.parametrize("name,endpoint", [("extended", "step"), ("enas_cell", "step"),
                                            ("micro", "features"), ("macro", "features")])
+@pytest.mark.slow
 def test_every_kind_converts_and_matches(more_exports, name, endpoint):
     path = more_exports[name]
     assert default_endpoint(path) == endpoint
@@ -121,6 +122,7 @@ def test_every_file_of_an_export_is_as_readable_as_a_new_file(cell_export, tmp_p
             "saved_model/saved_model.pb"} <= set(seen)
 
 
+@pytest.mark.slow
 def test_sequence_endpoint_names_the_op_and_the_way_out(cell_export, tmp_path):
     with pytest.raises(TFLiteConversionError) as info:
         to_tflite(cell_export["path"], "sequence", str(tmp_path / "seq.tflite"))

@@ -10,6 +10,7 @@ import gc
 import weakref
 
 import numpy as np
+import pytest
 
 from nascell.search.core.evaluator import EvalResult
 from nascell.search.evaluators import _child
@@ -30,6 +31,7 @@ def _tiny_child(seen):
     return EvalResult(reward=1.0)
 
 
+@pytest.mark.slow
 def test_run_isolated_drops_the_childs_custom_gradients():
     before = _child.custom_gradient_names()
     seen = {}

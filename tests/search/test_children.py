@@ -35,6 +35,7 @@ def tiny_conv(npz, **kwargs):
     return ConvClassifierEvaluator(**options)
 
 
+@pytest.mark.slow
 def test_rnn_lm_child_trains_and_rewards_80_over_ppl_squared(shared_data):
     evaluator = tiny_lm(shared_data("ptb"))
     result = evaluator.evaluate(FIGURE5_SPEC, trial_id=3)
@@ -72,6 +73,7 @@ def test_language_model_children_run_on_the_fast_path(return_state):
         assert all(isinstance(r, nascell.RNN) and r.fast_path for r in rnns)
         assert all(has_fast_path(r.cell) == fast for r in rnns)
 
+@pytest.mark.slow
 def test_rnn_lm_child_that_diverges_fails_with_reward_zero(shared_data):
     evaluator = tiny_lm(shared_data("ptb"), optimizer="adam", lr=1e30, clipnorm=None)
     result = evaluator.evaluate(FIGURE5_SPEC)
@@ -79,6 +81,7 @@ def test_rnn_lm_child_that_diverges_fails_with_reward_zero(shared_data):
     assert "not finite" in result.error
 
 
+@pytest.mark.slow
 def test_conv_child_trains_and_rewards_cubed_max_of_last_5_epochs(shared_data):
     result = tiny_conv(shared_data("cifar10", "cifar10_subset.npz")).evaluate(TINY_CONV)
     assert not result.failed, result.error
@@ -90,6 +93,7 @@ def test_conv_child_trains_and_rewards_cubed_max_of_last_5_epochs(shared_data):
     assert result.metrics["params"] > 0 and result.metrics["steps"] == 12
 
 
+@pytest.mark.slow
 def test_conv_child_failures_are_isolated(shared_data):
     npz = shared_data("cifar10", "cifar10_subset.npz")
     diverged = tiny_conv(npz, epochs=1, lr=1e8).evaluate(TINY_CONV)

@@ -149,6 +149,7 @@ def test_tanh_constant_bounds_probabilities():
     assert p.argmax() == 0 and 0.6 < p.max() <= bound + 1e-5
 
 
+@pytest.mark.slow
 def test_controller_learns_synthetic_optimum_faster_than_random():
     """5 decisions x 4 choices; reward = fraction of decisions matching a hidden target."""
     space = SearchSpace("synthetic", [Categorical(f"d{i}", list(range(4))) for i in range(5)])
@@ -243,6 +244,7 @@ def test_controllers_share_programs_and_a_dropped_one_is_freed():
             for k in ("sample", "train", "score")} == traces
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_strategies_created_one_after_another():
     """RSS after the first strategies (imports, programs) grows by little over six more."""
     import gc

@@ -82,6 +82,7 @@ def _keys(space, trials):
 
 
 @pytest.mark.parametrize("key", sorted(STRATEGIES))
+@pytest.mark.slow
 def test_300_trials_are_300_architectures_across_a_kill(key, tmp_path):
     space = small_space()
     result = _run_with_kill(space, key, _small_reward, str(tmp_path / "run"), 300, 137)
@@ -91,6 +92,7 @@ def test_300_trials_are_300_architectures_across_a_kill(key, tmp_path):
 
 
 @pytest.mark.parametrize("key", sorted(STRATEGIES))
+@pytest.mark.slow
 def test_nasbench201_300_trials_are_300_architectures(key, tmp_path, shared_data):
     from nascell.search.evaluators.nasbench201 import NASBench201Evaluator
     table = NASBench201Evaluator(str(shared_data("nasbench201", "nb201_cifar10.csv")))
@@ -102,6 +104,7 @@ def test_nasbench201_300_trials_are_300_architectures(key, tmp_path, shared_data
 
 
 @pytest.mark.parametrize("key", ["random", "evolution", "local_search", "reinforce"])
+@pytest.mark.slow
 def test_a_space_smaller_than_the_budget_is_searched_whole_then_the_search_stops(key,
                                                                                  tmp_path):
     space = SearchSpace("tiny", [Categorical("a", list(range(5))), Skips("s0", 0),

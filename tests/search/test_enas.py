@@ -267,6 +267,7 @@ def test_enas_runs_through_the_one_engine(straight, monkeypatch):
     assert old.spec == straight.spec
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_exactly(tmp_path, straight):
     """Stopped after 4 trials (mid-epoch 1), then resumed from its checkpoint: the same trials,
     rewards and derived cell as the uninterrupted run; each phase touches only its weights."""
@@ -287,6 +288,7 @@ def test_an_interrupted_run_resumes_exactly(tmp_path, straight):
         run_enas("enas_rnn", run, data=_data(), epochs=2, **{**TINY, "units": 4})
 
 
+@pytest.mark.slow
 def test_the_phases_touch_only_their_own_weights():
     from nascell.search.core.strategy import create_strategy
     from nascell.search.enas.evaluator import SupernetEvaluator
@@ -330,6 +332,7 @@ def test_the_phases_touch_only_their_own_weights():
 
 @pytest.mark.parametrize("space_name, extra", [("enas_conv", {"num_nodes": 2}),
                                                ("enas_macro", {"num_layers": 3})])
+@pytest.mark.slow
 def test_image_spaces_search_with_their_supernets(tmp_path, space_name, extra):
     from nascell.enas_cells import ENASConvNet, ENASMacroNet
     rng = np.random.default_rng(0)

@@ -38,6 +38,7 @@ def _filler(rng, avoid, n):
     return out
 
 
+@pytest.mark.slow
 def test_a_stalled_search_checks_the_best_architectures_neighbours():
     rng = np.random.default_rng(0)
     best = {f"d{i}": 0 for i in range(6)}
@@ -58,6 +59,7 @@ def test_a_stalled_search_checks_the_best_architectures_neighbours():
     assert all(t.meta.get("origin") != "stall_neighbour" for t in s.ask(4))
 
 
+@pytest.mark.slow
 def test_at_a_local_optimum_the_next_best_architectures_neighbours_are_checked():
     rng = np.random.default_rng(1)
     best = {f"d{i}": 0 for i in range(6)}

@@ -166,6 +166,7 @@ def _values(tuner):
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.slow
 def test_every_strategy_exhausts_a_small_space_without_repeats(tmp_path, name):
     def build(hp):
         hp.Choice("a", [1, 2, 3])
@@ -228,6 +229,7 @@ def test_repeats_are_told_the_known_reward_not_rerun(tmp_path):
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.slow
 def test_reload_continues_the_search(tmp_path, name):
     def build(hp):
         hp.Int("a", 0, 9)
@@ -319,6 +321,7 @@ def build_model(hp):
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.slow
 def test_real_keras_search(tmp_path, name):
     x, y = _data()
     tuner = kt.Tuner(oracle=nkt.Oracle(name, objective="val_accuracy", max_trials=3, seed=1,

@@ -239,6 +239,7 @@ def test_arrays_from_python(tmp_path):
     assert "options" not in data  # nothing to read back: the arrays came from Python
 
 
+@pytest.mark.slow
 def test_enas_on_own_text_and_images(tmp_path):
     """ENAS (the enas strategy + the supernet evaluator) on a text folder and on arrays."""
     from nascell.search import create_space, create_strategy, enas_evaluator, handover, run_search

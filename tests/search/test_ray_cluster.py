@@ -52,6 +52,7 @@ def cluster(tmp_path_factory):
             os.environ["PYTHONPATH"] = old_path
 
 
+@pytest.mark.slow
 def test_search_on_a_cluster_losing_a_node_keeps_trained_weights(tmp_path, cluster):
     from nascell.search.executors.ray_executor import RayExecutor
 

@@ -16,6 +16,9 @@ import textwrap
 import numpy as np
 import pytest
 
+# every test here shares one subprocess that trains on 2 logical devices
+pytestmark = pytest.mark.slow
+
 # float32 sums of the same terms in another order (each replica sums its rows, then the
 # replicas are summed): agreement to ~1e-6 is what is seen; 1e-4 still catches a wrong row,
 # state or weight (those move the perplexity by percents).

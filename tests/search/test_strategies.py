@@ -175,6 +175,7 @@ def test_local_search_climbs_to_the_best_neighbour_and_restarts_at_a_peak():
     assert len(set(moves)) >= 2
 
 
+@pytest.mark.slow
 def test_dedupe_never_repeats():
     space = SearchSpace("tiny", [Categorical("a", list(range(5))), Categorical("b", [0, 1])])
     for name in ("random", "evolution", "reinforce", "local_search"):
@@ -203,6 +204,7 @@ def test_failed_trials_count_as_zero():
     assert r.controller.updates == 2
 
 
+@pytest.mark.slow
 def test_nasbench201_search_500_trials(shared_data):
     from nascell.search.evaluators.nasbench201 import NASBench201Evaluator
     csv_path = str(shared_data("nasbench201", "nb201_cifar10.csv"))

@@ -37,6 +37,7 @@ def _grid_files(final_dir):
     return {name: os.stat(os.path.join(grid, name)).st_mtime_ns for name in os.listdir(grid)}
 
 
+@pytest.mark.slow
 def test_grid_then_final_and_resume(parsed_flags, shared_data, tmp_path):
     _tiny_lm_flags(parsed_flags, shared_data("ptb"))
     final_dir = str(tmp_path / "final")

@@ -37,6 +37,7 @@ def tiny_lm_evaluator(data_dir, **overrides):
     return RNNLanguageModelEvaluator(**h.tiny_lm_options(data_dir, **overrides))
 
 
+@pytest.mark.slow
 def test_exported_layer_put_back_reproduces_the_childs_validation_perplexity(tmp_path):
     data = h.tiny_corpus(tmp_path / "text")
     run_dir = str(tmp_path / "run")
@@ -159,6 +160,7 @@ def test_readme_main_job_then_nascell_export_gives_the_trained_child(tmp_path):
     assert score == pytest.approx(best["metrics"]["valid_ppl"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_carry_state_childs_kept_model_scores_its_validation_perplexity(tmp_path):
     """A child trained with the state carried (truncated BPTT) is scored that way too: its
     returned model, rebuilt in the stateful form, gives its validation perplexity again."""
