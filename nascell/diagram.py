@@ -77,6 +77,7 @@ def write_diagram(graph: Optional[graphviz.Digraph], directory: str,
     """
     if graph is None and picture is not None:
         graph = to_dot(picture)
+    os.makedirs(directory, exist_ok=True)
     written = []
     if graph is not None:
         dot_path = os.path.join(directory, f"{stem}.dot")
