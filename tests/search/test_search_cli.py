@@ -309,5 +309,8 @@ def test_nasbench201_with_the_example_flagfile(tmp_path, shared_data):
     assert len(finished) == 30 and all(t.status.value == "done" for t in finished)
     best = json.load(open(run_dir / "best" / "best.json"))
     assert best["reward"] == max(t.reward for t in finished) and 0 < best["reward"] < 0.95
+    # the summary gives the metric a user reads (the table's accuracy) beside the reward
+    accuracy = max(finished, key=lambda t: t.reward).metrics["accuracy"]
+    assert f"best reward {best['reward']:.6f} (accuracy {accuracy:.4g}, trial " in proc.stdout
     assert "nothing to export" not in proc.stdout
     assert os.listdir(run_dir / "tensorboard")
