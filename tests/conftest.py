@@ -1,5 +1,6 @@
-"""Shared test fixtures: quiet TensorFlow, seeded RNGs, the shared data folder, and tests/ on
-sys.path for the shared float32 tolerance (tests/tolerance.py)."""
+"""Shared test fixtures: quiet TensorFlow, seeded RNGs, the shared data folder. (The helper
+modules beside it, tests/tolerance.py among them, are importable by name: pytest.ini's
+pythonpath.)"""
 
 import os
 
@@ -7,13 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pathlib
-import sys
 
 import pytest
-
-# tests/ on sys.path, so every test module can `from tolerance import ...` (importlib mode
-# does not add test folders to sys.path).
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 # ../shared/data relative to the project root (the folder that holds setup.py).
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent

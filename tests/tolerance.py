@@ -15,7 +15,7 @@ sums (a few ulps), far below what a wrong weight, a swapped gate or a lost bias 
 ``skip_float16_if_onednn_capped`` marks the float16 tests that cannot run where .ci/numerics
 caps oneDNN below the CPU it runs on (see there).
 
-Importable from every test module (tests/conftest.py puts this folder on sys.path) and from
+Importable from every test module (pytest.ini puts this folder on the pythonpath) and from
 the fresh interpreters of tests/export/conftest.py's ``run_python``.
 """
 
