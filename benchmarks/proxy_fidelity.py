@@ -35,7 +35,8 @@ under ``--results_dir`` (atomically; a record is never rewritten) and is skipped
 script runs again; the reference's epoch checkpoints live under ``--out_dir`` (resumed when
 present). So the campaign resumes wherever it stopped:
 
-    nice -n 19 python benchmarks/proxy_fidelity.py --data_dir=../shared/data/ptb \\
+    mkdir -p benchmarks/out && nice -n 19 python benchmarks/proxy_fidelity.py \\
+        --data_dir=../shared/data/ptb \\
         > benchmarks/out/proxy_fidelity.log 2>&1 &
     python benchmarks/proxy_fidelity.py --report          # the table from the records so far
     python benchmarks/proxy_fidelity.py --smoke --results_dir=/tmp/pf --out_dir=/tmp/pf-out

@@ -16,7 +16,8 @@ Every stage resumes: a search run is resumed by the binary from its run director
 child is trained again, no finished one twice), its CPU seconds are recorded per invocation,
 and every retraining is a record (`lm_reference.Records`) written once.
 
-    nice -n 19 python benchmarks/ptb_search.py --data_dir=../shared/data/ptb \\
+    mkdir -p benchmarks/out && nice -n 19 python benchmarks/ptb_search.py \\
+        --data_dir=../shared/data/ptb \\
         > benchmarks/out/ptb_search.log 2>&1 &
     python benchmarks/ptb_search.py --report
     python benchmarks/ptb_search.py --smoke --out_dir=/tmp/ps --results_dir=/tmp/ps-results
