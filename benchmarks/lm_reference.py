@@ -78,24 +78,28 @@ def best_lr(ppls: Dict[str, Optional[float]]) -> Optional[str]:
     return min(ok, key=ok.get) if ok else None
 
 
-def reference_size(spec) -> Dict[str, Any]:
+def reference_size(spec, lstm_units: int = LSTM_UNITS) -> Dict[str, Any]:
+    """The LSTM's ``units``, or for any other cell the LSTM model's parameter count."""
     from nascell.search.evaluators.rnn_lm import is_lstm, language_model_params
 
     if is_lstm(spec):
-        return {"units": LSTM_UNITS}
-    return {"target_params": language_model_params(VOCAB, LSTM_UNITS, 4, num_layers=2,
+        return {"units": lstm_units}
+    return {"target_params": language_model_params(VOCAB, lstm_units, 4, num_layers=2,
                                                    tie_weights=False)}
 
 
-def zaremba_evaluator(spec, lr: float, data_dir: Optional[str], **kw):
-    """An `RNNLanguageModelEvaluator` of the reference's model and optimizer at rate ``lr``."""
+def zaremba_evaluator(spec, lr: float, data_dir: Optional[str], lstm_units: int = LSTM_UNITS,
+                      lr_decay_epoch: Optional[int] = None, **kw):
+    """An `RNNLanguageModelEvaluator` of Zaremba-small's model and optimizer at rate ``lr``
+    (constant unless ``lr_decay_epoch``, with ``lr_decay`` in ``kw``), sized to the LSTM of
+    ``lstm_units``; `ptb_reproduction` trains with it too."""
     from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
 
     return RNNLanguageModelEvaluator(
         dataset="ptb", data_dir=data_dir, num_layers=2, tie_weights=False, batch_size=20,
-        seq_len=20, optimizer="sgd", lr=lr, clipnorm=5.0, lr_decay_epoch=None, dropout=0.0,
-        seed=kw.pop("seed", 0), carry_state=True, test_batch_size=1, **reference_size(spec),
-        **kw)
+        seq_len=20, optimizer="sgd", lr=lr, clipnorm=5.0, lr_decay_epoch=lr_decay_epoch,
+        dropout=0.0, seed=kw.pop("seed", 0), carry_state=True, test_batch_size=1,
+        **reference_size(spec, lstm_units), **kw)
 
 
 def train(spec, lr: str, epochs: int, checkpoint_dir: str, data_dir: Optional[str],

@@ -60,16 +60,14 @@ def _spec(name: str):
     return "lstm" if name == "lstm" else getattr(nascell, CELLS[name])
 
 
-def _evaluator(name: str, target_params: int):
-    from nascell.search.evaluators.rnn_lm import RNNLanguageModelEvaluator
+def _evaluator(name: str):
+    import lm_reference
 
-    size = {"units": FLAGS.units} if name == "lstm" else {"target_params": target_params}
-    return RNNLanguageModelEvaluator(
-        dataset="ptb", data_dir=FLAGS.data_dir, num_layers=2, tie_weights=False,
-        epochs=FLAGS.epochs, steps_per_epoch=FLAGS.steps_per_epoch or None, batch_size=20,
-        seq_len=20, optimizer="sgd", lr=FLAGS.lr, clipnorm=5.0, lr_decay=FLAGS.lr_decay,
-        lr_decay_epoch=FLAGS.lr_decay_epoch, dropout=0.0, max_valid_steps=FLAGS.max_valid_steps
-        or None, seed=FLAGS.seed, carry_state=True, test_batch_size=1, **size)
+    return lm_reference.zaremba_evaluator(
+        _spec(name), FLAGS.lr, FLAGS.data_dir, lstm_units=FLAGS.units, epochs=FLAGS.epochs,
+        steps_per_epoch=FLAGS.steps_per_epoch or None, lr_decay=FLAGS.lr_decay,
+        lr_decay_epoch=FLAGS.lr_decay_epoch, max_valid_steps=FLAGS.max_valid_steps or None,
+        seed=FLAGS.seed)
 
 
 def _commit() -> str:
@@ -113,7 +111,7 @@ def _table(out_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _train(name: str, target_params: int, out_dir: str):
+def _train(name: str, out_dir: str):
     from nascell.search.evaluators import rnn_lm
 
     folder = os.path.join(out_dir, name)
@@ -121,7 +119,7 @@ def _train(name: str, target_params: int, out_dir: str):
     if os.path.exists(result_path):
         print(f"{name}: done before ({result_path})", flush=True)
         return
-    evaluator = _evaluator(name, target_params)
+    evaluator = _evaluator(name)
     if FLAGS.max_test_tokens:  # smoke tests: a short test stream
         _, ids = rnn_lm.load_corpus("ptb", FLAGS.data_dir)
         ids["test"] = ids["test"][:FLAGS.max_test_tokens]
@@ -168,15 +166,12 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     import keras
 
-    from nascell.search.evaluators.rnn_lm import language_model_params
-
     out_dir = os.path.abspath(FLAGS.out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    target = language_model_params(10_000, FLAGS.units, 4, num_layers=2, tie_weights=False)
     for name in FLAGS.models:
         _spec(name)  # check every name before the first long training
     for name in FLAGS.models:
-        _train(name, target, out_dir)
+        _train(name, out_dir)
         keras.backend.clear_session(free_memory=True)
         with open(os.path.join(out_dir, "table.md"), "w", encoding="utf-8") as f:
             f.write(_table(out_dir))
