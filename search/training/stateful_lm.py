@@ -202,7 +202,7 @@ class StatefulLMTrainer:
         return batch_size % self.replicas == 0
 
     def _run(self, step, x: np.ndarray, y: np.ndarray, max_steps: Optional[int],
-             check_every: int) -> PassStats:
+             check_every: int, max_loss: Optional[float] = None) -> PassStats:
         import tensorflow as tf
 
         start = time.time()
@@ -211,11 +211,12 @@ class StatefulLMTrainer:
         distributed = step is not self._one_device_eval_step
         states = self.zero_state(x.shape[1], distributed)  # reset at the start of every pass
         total, pending = 0.0, []
+        batch_tokens = int(x.shape[1]) * int(x.shape[2])
         for i in range(steps):
             loss_sum, states = step(tf.constant(x[i]), tf.constant(y[i]), states)
             pending.append(loss_sum)
             if len(pending) >= check_every or i == steps - 1:
-                chunk = float(tf.add_n(pending))
+                chunk, n = float(tf.add_n(pending)), len(pending)
                 pending = []
                 if not math.isfinite(chunk):
                     from nascell.search.evaluators._child import ChildDiverged
@@ -223,6 +224,13 @@ class StatefulLMTrainer:
                     raise ChildDiverged(f"the loss is not finite ({chunk}) at step {i + 1} of "
                                         f"{steps}: the model diverged; a lower learning rate "
                                         f"or gradient clipping may help")
+                if max_loss is not None and chunk / (n * batch_tokens) > max_loss:
+                    from nascell.search.evaluators._child import ChildDiverged
+
+                    raise ChildDiverged(
+                        f"the training loss is {chunk / (n * batch_tokens):.1f} per token at "
+                        f"step {i + 1} of {steps}, over {max_loss:.1f} (twice the uniform "
+                        f"guess's): the model diverged; a lower learning rate may help")
                 total += chunk
         tokens = steps * int(x.shape[1]) * int(x.shape[2])
         return PassStats(loss=total / max(tokens, 1), tokens=tokens, steps=steps,
@@ -232,10 +240,14 @@ class StatefulLMTrainer:
                    max_steps: Optional[int] = None) -> PassStats:
         """One epoch over batches ``x, y`` (``(num_batches, batch, seq_len)``, Zaremba's layout)
         at learning rate ``lr``, the state carried from batch to batch. Raises `ChildDiverged`
-        on a non-finite loss."""
+        on a non-finite loss, or when the mean loss of a check (every 50 steps) is over twice
+        the uniform guess's, ``2 * ln(vocabulary)``: a model that far from the guess it started
+        at has diverged, and the rest of the epoch would be spent for nothing."""
         check_batch(int(x.shape[1]), self.replicas)
         self.optimizer.learning_rate = float(lr)
-        stats = self._run(self._train_step, x, y, max_steps, check_every=50)
+        vocab = int(self.model.outputs[0].shape[-1])
+        stats = self._run(self._train_step, x, y, max_steps, check_every=50,
+                          max_loss=2.0 * math.log(vocab))
         logging.debug("train pass: %d steps, ppl %.2f, %.1fs", stats.steps, stats.ppl,
                       stats.seconds)
         return stats

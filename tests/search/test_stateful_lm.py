@@ -112,10 +112,12 @@ def test_fit_keeps_the_best_weights_in_memory():
     """Without a checkpoint folder the best epoch's weights are held in memory and restored."""
     ids = {s: _ids(2 * 41, seed=i) for i, s in enumerate(("train", "valid", "test"))}
     model = _model(FIGURE5_SPEC)
-    # A learning rate large enough to make later epochs worse than the first.
-    result = fit_language_model(model, keras.optimizers.SGD(1.0), ids, epochs=3, lr=30.0,
+    # Random tokens: after the second epoch the fit to the training split makes the validation
+    # perplexity worse, so the best epoch is not the last one.
+    result = fit_language_model(model, keras.optimizers.SGD(1.0), ids, epochs=4, lr=1.0,
                                 batch_size=2, seq_len=5, evaluate_test=True)
     ppls = [h["valid_ppl"] for h in result.history]
+    assert result.best_epoch < len(ppls)
     assert result.best_valid_ppl == min(ppls) and result.best_epoch == 1 + ppls.index(min(ppls))
     trainer = StatefulLMTrainer(model, keras.optimizers.SGD(1.0))
     assert math.exp(trainer.evaluate(ids["valid"], 2, 5).loss) == pytest.approx(
@@ -154,3 +156,21 @@ def test_stateful_and_stateless_models_share_a_weights_file(spec, tmp_path):
     trainer = StatefulLMTrainer(stateful, keras.optimizers.SGD(1.0))
     expected = stateful([ids, *trainer.zero_state(2)])[0]
     np.testing.assert_allclose(stateless(ids), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_training_stops_at_the_first_check_once_the_loss_is_far_over_the_guess():
+    """A pass whose mean loss is over twice the uniform guess's (``2 ln V``) has diverged: it
+    stops at the first check (step 50), not at the end of the epoch, and says why."""
+    from nascell.search.evaluators._child import ChildDiverged
+
+    model = _model("lstm", scale=60.0)
+    softmax = model.layers[-1]  # logits a thousand times too large: a loss far over ln V
+    softmax.set_weights([w * 1000.0 for w in softmax.get_weights()])
+    trainer = StatefulLMTrainer(model, keras.optimizers.SGD(0.0))
+    x, y = batchify(_ids(2 * 4 * 120 + 1, seed=5), 2, 4)
+    assert len(x) > 100
+    with pytest.raises(ChildDiverged, match=r"at step 50 of \d+, over 4\.8 \(twice"):
+        trainer.train_pass(x, y, lr=0.0)
+    # The same data through a sanely initialized model trains the whole pass.
+    stats = StatefulLMTrainer(_model("lstm"), keras.optimizers.SGD(0.1)).train_pass(x, y, 0.1)
+    assert stats.steps == len(x) and stats.loss < 2 * math.log(VOCAB)
