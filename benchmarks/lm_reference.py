@@ -64,10 +64,11 @@ def score(record: Optional[Dict[str, Any]]) -> Optional[float]:
     return math.inf if record["diverged"] else float(record["valid_ppl"])
 
 
-def timed(fn: Callable[..., Dict[str, Any]], *args: Any) -> Dict[str, Any]:
-    """``fn(*args)`` with its process CPU seconds (every thread) and wall seconds added."""
+def timed(fn: Callable[..., Dict[str, Any]], *args: Any, **kwargs: Any) -> Dict[str, Any]:
+    """``fn(*args, **kwargs)`` with its process CPU seconds (every thread) and wall seconds
+    added."""
     cpu, wall = time.process_time(), time.time()
-    out = fn(*args)
+    out = fn(*args, **kwargs)
     out["cpu_seconds"] = time.process_time() - cpu
     out["wall_seconds"] = time.time() - wall
     return out
@@ -103,15 +104,27 @@ def zaremba_evaluator(spec, lr: float, data_dir: Optional[str], lstm_units: int 
 
 
 def train(spec, lr: str, epochs: int, checkpoint_dir: str, data_dir: Optional[str],
-          smoke: bool = False, seed: int = 0) -> Dict[str, Any]:
-    """Train ``spec`` at rate ``lr`` for ``epochs`` (resuming ``checkpoint_dir``)."""
+          smoke: bool = False, seed: int = 0, lr_decay_epoch: Optional[int] = None,
+          lr_decay: float = 0.5, evaluate_test: bool = False,
+          on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
+    """Train ``spec`` at rate ``lr`` for ``epochs`` (resuming ``checkpoint_dir``), the rate
+    decayed by ``lr_decay`` a epoch from ``lr_decay_epoch`` on when that is given; with
+    ``evaluate_test`` the test split too (one stream, the best-validation weights)."""
     from nascell.search.evaluators._child import ChildDiverged, clear_child_memory
 
+    decay = {} if lr_decay_epoch is None else {"lr_decay_epoch": lr_decay_epoch,
+                                               "lr_decay": lr_decay}  # else configs as before
     ev = zaremba_evaluator(spec, float(lr), data_dir, epochs=epochs,
                            steps_per_epoch=5 if smoke else None,
-                           max_valid_steps=3 if smoke else None, seed=seed)
+                           max_valid_steps=3 if smoke else None, seed=seed, **decay)
+    if smoke and evaluate_test:  # a short test stream (the process's cached corpus, cut)
+        from nascell.search.evaluators import rnn_lm
+
+        _, ids = rnn_lm.load_corpus("ptb", data_dir)
+        ids["test"] = ids["test"][:2000]
     try:
-        model, metrics = ev.train_model(spec, checkpoint_dir, evaluate_test=False)
+        model, metrics = ev.train_model(spec, checkpoint_dir, evaluate_test=evaluate_test,
+                                        on_epoch=on_epoch)
     except ChildDiverged as e:
         clear_child_memory()
         return {"valid_ppl": None, "diverged": True, "failure": str(e), "history": []}
@@ -120,16 +133,25 @@ def train(spec, lr: str, epochs: int, checkpoint_dir: str, data_dir: Optional[st
     history = [{k: h[k] for k in ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")}
                for h in metrics["history"]]
     ppl = metrics["valid_ppl"]
-    return {"valid_ppl": ppl, "diverged": diverged(ppl), "history": history,
-            "params": metrics["params"], "units": metrics["units"],
-            "resumed_after_epoch": metrics["resumed_after_epoch"], "evaluator": ev.config()}
+    out = {"valid_ppl": ppl, "diverged": diverged(ppl), "history": history,
+           "params": metrics["params"], "units": metrics["units"],
+           "best_epoch": metrics["best_epoch"],
+           "resumed_after_epoch": metrics["resumed_after_epoch"], "evaluator": ev.config()}
+    if evaluate_test:
+        out.update(test_ppl=metrics["test_ppl"], test_tokens=metrics["test_tokens"])
+    return out
 
 
 def reference(records: Records, cell: str, spec, lrs: Sequence[str], epochs: int,
               out_dir: str, data_dir: Optional[str], smoke: bool = False,
-              log: Callable[[str], None] = print) -> Dict[str, Any]:
+              log: Callable[[str], None] = print, final_job: str = "reference",
+              **train_kw: Any) -> Dict[str, Any]:
     """The grid's first epochs (records ``ref_e1_lr<lr>``), then the chosen rate on to
-    ``epochs`` (record ``reference``); returns the ``reference`` record."""
+    ``epochs`` (record ``final_job``); returns that record. ``train_kw`` (``seed``,
+    ``lr_decay_epoch``, ``lr_decay``, ``evaluate_test``, ``on_epoch``) go to `train`; the first
+    epochs never evaluate the test split, and a decay that starts after epoch 1 leaves them
+    the same, so a fixed rate and a grid share them."""
+    first_kw = {k: v for k, v in train_kw.items() if k != "evaluate_test"}
     firsts = {}
     for lr in lrs:
         job = f"ref_e1_lr{lr}"
@@ -137,30 +159,33 @@ def reference(records: Records, cell: str, spec, lrs: Sequence[str], epochs: int
         if record is None:
             log(f"{cell}: reference epoch 1 at lr {lr} ...")
             record = records.save(cell, job, timed(
-                train, spec, lr, 1, os.path.join(out_dir, cell, f"lr{lr}"), data_dir, smoke))
+                train, spec, lr, 1, os.path.join(out_dir, cell, f"lr{lr}"), data_dir, smoke,
+                **first_kw))
             log(f"{cell}: lr {lr} epoch 1: valid ppl {record['valid_ppl']}, "
                 f"{record['cpu_seconds']:.0f} cpu s")
         firsts[lr] = record["valid_ppl"]
-    done = records.load(cell, "reference")
+    done = records.load(cell, final_job)
     if done is not None:
         return done
     lr = best_lr(firsts)
-    if lr is None or epochs <= 1:
+    if lr is None or (epochs <= 1 and not train_kw.get("evaluate_test")):
         ppl = None if lr is None else firsts[lr]
-        return records.save(cell, "reference", {
+        return records.save(cell, final_job, {
             "valid_ppl": ppl, "diverged": diverged(ppl), "lr": lr, "ref_epochs": epochs,
             "cpu_seconds": 0.0, "wall_seconds": 0.0, "epoch1_by_lr": firsts})
-    log(f"{cell}: reference lr {lr} on to epoch {epochs} ...")
+    log(f"{cell}: lr {lr} on to epoch {epochs} ...")
     record = timed(train, spec, lr, epochs, os.path.join(out_dir, cell, f"lr{lr}"), data_dir,
-                   smoke)
-    record = records.save(cell, "reference", {**record, "lr": lr, "ref_epochs": epochs,
-                                              "epoch1_by_lr": firsts})
-    log(f"{cell}: reference valid ppl {record['valid_ppl']} (lr {lr})")
+                   smoke, **train_kw)
+    record = records.save(cell, final_job, {**record, "lr": lr, "ref_epochs": epochs,
+                                            "epoch1_by_lr": firsts})
+    log(f"{cell}: valid ppl {record['valid_ppl']} (lr {lr})"
+        + (f", test ppl {record['test_ppl']:.2f}" if "test_ppl" in record else ""))
     return record
 
 
-def reference_cpu_seconds(records: Records, cell: str, lrs: Sequence[str]) -> float:
+def reference_cpu_seconds(records: Records, cell: str, lrs: Sequence[str],
+                          final_job: str = "reference") -> float:
     """CPU seconds of a cell's whole reference: the grid's first epochs and the rest."""
     parts = [records.load(cell, f"ref_e1_lr{lr}") for lr in lrs]
-    parts.append(records.load(cell, "reference"))
+    parts.append(records.load(cell, final_job))
     return float(sum(r["cpu_seconds"] for r in parts if r))

