@@ -29,6 +29,11 @@ The proxies (each: one training of the cell, nothing chosen on validation but wh
   validation score) for 400 steps each, 20 validation batches of the carried state.
 * ``ref_epoch1``: the reference's first epoch (its lr grid's best): free, a by-product.
 * ``ref_epoch1_lr1``: the first epoch at the fixed Zaremba rate 1.0: free as well.
+* ``sgd_short_lr1``: ``sgd_short``'s lr-1.0 run alone (a third of its cost): free as well.
+
+The report names the proxy that issue 18's rule picks for nascell-search's default child
+budget: of those whose Kendall tau reaches 0.5, the one with the most tau per CPU second; if
+none does, the best-ranking one.
 
 Every unit of work (one proxy of one cell, one epoch of one rate) writes its record as JSON
 under ``--results_dir`` (atomically; a record is never rewritten) and is skipped when the
@@ -149,7 +154,7 @@ def proxy_sgd_short(spec):
         ev = lm_reference.zaremba_evaluator(spec, float(lr), FLAGS.data_dir, epochs=1,
                                             steps_per_epoch=_steps(PROXY_STEPS),
                                             max_valid_steps=2 if FLAGS.smoke else 20)
-        runs[lr] = _one(ev, spec)
+        runs[lr] = timed(_one, ev, spec)
     best = lm_reference.best_lr({lr: r["valid_ppl"] for lr, r in runs.items()})
     ppl = runs[best]["valid_ppl"] if best else None
     return {"valid_ppl": ppl, "diverged": diverged(ppl), "lr": best, "runs": runs,
@@ -216,7 +221,35 @@ def _proxy_scores(cell: str) -> Dict[str, Tuple[Optional[float], Optional[float]
                              sum(r["cpu_seconds"] for r in firsts.values()))
     if firsts.get("1.0"):
         out["ref_epoch1_lr1"] = (score(firsts["1.0"]), firsts["1.0"]["cpu_seconds"])
+    sgd = _records().load(cell, "sgd_short")
+    if sgd and "1.0" in sgd["runs"]:  # its lr 1.0 run alone (older records: a third of its CPU)
+        run = sgd["runs"]["1.0"]
+        out["sgd_short_lr1"] = (score(run), run.get("cpu_seconds",
+                                                    sgd["cpu_seconds"] / len(sgd["runs"])))
     return out
+
+
+FREE = ["ref_epoch1", "ref_epoch1_lr1", "sgd_short_lr1"]  # read off other records
+TAU_GOAL = 0.5
+
+
+def choice(stats: Dict[str, Tuple[int, float, float]], total: int) -> str:
+    """Issue 18's rule for the default child budget, from ``{proxy: (cells, tau, CPU s)}``:
+    of the proxies whose Kendall tau reaches `TAU_GOAL`, the one with the most tau per CPU
+    second; if none reaches it, the best-ranking one. Provisional until every cell is in."""
+    if not stats:
+        return "no proxy has 3 cells yet"
+    cells = max(v[0] for v in stats.values())
+    note = "" if cells >= total else f" (provisional: {cells} of {total} cells)"
+    good = {p: v for p, v in stats.items() if v[1] >= TAU_GOAL}
+    if good:
+        p = max(good, key=lambda k: good[k][1] / max(good[k][2], 1e-9))
+        return (f"{p}, the most Kendall tau per CPU second of those reaching {TAU_GOAL} "
+                f"({good[p][1]:.3f} on {good[p][0]} cells, {good[p][2]:.0f} CPU s per "
+                f"cell){note}")
+    p = max(stats, key=lambda k: stats[k][1])
+    return (f"none reaches Kendall tau {TAU_GOAL}; the best is {p} ({stats[p][1]:.3f} on "
+            f"{stats[p][0]} cells, {stats[p][2]:.0f} CPU s per cell){note}")
 
 
 def report(cells: List[Tuple[str, Any]]) -> str:
@@ -235,7 +268,7 @@ def report(cells: List[Tuple[str, Any]]) -> str:
                      f"per cell (lr grid {','.join(FLAGS.lrs)}, {FLAGS.ref_epochs} epochs)")
     lines += ["", "| proxy | cells | Spearman | Kendall tau | top-5 overlap | diverged "
               "(proxy / reference) | CPU s per cell |", "|---|---:|---:|---:|---:|---:|---:|"]
-    names = list(PROXIES) + ["ref_epoch1", "ref_epoch1_lr1"]
+    names, stats = list(PROXIES) + FREE, {}
     for proxy in names:
         pairs = [(r[3][proxy][0], r[1], r[3][proxy][1]) for r in rows
                  if proxy in r[3] and r[3][proxy][0] is not None]
@@ -247,9 +280,11 @@ def report(cells: List[Tuple[str, Any]]) -> str:
         b = [min(p[1], big) for p in pairs]
         div_p = sum(1 for p in pairs if p[0] == math.inf)
         div_r = sum(1 for p in pairs if p[1] == math.inf)
+        stats[proxy] = (len(pairs), kendall_tau(a, b), float(np.mean([p[2] for p in pairs])))
         lines.append(f"| {proxy} | {len(pairs)} | {spearman(a, b):.3f} | "
                      f"{kendall_tau(a, b):.3f} | {top_overlap(a, b)}/{min(5, len(pairs))} | "
                      f"{div_p} / {div_r} | {np.mean([p[2] for p in pairs]):.0f} |")
+    lines += ["", f"Default child budget by issue 18's rule: {choice(stats, len(cells))}"]
     lines += ["", "| cell | reference valid ppl | lr | " + " | ".join(names) + " |",
               "|---|---:|---:|" + "---:|" * len(names)]
     for name, ref, lr, proxies, _ in rows:
