@@ -53,7 +53,6 @@ rows over a growing, base-balanced subset.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -320,11 +319,12 @@ def main(argv):
     if FLAGS.report:
         print(report(cells))
         return
-    with open(os.path.join(_ensure(FLAGS.results_dir), "sample.json"), "w",
-              encoding="utf-8") as f:
-        json.dump({"sample_seed": FLAGS.sample_seed, "per_base": FLAGS.per_base,
-                   "cells": {n: (s if isinstance(s, str) else s.to_dict()) for n, s in cells},
-                   "command": " ".join(sys.argv)}, f, indent=1)
+    from nascell import _io
+
+    _io.atomic_write_json(os.path.join(_ensure(FLAGS.results_dir), "sample.json"), {
+        "sample_seed": FLAGS.sample_seed, "per_base": FLAGS.per_base,
+        "cells": {n: (s if isinstance(s, str) else s.to_dict()) for n, s in cells},
+        "command": " ".join(sys.argv)})
     for name, spec in cells:
         if FLAGS.cells and name not in FLAGS.cells:
             continue
