@@ -195,6 +195,8 @@ def train_unit(cell: str, seed: int, setting: Dict[str, Any], out_dir: str,
     clear_child_memory()
     valid_bpc, test_bpc = bits(m["valid_ppl"]), bits(m["test_ppl"])
     ok = all(b is not None and math.isfinite(b) for b in (valid_bpc, test_bpc))
+    if not ok:  # a run that ended non-finite is a divergence, not a number
+        valid_bpc = test_bpc = None
     return {"diverged": not ok, "valid_bpc": valid_bpc, "test_bpc": test_bpc,
             "train_bpc": bits(m["train_ppl"]), "best_epoch": m["best_epoch"],
             "units": m["units"], "params": m["params"], "epochs": m["epochs"],
