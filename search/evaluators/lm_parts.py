@@ -28,10 +28,16 @@ def language_model_params(vocab_size: int, units: int, base: int, num_layers: in
 
 
 def units_for_params(target_params: int, vocab_size: int, base: int, num_layers: int = 2,
-                     tie_weights: bool = True) -> int:
-    """The hidden size whose model is closest to ``target_params`` parameters."""
+                     tie_weights: bool = True, embedding_dim: Optional[int] = None) -> int:
+    """The hidden size whose model is closest to ``target_params`` parameters (the smaller one
+    on a tie); ``embedding_dim`` fixes the embedding width of an untied model (default: the
+    hidden size), as in `language_model_params`."""
+    if int(target_params) < 1:
+        raise ValueError(f"Argument `target_params` must be a positive integer. Received: "
+                         f"target_params={target_params}")
+
     def count(u):
-        return language_model_params(vocab_size, u, base, num_layers, tie_weights)
+        return language_model_params(vocab_size, u, base, num_layers, tie_weights, embedding_dim)
 
     lo, hi = 1, 1
     while count(hi) < target_params:

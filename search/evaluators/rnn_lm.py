@@ -272,7 +272,7 @@ class RNNLanguageModelEvaluator(LanguageModelTraining, Evaluator):
         if self.units is not None:
             return int(self.units)
         return units_for_params(int(self.target_params), vocab_size, cell_base(spec),
-                                self.num_layers, self.tie_weights)
+                                self.num_layers, self.tie_weights, self.embedding_dim)
 
     def model_args(self, spec, vocab_size: int) -> Dict[str, Any]:
         """The `build_language_model` arguments of this evaluator's model for ``spec`` (JSON-able:

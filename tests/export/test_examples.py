@@ -34,12 +34,32 @@ def translate():
     return _example("translate")
 
 
+def _lm_params(vocab, dim, units):
+    """Embedding(vocab, dim) -> LSTM(units) -> Dense(vocab), counted by hand."""
+    return vocab * dim + 4 * (units * (dim + units) + units) + (units + 1) * vocab
+
+
 def test_lstm_units_match_the_parameter_count(char_ptb):
     for target, vocab, dim in ((27566, 46, 16), (6_570_000, 50, 128), (5000, 50, 8)):
         u = char_ptb.lstm_units_for(target, vocab, dim)
-        diff = abs(char_ptb.lm_params(vocab, dim, u) - target)
-        assert diff <= abs(char_ptb.lm_params(vocab, dim, u + 1) - target)
-        assert diff <= abs(char_ptb.lm_params(vocab, dim, max(1, u - 1)) - target)
+        diff = abs(_lm_params(vocab, dim, u) - target)
+        assert diff <= abs(_lm_params(vocab, dim, u + 1) - target)
+        assert diff <= abs(_lm_params(vocab, dim, max(1, u - 1)) - target)
+
+
+def test_char_ptb_reads_the_childrens_corpus(char_ptb, tmp_path):
+    """The example's data is the search's ptb_char corpus (training-split vocabulary), cut."""
+    from nascell.search.evaluators.rnn_lm import load_corpus
+
+    text = "ab c\nc ba\n"
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"ptb.{split}.txt").write_text(text * 50)
+    data = char_ptb.load_data(char_ptb.Config(data_dir=str(tmp_path), max_train_chars=30,
+                                              max_eval_chars=0))
+    vocab, ids = load_corpus("ptb_char", str(tmp_path))
+    assert data["vocab"] is vocab and len(data["train"]) == 30
+    assert list(data["train"]) == list(ids["train"][:30])
+    assert list(data["valid"]) == list(ids["valid"])
 
 
 @pytest.mark.slow
@@ -55,8 +75,7 @@ def test_char_ptb_tiny(char_ptb, tmp_path):
     cell, lstm = results["cell"], results["lstm"]
     vocab = results["data"]["vocab"]
     assert os.path.isfile(tmp_path / "work" / "cell" / "spec.json")  # went through export
-    step = char_ptb.lm_params(vocab, 8, lstm["units"] + 1) - char_ptb.lm_params(
-        vocab, 8, lstm["units"])
+    step = _lm_params(vocab, 8, lstm["units"] + 1) - _lm_params(vocab, 8, lstm["units"])
     assert abs(lstm["params"] - cell["params"]) <= step
     for r in (cell, lstm):
         for key in ("valid_bpc", "test_bpc"):

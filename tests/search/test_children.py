@@ -58,6 +58,27 @@ def test_units_match_target_params():
         assert model.count_params() == language_model_params(50, 6, 2, tie_weights=tie)
 
 
+def test_units_for_params_with_a_fixed_embedding():
+    """An untied model with its own embedding width is sized by its own count, and the
+    evaluator sizes it that way (it used to count an embedding as wide as the hidden size)."""
+    for target, dim in ((300_000, 16), (300_000, 128), (50_000, 4)):
+        units = units_for_params(target, 50, base=8, num_layers=1, tie_weights=False,
+                                 embedding_dim=dim)
+        count = language_model_params(50, units, 8, 1, tie_weights=False, embedding_dim=dim)
+        for other in (units - 1, units + 1):
+            assert abs(count - target) <= abs(language_model_params(
+                50, other, 8, 1, tie_weights=False, embedding_dim=dim) - target)
+    ev = RNNLanguageModelEvaluator(dataset="ptb_char", target_params=300_000, num_layers=1,
+                                   tie_weights=False, embedding_dim=16)
+    units = ev.units_for(FIGURE5_SPEC, 50)
+    model = build_language_model(FIGURE5_SPEC, 50, units, num_layers=1, tie_weights=False,
+                                 embedding_dim=16)
+    step = language_model_params(50, units + 1, 2, 1, False, 16) - model.count_params()
+    assert abs(model.count_params() - 300_000) <= step
+    with pytest.raises(ValueError, match="target_params"):
+        units_for_params(0, 50, base=8)
+
+
 
 @pytest.mark.parametrize("return_state", [False, True])
 def test_language_model_children_run_on_the_fast_path(return_state):
