@@ -1,4 +1,5 @@
-"""The reference training of the discovery benchmarks (`proxy_fidelity`, `ptb_search`).
+"""The reference training of the discovery benchmarks (`proxy_fidelity`, `enas_fidelity`,
+`ptb_search`).
 
 Zaremba et al.'s "small" protocol, as `ptb_reproduction` trains it: two layers, untied
 embedding and softmax, every cell sized to the LSTM model's 4,651,600 parameters, SGD with

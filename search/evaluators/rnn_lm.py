@@ -4,7 +4,9 @@ Zoph & Le 2017, section 4.2: each sampled `RNNCellSpec` becomes a two-layer lang
 embedding -> two recurrent layers of the cell -> softmax tied to the embedding, trained on the
 training split; its reward is ``c / (validation perplexity)^2`` with ``c = 80``. With
 ``target_params`` set, the hidden size is chosen so the model has about that many parameters,
-as the paper matches its children to the "medium" baselines.
+as the paper matches its children to the "medium" baselines. Any recurrent spec kind trains the
+same way (an `ENASRNNCellSpec` too: its cell alone, sized and trained as a tree cell is; see
+`lm_parts`), and so does ``"lstm"``, the baseline.
 
 Design choices, stated once:
 
@@ -271,7 +273,7 @@ class RNNLanguageModelEvaluator(LanguageModelTraining, Evaluator):
     def units_for(self, spec, vocab_size: int) -> int:
         if self.units is not None:
             return int(self.units)
-        return units_for_params(int(self.target_params), vocab_size, cell_base(spec),
+        return units_for_params(int(self.target_params), vocab_size, as_cell_spec(spec),
                                 self.num_layers, self.tie_weights, self.embedding_dim)
 
     def model_args(self, spec, vocab_size: int) -> Dict[str, Any]:
