@@ -67,6 +67,18 @@ def highway(projection, h_in, activation: str, units: int):
 # ---------------------------------------------------------------------------------------------
 
 
+def _nth(initializer, n: int):
+    """``initializer`` for a cell's ``n``-th weight matrix. A seeded Keras 3 initializer gives
+    the same values at every call, so the recurrent kernel and the node kernels, all
+    ``[units, 2 * units]``, would start equal (and two nodes reading the same node with the
+    same activation would stay equal for good); each gets the seed plus ``n`` instead, which
+    keeps the layer deterministic. Unseeded initializers are returned as they are."""
+    config = initializer.get_config()
+    if n == 0 or config.get("seed") is None:
+        return initializer
+    return initializer.__class__.from_config({**config, "seed": int(config["seed"]) + n})
+
+
 @keras.saving.register_keras_serializable(package="nascell")
 class ENASRNNCell(keras.layers.Layer):
     """The recurrent cell an `ENASRNNCellSpec` describes; use inside `nascell.RNN` (or
@@ -95,12 +107,12 @@ class ENASRNNCell(keras.layers.Layer):
         input_dim = input_shape[-1]
         u = self.units
         self.kernel = self.add_weight(name="kernel", shape=(input_dim, 2 * u),
-                                      initializer=self.kernel_initializer)
+                                      initializer=_nth(self.kernel_initializer, 0))
         self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=(u, 2 * u),
-                                                initializer=self.kernel_initializer)
+                                                initializer=_nth(self.kernel_initializer, 1))
         self.node_kernels = [None] + [
             self.add_weight(name=f"node{i}_kernel", shape=(u, 2 * u),
-                            initializer=self.kernel_initializer)
+                            initializer=_nth(self.kernel_initializer, 1 + i))
             for i in range(1, self.spec.num_nodes)]
         self.built = True
 

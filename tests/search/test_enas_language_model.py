@@ -98,3 +98,22 @@ def test_carried_state_child_trains_an_enas_cell(shared_data):
     rebuilt = build_language_model(**metrics["model_args"], return_state=True)
     rebuilt.set_weights(model.get_weights())
     assert [i.name for i in rebuilt.inputs] == ["tokens", "h_0", "h_1"]
+
+
+def test_a_seeded_enas_cell_starts_with_distinct_kernels():
+    """A seeded initializer draws each kernel of its own (Keras 3 repeats a seeded initializer's
+    values), and the same seed gives the same layer."""
+    import keras
+
+    init = keras.initializers.RandomUniform(-0.1, 0.1, seed=7)
+    cells = [ENASRNNCell(SPEC, units=5, kernel_initializer=init) for _ in range(2)]
+    for cell in cells:
+        cell.build((None, 5))
+    square = [cells[0].recurrent_kernel] + cells[0].node_kernels[1:]
+    values = [np.asarray(w) for w in square]
+    assert len(values) >= 3
+    for i in range(len(values)):
+        for j in range(i):
+            assert not np.array_equal(values[i], values[j])
+    for a, b in zip(cells[0].weights, cells[1].weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
