@@ -62,8 +62,8 @@ flags.DEFINE_integer("num_trials", None, "Trials (architectures evaluated) to re
                      f"table; {DEFAULT_CHILD_TRIALS} when children are trained (the proxy "
                      "budget, minutes on a laptop CPU: raise it as time allows). The default "
                      "PTB child costs about 40 CPU s; against 2 epochs of Zaremba-small "
-                     "training it ranks cells at Kendall tau PROXY_TAU on PROXY_CELLS cells, "
-                     "PROXY_TAU_TRAINED among the PROXY_TRAINED that train (benchmarks/README.md, "
+                     "training it ranks cells at Kendall tau 0.78 on 7 cells, "
+                     "0.33 among the 4 that train (benchmarks/README.md, "
                      "'proxy_fidelity').")
 flags.DEFINE_integer("m", 8, "Architectures sampled per controller batch (the paper's m). "
                      "With --strategy=reinforce and the flag left out, the preset's m "
