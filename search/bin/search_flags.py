@@ -61,9 +61,9 @@ flags.DEFINE_integer("num_trials", None, "Trials (architectures evaluated) to re
                      "those of earlier runs in --run_dir. Default: 500 on the NAS-Bench-201 "
                      f"table; {DEFAULT_CHILD_TRIALS} when children are trained (the proxy "
                      "budget, minutes on a laptop CPU: raise it as time allows). The default "
-                     "PTB child costs about 40 CPU s; against 2 epochs of Zaremba-small "
-                     "training it ranks cells at Kendall tau 0.78 on 7 cells, "
-                     "0.33 among the 4 that train (benchmarks/README.md, "
+                     "PTB child costs 35-55 CPU s; against 2 epochs of Zaremba-small "
+                     "training it ranks cells at Kendall tau 0.62 on 11 cells, "
+                     "0.29 among the 8 that train (benchmarks/README.md, "
                      "'proxy_fidelity').")
 flags.DEFINE_integer("m", 8, "Architectures sampled per controller batch (the paper's m). "
                      "With --strategy=reinforce and the flag left out, the preset's m "
