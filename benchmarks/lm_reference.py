@@ -22,7 +22,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 VOCAB = 10_000
 LSTM_UNITS = 200
@@ -182,6 +182,29 @@ def reference(records: Records, cell: str, spec, lrs: Sequence[str], epochs: int
     log(f"{cell}: valid ppl {record['valid_ppl']} (lr {lr})"
         + (f", test ppl {record['test_ppl']:.2f}" if "test_ppl" in record else ""))
     return record
+
+
+def epoch1_scores(records: Records, cell: str, lrs: Sequence[str]
+                  ) -> Dict[str, Tuple[float, float]]:
+    """The free proxies a cell's reference leaves, ``{name: (score, CPU s)}``: ``ref_epoch1``
+    (the grid's best first epoch, once every rate has one) and ``ref_epoch1_lr1`` (the first
+    epoch at Zaremba's 1.0, when the grid has it)."""
+    firsts = {lr: records.load(cell, f"ref_e1_lr{lr}") for lr in lrs}
+    out = {}
+    if all(firsts.values()):
+        out["ref_epoch1"] = (min(score(r) for r in firsts.values()),
+                             sum(r["cpu_seconds"] for r in firsts.values()))
+    if firsts.get("1.0"):
+        out["ref_epoch1_lr1"] = (score(firsts["1.0"]), firsts["1.0"]["cpu_seconds"])
+    return out
+
+
+def epoch1_divergences(records: Records, cells: Sequence[str], lrs: Sequence[str]) -> str:
+    """How many of ``cells`` diverged in epoch 1 at each rate of the grid, as a report line."""
+    counts = {lr: sum(1 for cell in cells if (r := records.load(cell, f"ref_e1_lr{lr}"))
+                      and r["diverged"]) for lr in lrs}
+    return "Reference runs diverged in epoch 1, by learning rate: " + ", ".join(
+        f"lr {lr}: {n} of {len(cells)}" for lr, n in counts.items())
 
 
 def reference_cpu_seconds(records: Records, cell: str, lrs: Sequence[str],

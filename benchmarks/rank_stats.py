@@ -4,13 +4,15 @@ cheap score of recurrent cells orders them as their reference training does.
 Scores are perplexities, lower is better; a diverged cell scores +inf and ranks last (ties
 among the diverged share their mean rank). `proxy_row` is one row of the benchmarks' proxy
 table: Spearman, Kendall tau-b and top-5 overlap of a proxy against the reference, the
-divergences on each side and the mean CPU seconds per cell.
+divergences on each side and the mean CPU seconds per cell; `proxy_table` and `cell_table`
+render a report's two tables from its rows, ``(cell, reference score, lr, {proxy: (score,
+CPU s)})``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -87,3 +89,38 @@ def proxy_row(proxy: str, pairs: Sequence[Tuple[float, float, float]]
     return (f"| {proxy} | {len(pairs)} | {spearman(a, b):.3f} | {tau:.3f} | {tau_trained} | "
             f"{top_overlap(a, b)}/{min(5, len(pairs))} | {div_p} / {div_r} | {cpu:.0f} |",
             (len(pairs), tau, cpu))
+
+
+# A report row: (cell, reference score, lr, {proxy: (score, CPU s)}, anything else...).
+Row = Tuple[Any, ...]
+
+
+def ppl_text(value: Optional[float]) -> str:
+    """A perplexity as the tables print it: blank when not measured, "diverged" for +inf."""
+    return "" if value is None else "diverged" if value == math.inf else f"{value:.1f}"
+
+
+def proxy_table(rows: Sequence[Row], names: Sequence[str]
+                ) -> Tuple[List[str], Dict[str, Tuple[int, float, float]]]:
+    """The proxy table's lines (header first), and ``{proxy: (cells, tau, CPU s)}`` of the
+    proxies measured on 3 cells or more."""
+    lines, stats = list(PROXY_TABLE_HEADER), {}
+    for proxy in names:
+        pairs = [(r[3][proxy][0], r[1], r[3][proxy][1]) for r in rows
+                 if proxy in r[3] and r[3][proxy][0] is not None]
+        row, stat = proxy_row(proxy, pairs)
+        lines.append(row)
+        if stat[0] >= 3:
+            stats[proxy] = stat
+    return lines, stats
+
+
+def cell_table(rows: Sequence[Row], names: Sequence[str]) -> List[str]:
+    """One line per cell: its reference, the rate chosen and every proxy's score."""
+    lines = ["| cell | reference valid ppl | lr | " + " | ".join(names) + " |",
+             "|---|---:|---:|" + "---:|" * len(names)]
+    for name, ref, lr, proxies, *_ in rows:
+        lines.append(f"| {name} | {ppl_text(ref)} | {lr or ''} | "
+                     + " | ".join(ppl_text(proxies.get(p, (None, None))[0]) for p in names)
+                     + " |")
+    return lines
