@@ -218,21 +218,22 @@ class StatefulLMTrainer:
             if len(pending) >= check_every or i == steps - 1:
                 chunk, n = float(tf.add_n(pending)), len(pending)
                 pending = []
+                diverged = None
                 if not math.isfinite(chunk):
+                    diverged = (f"the loss is not finite ({chunk}) at step {i + 1} of {steps}: "
+                                f"the model diverged; a lower learning rate or gradient "
+                                f"clipping may help")
+                elif max_loss is not None and chunk / (n * batch_tokens) > max_loss:
+                    diverged = (f"the training loss is {chunk / (n * batch_tokens):.1f} per "
+                                f"token at step {i + 1} of {steps}, over {max_loss:.1f} (twice "
+                                f"the uniform guess's): the model diverged; a lower learning "
+                                f"rate may help")
+                if diverged:
                     from nascell.search.evaluators._child import ChildDiverged
 
-                    raise ChildDiverged(f"the loss is not finite ({chunk}) at step {i + 1} of "
-                                        f"{steps}: the model diverged; a lower learning rate "
-                                        f"or gradient clipping may help")
-                if max_loss is not None and chunk / (n * batch_tokens) > max_loss:
-                    from nascell.search.evaluators._child import ChildDiverged
-
-                    raise ChildDiverged(
-                        f"the training loss is {chunk / (n * batch_tokens):.1f} per token at "
-                        f"step {i + 1} of {steps}, over {max_loss:.1f} (twice the uniform "
-                        f"guess's): the model diverged; a lower learning rate may help")
+                    raise ChildDiverged(diverged)
                 total += chunk
-        tokens = steps * int(x.shape[1]) * int(x.shape[2])
+        tokens = steps * batch_tokens
         return PassStats(loss=total / max(tokens, 1), tokens=tokens, steps=steps,
                          seconds=time.time() - start)
 
