@@ -45,6 +45,13 @@ ENAS_RNN_LAYER_NAME = "enas_rnn"
 ENAS_CELL_NAME = "enas_rnn_cell"
 
 
+def gate_params(input_dim: int, units: int, gates: int) -> int:
+    """Weights of a cell of ``gates`` biased gate matrices, each ``units`` wide, reading
+    ``input_dim`` features: ``kernel``, ``recurrent_kernel`` and ``bias`` (a tree cell of
+    base ``gates``; the LSTM is 4)."""
+    return (int(input_dim) + int(units) + 1) * int(gates) * int(units)
+
+
 def tensor_spec(shape, name: str) -> tf.TensorSpec:
     return tf.TensorSpec(shape=tuple(shape), dtype=tf.float32, name=name)
 
@@ -195,7 +202,7 @@ class RNNCellKind(RecurrentKind):
 
     def cell_params(self, spec, input_dim, units):
         """``kernel``, ``recurrent_kernel`` and ``bias`` of ``base`` gates (no projection)."""
-        return (int(input_dim) + int(units) + 1) * int(spec.base) * int(units)
+        return gate_params(input_dim, units, spec.base)
 
     def endpoints(self, layer, shapes):
         return cell_endpoints(layer)

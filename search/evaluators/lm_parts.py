@@ -12,7 +12,6 @@ names are also importable from `nascell.search.evaluators.rnn_lm`.
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any, Callable, Optional, Tuple
 
 LSTM = "lstm"  # the baseline cell's name, accepted wherever a cell spec is
@@ -72,8 +71,10 @@ def _count(layer_params: Callable[[int, int], int], vocab_size: int, units: int,
 
 def _layer_params(base: Any) -> Callable[[int, int], int]:
     """``(input_dim, units) -> weights`` of one recurrent layer of the cell ``base``."""
+    from nascell.kinds.recurrent import gate_params
+
     if isinstance(base, int) and not isinstance(base, bool):
-        return lambda input_dim, units: (input_dim + units + 1) * int(base) * units
+        return lambda input_dim, units: gate_params(input_dim, units, base)
     spec = as_cell_spec(base)
     if spec == LSTM:
         return _layer_params(4)
@@ -107,14 +108,7 @@ def as_cell_spec(spec):
 
     if is_lstm(spec):
         return LSTM
-    if isinstance(spec, str) and spec.lstrip().startswith("{"):
-        try:
-            spec = json.loads(spec)
-        except ValueError:
-            pass  # coerce_spec reports it
-    if isinstance(spec, dict) and "kind" not in spec:
-        spec = dict(spec, kind=RNNCellSpec.kind)
-    spec = coerce_spec(spec)
+    spec = coerce_spec(spec, default=RNNCellSpec)
     cell_kind(spec)  # a recurrent kind, or a clear error
     return spec
 
