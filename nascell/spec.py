@@ -78,7 +78,8 @@ def spec_from_json(text: str):
     return spec_from_dict(_parse_json(text))
 
 
-def coerce_spec(spec: Any, expected: Optional[Type[_SpecBase]] = None):
+def coerce_spec(spec: Any, expected: Optional[Type[_SpecBase]] = None,
+                default: Optional[Type[_SpecBase]] = None):
     """A spec object from a spec, its dict, its JSON text, or the path of a JSON file.
 
     Every layer and tool that takes "a spec" reads it through this one function.
@@ -87,6 +88,8 @@ def coerce_spec(spec: Any, expected: Optional[Type[_SpecBase]] = None):
       spec: a spec object, ``spec.to_dict()``, ``spec.to_json()``, or a path (str or
         ``os.PathLike``) of a file holding that JSON.
       expected: the spec class the result must be; a dict without ``"kind"`` is read as it.
+      default: without ``expected``, the spec class a dict without ``"kind"`` is read as (a
+        spec of any kind is accepted).
 
     Raises:
       SpecError: a field is wrong, or the spec is of another kind than ``expected``.
@@ -111,6 +114,8 @@ def coerce_spec(spec: Any, expected: Optional[Type[_SpecBase]] = None):
             if spec.get("kind", expected.kind) != expected.kind:
                 _fail("kind", spec["kind"], f"expected a {what} (kind {expected.kind!r})")
             spec = dict(spec, kind=expected.kind)
+        elif default is not None and "kind" not in spec:
+            spec = dict(spec, kind=default.kind)
         spec = spec_from_dict(spec)
     if not isinstance(spec, tuple(SPEC_KINDS.values())):
         raise ValueError(f"Argument `spec` must be a {what}, its dict, its JSON text or the path "

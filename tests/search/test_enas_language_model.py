@@ -117,3 +117,18 @@ def test_a_seeded_enas_cell_starts_with_distinct_kernels():
             assert not np.array_equal(values[i], values[j])
     for a, b in zip(cells[0].weights, cells[1].weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_cell_spec_without_kind_is_a_tree_cell_and_a_kind_is_kept():
+    """Older records hold tree-cell dicts without ``"kind"``: as a dict and as JSON text they
+    read as an `RNNCellSpec`; a spec that names its kind stays that kind."""
+    import json
+
+    from nascell.search.evaluators.lm_parts import as_cell_spec
+    from nascell.spec import FIGURE5_SPEC, RNNCellSpec
+
+    bare = {k: v for k, v in FIGURE5_SPEC.to_dict().items() if k != "kind"}
+    assert as_cell_spec(bare) == FIGURE5_SPEC
+    assert as_cell_spec(json.dumps(bare)) == FIGURE5_SPEC
+    assert isinstance(as_cell_spec(FIGURE5_SPEC.to_json()), RNNCellSpec)
+    assert as_cell_spec(SPEC.to_dict()) == SPEC and as_cell_spec(SPEC.to_json()) == SPEC
