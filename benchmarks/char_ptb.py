@@ -113,18 +113,6 @@ def default_cells() -> List[str]:
     return [LSTM, "nas"] + [n for n in found_cells() if n != "nas"]
 
 
-def cell_spec(name: str):
-    """``"lstm"``, or the registry cell's `RNNCellSpec`; an unknown name is a usage error."""
-    import nascell
-
-    if name == LSTM:
-        return LSTM
-    if name not in nascell.available_cells():
-        raise app.UsageError(f"Flag `--cells` must name 'lstm' or registered cells "
-                             f"{nascell.available_cells()}. Received: --cells={name}")
-    return nascell.cell_card(name).spec
-
-
 # --- one unit of work ---------------------------------------------------------------------------
 
 def settings(target_params: int, smoke: bool) -> Dict[str, Any]:
@@ -177,7 +165,7 @@ def train_unit(cell: str, seed: int, setting: Dict[str, Any], out_dir: str,
     """Train ``cell`` with ``seed`` (resuming its checkpoints); the record's fields."""
     from nascell.search.evaluators._child import ChildDiverged, clear_child_memory
 
-    spec = cell_spec(cell)
+    spec = lm_reference.named_spec(cell, "cells")
     ev = evaluator(spec, seed, setting, data_dir)
     run_dir = os.path.join(out_dir, cell, f"seed{seed}")
     os.makedirs(run_dir, exist_ok=True)
@@ -248,15 +236,6 @@ def _f(x: Optional[float], digits: int = 4) -> str:
     return "diverged" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-def _spread(values: Sequence[float]) -> str:
-    if not values:
-        return "-"
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.4f}"
-    return f"{mean:.4f} ({min(values):.4f}-{max(values):.4f})"
-
-
 def report(records: lm_reference.Records, cells: Sequence[str],
            seeds: Sequence[int]) -> str:
     """Markdown: one row per cell (mean and range over its finished seeds), then per run."""
@@ -279,8 +258,8 @@ def report(records: lm_reference.Records, cells: Sequence[str],
         cpu = f"{sum(r['cpu_seconds'] for r in mine) / len(mine):,.0f}" if mine else "-"
         params = f"{size['params']:,}" if "params" in size else "-"
         lines.append(f"| {cell} | {size.get('units', '-')} | {params} | {done} | "
-                     f"{_spread([r['valid_bpc'] for r in ok])} | "
-                     f"{_spread([r['test_bpc'] for r in ok])} | {cpu} |")
+                     f"{lm_reference.mean_range([r['valid_bpc'] for r in ok], 4, '-')} | "
+                     f"{lm_reference.mean_range([r['test_bpc'] for r in ok], 4, '-')} | {cpu} |")
     lines += ["", "| cell | seed | best epoch | valid bpc | test bpc | CPU s | wall s | "
               "finished | load |", "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for cell, seed, r in rows:
@@ -309,7 +288,7 @@ def time_cells(cells: Sequence[str], setting: Dict[str, Any], steps: int,
              "| cell | units | params | s / train step | s / eval batch | CPU s of this | "
              "full run, h (estimate) |", "|---|---:|---:|---:|---:|---:|---:|"]
     for cell in cells:
-        spec = cell_spec(cell)
+        spec = lm_reference.named_spec(cell, "cells")
         ev = evaluator(spec, 0, setting, data_dir, epochs=2, steps_per_epoch=steps,
                        max_valid_steps=steps, lr_decay_epoch=None)
         cpu = time.process_time()
@@ -349,7 +328,7 @@ def main(argv):
                              f"--time_steps={FLAGS.time_steps}")
     cells = list(FLAGS.cells) or default_cells()
     for cell in cells:
-        cell_spec(cell)
+        lm_reference.named_spec(cell, "cells")
     if len(set(cells)) != len(cells):
         raise app.UsageError(f"Flag `--cells` must list each cell once. Received: "
                              f"--cells={','.join(cells)}")

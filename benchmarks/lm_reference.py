@@ -80,6 +80,32 @@ def best_lr(ppls: Dict[str, Optional[float]]) -> Optional[str]:
     return min(ok, key=ok.get) if ok else None
 
 
+def named_spec(name: str, flag: str):
+    """``"lstm"``, or the spec of the registry cell ``name`` (`nascell.cell_card`); any other
+    name is a usage error that names flag ``--<flag>`` and the registered cells."""
+    from absl import app
+
+    import nascell
+
+    if name == "lstm":
+        return "lstm"
+    if name not in nascell.available_cells():
+        raise app.UsageError(f"Flag `--{flag}` must name 'lstm' or cells of nascell's registry "
+                             f"{nascell.available_cells()}. Received: --{flag}={name}")
+    return nascell.cell_card(name).spec
+
+
+def mean_range(values: Sequence[float], digits: int, empty: str = "") -> str:
+    """``"mean (min-max)"`` of the seeds' figures, the figure alone for one, ``empty`` for
+    none."""
+    if not values:
+        return empty
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return (f"{sum(values) / len(values):.{digits}f} "
+            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+
+
 def reference_size(spec, lstm_units: int = LSTM_UNITS) -> Dict[str, Any]:
     """The LSTM's ``units``, or for any other cell the LSTM model's parameter count."""
     from nascell.search.evaluators.rnn_lm import is_lstm, language_model_params

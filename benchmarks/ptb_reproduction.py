@@ -37,10 +37,9 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import lm_reference
-import numpy as np
 from absl import app, flags
 
 FLAGS = flags.FLAGS
@@ -65,18 +64,6 @@ PUBLISHED = [("LSTM (Zaremba et al. 2014, published)", 114.5),
              ("LSTM (TensorFlow PTB tutorial, published)", 115.9)]
 
 
-def spec_of(name: str):
-    """``"lstm"``, or the spec of registry cell ``name``; a clear error for any other name."""
-    import nascell
-
-    if name == "lstm":
-        return "lstm"
-    if name not in nascell.available_cells():
-        raise app.UsageError(f"Flag `--models` must name lstm or cells of nascell's registry "
-                             f"{nascell.available_cells()}. Received: --models={name}")
-    return nascell.cell_card(name).spec
-
-
 def final_job() -> str:
     """The record name of a whole run: its epochs and its rate grid."""
     return f"e{FLAGS.epochs}_lrs{'_'.join(FLAGS.lrs)}"
@@ -90,18 +77,11 @@ def run(records: lm_reference.Records, name: str, seed: int) -> Dict[str, Any]:
               f"  valid ppl {h['valid_ppl']:8.2f}  {h['seconds']:5.0f}s", flush=True)
 
     return lm_reference.reference(
-        records, cell, spec_of(name), FLAGS.lrs, FLAGS.epochs, FLAGS.out_dir, FLAGS.data_dir,
+        records, cell, lm_reference.named_spec(name, "models"), FLAGS.lrs, FLAGS.epochs,
+        FLAGS.out_dir, FLAGS.data_dir,
         smoke=FLAGS.smoke, log=lambda m: print(m, flush=True), final_job=final_job(),
         seed=seed, lr_decay_epoch=FLAGS.lr_decay_epoch, lr_decay=FLAGS.lr_decay,
         evaluate_test=True, on_epoch=on_epoch)
-
-
-def _fmt(values: List[float]) -> str:
-    if not values:
-        return ""
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{np.mean(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def report(records: lm_reference.Records) -> str:
@@ -123,11 +103,11 @@ def report(records: lm_reference.Records) -> str:
         params = f"{ok[0]['params']:,}" if ok else ""
         lrs = ", ".join(str(r["lr"]) for r in done)
         diverged = len(done) - len(ok)
-        test = _fmt([r["test_ppl"] for r in ok]) + (f" ({diverged} diverged)" if diverged
-                                                     else "")
+        test = lm_reference.mean_range([r["test_ppl"] for r in ok], 2)
+        test += f" ({diverged} diverged)" if diverged else ""
         lines.append(f"| {name} | {units} | {params} | {len(done)} of {len(FLAGS.seeds)} | "
-                     f"{lrs} | {_fmt([r['valid_ppl'] for r in ok])} | {test} | "
-                     f"{cpu / 3600:.2f} |")
+                     f"{lrs} | {lm_reference.mean_range([r['valid_ppl'] for r in ok], 2)} | "
+                     f"{test} | {cpu / 3600:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +115,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     for name in FLAGS.models:
-        spec_of(name)  # every name checked before the first long training
+        lm_reference.named_spec(name, "models")  # every name checked before the first long training
     seeds = []
     for text in FLAGS.seeds:
         try:
